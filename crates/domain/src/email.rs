@@ -1,0 +1,135 @@
+use std::fmt;
+
+/// Why a string is not an [`Email`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    /// Nothing but whitespace was given.
+    #[error("email must not be empty")]
+    Empty,
+    /// Longer than the 254 characters an address can have.
+    #[error("email must be at most 254 characters")]
+    TooLong,
+    /// Not of the form `local@domain`.
+    #[error("email must look like name@example.com")]
+    Malformed,
+}
+
+/// An email address: the user's identity.
+///
+/// Surrounding Unicode whitespace is trimmed; the address keeps the case it was given in, but
+/// two addresses are the same identity when their Unicode lowercase forms match
+/// ([`Email::normalized`]), which is what uniqueness is checked on.
+///
+/// ```
+/// use domain::Email;
+///
+/// let a = Email::parse("Ada@Example.com").unwrap();
+/// let b = Email::parse("ada@EXAMPLE.com\u{2003}").unwrap();
+/// assert_eq!(a, b);
+/// assert!(Email::parse("not an email").is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Email {
+    given: String,
+    normalized: String,
+}
+
+impl Email {
+    /// The longest address accepted (RFC 5321 path limit minus the brackets).
+    pub const MAX_LEN: usize = 254;
+
+    /// Validates and trims an address.
+    ///
+    /// The check is deliberately structural (one `@`, a non-empty local part, a dotted domain
+    /// without empty labels, no whitespace or control characters): deliverability is not
+    /// something a parser can decide.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let given = raw.trim();
+        if given.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if given.chars().count() > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        let (local, domain) = given.rsplit_once('@').ok_or(EmailError::Malformed)?;
+        let well_formed = !local.is_empty()
+            && local.chars().count() <= 64
+            && !local.contains('@')
+            && domain.contains('.')
+            && domain.split('.').all(|label| !label.is_empty())
+            && !given
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
+        if !well_formed {
+            return Err(EmailError::Malformed);
+        }
+        Ok(Self {
+            given: given.to_owned(),
+            normalized: given.to_lowercase(),
+        })
+    }
+
+    /// The address as given (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.given
+    }
+
+    /// The Unicode lowercase form: the identity two addresses are compared on.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+
+impl Eq for Email {}
+
+impl std::hash::Hash for Email {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.normalized.hash(state);
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_unicode_whitespace_and_keeps_case() {
+        let email = Email::parse("\u{00A0} Zoë@Example.org\t").unwrap();
+        assert_eq!(email.as_str(), "Zoë@Example.org");
+        assert_eq!(email.normalized(), "zoë@example.org");
+    }
+
+    #[test]
+    fn compares_on_unicode_lowercase() {
+        assert_eq!(
+            Email::parse("ÉLODIE@example.fr").unwrap(),
+            Email::parse("élodie@EXAMPLE.fr").unwrap()
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for bad in ["", "   ", "plain", "@example.com", "a@", "a@b", "a@b..c", "a b@c.d", "a@.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(Email::parse(" ").unwrap_err(), EmailError::Empty);
+    }
+
+    #[test]
+    fn rejects_overlong_addresses() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(Email::parse(&long).unwrap_err(), EmailError::TooLong);
+    }
+}

@@ -1,0 +1,34 @@
+//! # authd domain
+//!
+//! The entities, value objects and rules of authd, free of I/O and of any framework: no async,
+//! no database, cache, HTTP or JWT types. Other teams embed this crate to parse emails, apply the
+//! password policy or read a [`User`] the same way authd does.
+//!
+//! ```
+//! use domain::{Email, PasswordPolicy};
+//!
+//! let email = Email::parse("  Ada@Example.COM ").unwrap();
+//! assert_eq!(email.as_str(), "Ada@Example.COM");
+//! assert_eq!(email.normalized(), "ada@example.com");
+//!
+//! let policy = PasswordPolicy::default();
+//! assert!(policy.check("correct horse battery", Some(&email)).is_ok());
+//! assert!(policy.check("short", None).is_err());
+//! ```
+#![deny(missing_docs)]
+
+mod email;
+mod ids;
+mod password;
+mod role;
+mod session;
+mod throttle;
+mod user;
+
+pub use email::{Email, EmailError};
+pub use ids::{RoleId, SessionId, TokenId, UserId};
+pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
+pub use role::{Role, RoleRef, RoleSlug, RoleSlugError};
+pub use session::{Session, SessionLifetime};
+pub use throttle::LoginBackoff;
+pub use user::User;

@@ -1,0 +1,190 @@
+use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::Email;
+
+/// Why a password is refused by the [`PasswordPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    /// Fewer code points than the policy's minimum.
+    #[error("password must be at least {min} characters")]
+    TooShort {
+        /// The policy's minimum length.
+        min: usize,
+    },
+    /// More than [`PasswordPolicy::MAX_LENGTH`] code points.
+    #[error("password must be at most {max} characters")]
+    TooLong {
+        /// The maximum length.
+        max: usize,
+    },
+    /// Nothing but whitespace.
+    #[error("password must not be only whitespace")]
+    Blank,
+    /// The same as the account's email, compared case-insensitively.
+    #[error("password must not be the email address")]
+    SameAsEmail,
+}
+
+/// A plaintext password, NFKC-normalized so that the same characters typed on different
+/// keyboards hash alike. Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Normalizes a password without judging it: what a login compares against the stored
+    /// hash (a policy may have tightened since the password was set).
+    pub fn normalize(raw: &str) -> Self {
+        Self(raw.nfkc().collect())
+    }
+
+    /// The normalized characters, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A stored password hash in PHC string format (`$argon2id$v=19$m=...`). Its `Debug` output
+/// is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string produced by a hasher or read from storage.
+    pub fn new(phc: impl Into<String>) -> Self {
+        Self(phc.into())
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+/// The rules a new password must meet: between the minimum (8 by default, never lower) and
+/// 128 code points after NFKC normalization, not only whitespace, and not the account's email.
+///
+/// ```
+/// use domain::{Email, PasswordError, PasswordPolicy};
+///
+/// let policy = PasswordPolicy::new(10);
+/// let email = Email::parse("ada@example.com").unwrap();
+/// assert_eq!(policy.check("12345678", None), Err(PasswordError::TooShort { min: 10 }));
+/// assert_eq!(policy.check("ADA@example.com", Some(&email)), Err(PasswordError::SameAsEmail));
+/// assert_eq!(policy.check("a long passphrase", Some(&email)).unwrap().expose(), "a long passphrase");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    min_length: usize,
+}
+
+impl PasswordPolicy {
+    /// The lowest minimum length a policy can have.
+    pub const MIN_LENGTH: usize = 8;
+    /// The longest password accepted: Argon2 cost does not depend on it, but a bound keeps
+    /// requests small.
+    pub const MAX_LENGTH: usize = 128;
+
+    /// A policy with the given minimum length, raised to [`Self::MIN_LENGTH`] and capped at
+    /// [`Self::MAX_LENGTH`].
+    pub fn new(min_length: usize) -> Self {
+        Self {
+            min_length: min_length.clamp(Self::MIN_LENGTH, Self::MAX_LENGTH),
+        }
+    }
+
+    /// The minimum length in code points.
+    pub fn min_length(&self) -> usize {
+        self.min_length
+    }
+
+    /// Normalizes `raw` and checks it against the policy, returning the password to hash.
+    pub fn check(&self, raw: &str, email: Option<&Email>) -> Result<Password, PasswordError> {
+        let password = Password::normalize(raw);
+        let length = password.0.chars().count();
+        if length < self.min_length {
+            return Err(PasswordError::TooShort {
+                min: self.min_length,
+            });
+        }
+        if length > Self::MAX_LENGTH {
+            return Err(PasswordError::TooLong {
+                max: Self::MAX_LENGTH,
+            });
+        }
+        if password.0.chars().all(char::is_whitespace) {
+            return Err(PasswordError::Blank);
+        }
+        if email.is_some_and(|email| password.0.to_lowercase() == email.normalized()) {
+            return Err(PasswordError::SameAsEmail);
+        }
+        Ok(password)
+    }
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self::new(Self::MIN_LENGTH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_count_code_points_after_nfkc() {
+        let policy = PasswordPolicy::default();
+        // Eight multi-byte characters pass; "ﬁ" (one code point) becomes "fi" (two) under NFKC.
+        assert!(policy.check("éééééééé", None).is_ok());
+        assert_eq!(policy.check("ﬁﬁﬁ", None).unwrap_err(), PasswordError::TooShort { min: 8 });
+        assert_eq!(policy.check("ﬁﬁﬁﬁ", None).unwrap().expose(), "fifififi");
+    }
+
+    #[test]
+    fn enforces_both_bounds() {
+        let policy = PasswordPolicy::default();
+        assert_eq!(policy.check("1234567", None).unwrap_err(), PasswordError::TooShort { min: 8 });
+        assert!(policy.check(&"x".repeat(128), None).is_ok());
+        assert_eq!(
+            policy.check(&"x".repeat(129), None).unwrap_err(),
+            PasswordError::TooLong { max: 128 }
+        );
+    }
+
+    #[test]
+    fn refuses_whitespace_only_and_the_email() {
+        let policy = PasswordPolicy::default();
+        assert_eq!(policy.check(" \u{3000}\t      ", None).unwrap_err(), PasswordError::Blank);
+        let email = Email::parse("Someone@Example.com").unwrap();
+        assert_eq!(
+            policy.check("someone@example.COM", Some(&email)).unwrap_err(),
+            PasswordError::SameAsEmail
+        );
+    }
+
+    #[test]
+    fn minimum_never_drops_below_eight() {
+        assert_eq!(PasswordPolicy::new(4).min_length(), 8);
+        assert_eq!(PasswordPolicy::new(12).min_length(), 12);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        assert_eq!(format!("{:?}", Password::normalize("hunter22")), "Password(***)");
+        assert_eq!(format!("{:?}", PasswordHash::new("$argon2id$x")), "PasswordHash(***)");
+    }
+}

@@ -1,0 +1,105 @@
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::RoleId;
+
+/// Why a string is not a [`RoleSlug`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("slug must be 2 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit")]
+pub struct RoleSlugError;
+
+/// A role's permanent, URL-safe name: `^[a-z0-9][a-z0-9-]{1,62}$`. Applications read it from
+/// the `role` claim, so it never changes once the role exists.
+///
+/// ```
+/// use domain::RoleSlug;
+///
+/// assert_eq!(RoleSlug::parse("application-access").unwrap().as_str(), "application-access");
+/// assert!(RoleSlug::parse("Admins").is_err());
+/// assert!(RoleSlug::parse("-x").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleSlug(String);
+
+impl RoleSlug {
+    /// Checks the slug's form.
+    pub fn parse(raw: &str) -> Result<Self, RoleSlugError> {
+        let bytes = raw.as_bytes();
+        let valid = (2..=63).contains(&bytes.len())
+            && matches!(bytes[0], b'a'..=b'z' | b'0'..=b'9')
+            && bytes[1..]
+                .iter()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(RoleSlugError)
+        }
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A role: a label every user holds exactly one of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Its id.
+    pub id: RoleId,
+    /// Its permanent slug.
+    pub slug: RoleSlug,
+    /// Human-readable name.
+    pub name: String,
+    /// Optional longer description.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Role {
+    /// The short form a [`User`](crate::User) carries.
+    pub fn to_ref(&self) -> RoleRef {
+        RoleRef {
+            id: self.id,
+            slug: self.slug.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The part of a [`Role`] shown with a user and put in its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRef {
+    /// The role's id.
+    pub id: RoleId,
+    /// The role's slug (the `role` claim).
+    pub slug: RoleSlug,
+    /// The role's name.
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_rules() {
+        for good in ["ab", "a1", "0-x", &"a".repeat(63)] {
+            assert!(RoleSlug::parse(good).is_ok(), "{good:?} was refused");
+        }
+        for bad in ["", "a", "-ab", "Ab", "a_b", "a b", "é1", &"a".repeat(64)] {
+            assert_eq!(RoleSlug::parse(bad), Err(RoleSlugError), "{bad:?} was accepted");
+        }
+    }
+}

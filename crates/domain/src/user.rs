@@ -1,0 +1,57 @@
+use chrono::{DateTime, Utc};
+
+use crate::{Email, RoleRef, UserId};
+
+/// An account. Its password hash is kept apart (see the application's `UserRepository`), so a
+/// `User` can be cached, logged or shown without carrying a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Its id (the `sub` claim).
+    pub id: UserId,
+    /// Its email, unique on the lowercase form.
+    pub email: Email,
+    /// Optional display name.
+    pub name: Option<String>,
+    /// An inactive user cannot log in and its tokens stop working.
+    pub is_active: bool,
+    /// Superusers administer users and roles.
+    pub is_superuser: bool,
+    /// Whether the email was verified (set by administrators).
+    pub is_verified: bool,
+    /// The one role the user holds.
+    pub role: RoleRef,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When the account last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl User {
+    /// A new self-registered account: active, not a superuser, email not verified.
+    ///
+    /// ```
+    /// use chrono::Utc;
+    /// use domain::{Email, RoleId, RoleRef, RoleSlug, User};
+    ///
+    /// let role = RoleRef {
+    ///     id: RoleId::generate(),
+    ///     slug: RoleSlug::parse("application-access").unwrap(),
+    ///     name: "Application access".into(),
+    /// };
+    /// let user = User::register(Email::parse("ada@example.com").unwrap(), None, role, Utc::now());
+    /// assert!(user.is_active && !user.is_superuser && !user.is_verified);
+    /// ```
+    pub fn register(email: Email, name: Option<String>, role: RoleRef, now: DateTime<Utc>) -> Self {
+        Self {
+            id: UserId::generate(),
+            email,
+            name,
+            is_active: true,
+            is_superuser: false,
+            is_verified: false,
+            role,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
