@@ -121,7 +121,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in ["", "   ", "plain", "@example.com", "a@", "a@b", "a@b..c", "a b@c.d", "a@.com"] {
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@b..c",
+            "a b@c.d",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert_eq!(Email::parse(" ").unwrap_err(), EmailError::Empty);

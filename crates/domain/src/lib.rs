@@ -29,6 +29,6 @@ pub use email::{Email, EmailError};
 pub use ids::{RoleId, SessionId, TokenId, UserId};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use role::{Role, RoleRef, RoleSlug, RoleSlugError};
-pub use session::{Session, SessionLifetime};
+pub use session::{RefreshVerdict, RotationState, Session, SessionLifetime};
 pub use throttle::LoginBackoff;
 pub use user::User;

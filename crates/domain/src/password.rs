@@ -150,14 +150,20 @@ mod tests {
         let policy = PasswordPolicy::default();
         // Eight multi-byte characters pass; "ﬁ" (one code point) becomes "fi" (two) under NFKC.
         assert!(policy.check("éééééééé", None).is_ok());
-        assert_eq!(policy.check("ﬁﬁﬁ", None).unwrap_err(), PasswordError::TooShort { min: 8 });
+        assert_eq!(
+            policy.check("ﬁﬁﬁ", None).unwrap_err(),
+            PasswordError::TooShort { min: 8 }
+        );
         assert_eq!(policy.check("ﬁﬁﬁﬁ", None).unwrap().expose(), "fifififi");
     }
 
     #[test]
     fn enforces_both_bounds() {
         let policy = PasswordPolicy::default();
-        assert_eq!(policy.check("1234567", None).unwrap_err(), PasswordError::TooShort { min: 8 });
+        assert_eq!(
+            policy.check("1234567", None).unwrap_err(),
+            PasswordError::TooShort { min: 8 }
+        );
         assert!(policy.check(&"x".repeat(128), None).is_ok());
         assert_eq!(
             policy.check(&"x".repeat(129), None).unwrap_err(),
@@ -168,10 +174,15 @@ mod tests {
     #[test]
     fn refuses_whitespace_only_and_the_email() {
         let policy = PasswordPolicy::default();
-        assert_eq!(policy.check(" \u{3000}\t      ", None).unwrap_err(), PasswordError::Blank);
+        assert_eq!(
+            policy.check(" \u{3000}\t      ", None).unwrap_err(),
+            PasswordError::Blank
+        );
         let email = Email::parse("Someone@Example.com").unwrap();
         assert_eq!(
-            policy.check("someone@example.COM", Some(&email)).unwrap_err(),
+            policy
+                .check("someone@example.COM", Some(&email))
+                .unwrap_err(),
             PasswordError::SameAsEmail
         );
     }
@@ -184,7 +195,13 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        assert_eq!(format!("{:?}", Password::normalize("hunter22")), "Password(***)");
-        assert_eq!(format!("{:?}", PasswordHash::new("$argon2id$x")), "PasswordHash(***)");
+        assert_eq!(
+            format!("{:?}", Password::normalize("hunter22")),
+            "Password(***)"
+        );
+        assert_eq!(
+            format!("{:?}", PasswordHash::new("$argon2id$x")),
+            "PasswordHash(***)"
+        );
     }
 }

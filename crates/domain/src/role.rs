@@ -99,7 +99,11 @@ mod tests {
             assert!(RoleSlug::parse(good).is_ok(), "{good:?} was refused");
         }
         for bad in ["", "a", "-ab", "Ab", "a_b", "a b", "é1", &"a".repeat(64)] {
-            assert_eq!(RoleSlug::parse(bad), Err(RoleSlugError), "{bad:?} was accepted");
+            assert_eq!(
+                RoleSlug::parse(bad),
+                Err(RoleSlugError),
+                "{bad:?} was accepted"
+            );
         }
     }
 }

@@ -1,0 +1,19 @@
+//! The knobs the flows read, set once by the binary.
+
+use chrono::TimeDelta;
+use domain::{PasswordPolicy, RoleSlug, SessionLifetime};
+
+/// Token and session lifetimes, the rotation grace window and the password policy.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Lifetime of an access token.
+    pub access_ttl: TimeDelta,
+    /// Refresh-token lifetime and absolute session lifetime.
+    pub lifetime: SessionLifetime,
+    /// How long after a rotation the exchanged refresh token still yields the same pair.
+    pub refresh_grace: TimeDelta,
+    /// Rules for new passwords.
+    pub password_policy: PasswordPolicy,
+    /// The role given at signup.
+    pub default_role: RoleSlug,
+}

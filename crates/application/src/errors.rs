@@ -1,0 +1,52 @@
+//! Errors shared by the ports and the use cases.
+
+use std::fmt;
+
+/// A backing service a flow depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The user, role and session store (Postgres).
+    Database,
+    /// The revocation list, auth cache and throttle counters (Redis).
+    Cache,
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Database => "database",
+            Self::Cache => "cache",
+        })
+    }
+}
+
+/// How a port call can fail when the failure is not part of the port's own contract.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The dependency cannot be reached now (timeout, refused, pool exhausted): the caller
+    /// answers "try again later" and changes nothing.
+    #[error("the {0} is unavailable")]
+    Unavailable(Dependency),
+    /// Anything else: a bug or corrupt data. Logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// One invalid input field, reported with all the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name in the request.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error from any displayable reason.
+    pub fn new(field: &'static str, message: impl fmt::Display) -> Self {
+        Self {
+            field,
+            message: message.to_string(),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The ports: what the flows need from the outside world. Each method's doc says which error an
+//! adapter returns in which case; any other failure is a [`PortError`].
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{
+    Email, Password, PasswordHash, Role, RoleSlug, RotationState, Session, SessionId, TokenId,
+    User, UserId,
+};
+
+use crate::PortError;
+use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
+
+#[cfg(any(test, feature = "mocks"))]
+use mockall::automock;
+
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Another user has the same lowercase email (the store's unique constraint decides).
+    #[error("a user with this email already exists")]
+    EmailTaken,
+    /// Any other failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Users and their password hashes.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts `user` with its hash, atomically: `EmailTaken` when the lowercase email exists.
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+    ) -> Result<(), CreateUserError>;
+
+    /// The user with this id, `None` when there is none.
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError>;
+
+    /// The user whose lowercase email matches, with its hash (for login).
+    async fn find_credentials(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(User, PasswordHash)>, PortError>;
+
+    /// The user's current hash, `None` when the user does not exist.
+    async fn password_hash(&self, id: UserId) -> Result<Option<PasswordHash>, PortError>;
+
+    /// Replaces the hash alone (a re-hash with new parameters on login).
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+
+    /// Replaces the hash and revokes every live session of the user in one transaction, so a
+    /// failure leaves the old password and the sessions as they were. Returns the sessions it
+    /// revoked.
+    async fn replace_password(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, PortError>;
+}
+
+/// Roles.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait RoleRepository: Send + Sync {
+    /// The role with this slug, `None` when there is none.
+    async fn find_by_slug(&self, slug: &RoleSlug) -> Result<Option<Role>, PortError>;
+
+    /// Creates the role when no role has this slug (safe when several instances race), and
+    /// returns the stored one either way.
+    async fn ensure(
+        &self,
+        slug: &RoleSlug,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Role, PortError>;
+}
+
+/// A session as stored, with its rotation state and the sealed successor pair of its last
+/// rotation (see [`TokenIssuer::seal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session.
+    pub session: Session,
+    /// Its refresh-token rotation state.
+    pub rotation: RotationState,
+    /// The pair issued by the last rotation, sealed with the refresh token it replaced.
+    pub sealed_successor: Option<String>,
+}
+
+/// One rotation: exchange `presented` for `successor`, only if `presented` is still current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The session.
+    pub session_id: SessionId,
+    /// The refresh token being exchanged.
+    pub presented: TokenId,
+    /// The successor refresh token.
+    pub successor: TokenId,
+    /// Its expiry: the session's new `expires_at`.
+    pub successor_expires_at: DateTime<Utc>,
+    /// The successor pair, sealed for the grace window.
+    pub sealed_successor: String,
+    /// When the exchange happens (`last_used_at`, `rotated_at`).
+    pub now: DateTime<Utc>,
+}
+
+/// Sessions and their rotation state: the source of truth.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Stores a new session whose first refresh token is `refresh_jti`.
+    async fn create(&self, session: &Session, refresh_jti: TokenId) -> Result<(), PortError>;
+
+    /// The session with this id, live or not, `None` when there is none.
+    async fn find(&self, id: SessionId) -> Result<Option<SessionRecord>, PortError>;
+
+    /// The user's live sessions at `now`, newest first.
+    async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, PortError>;
+
+    /// Exchanges the refresh token as one atomic compare-and-set: applies `rotation` and
+    /// returns `true` only when the session is live and `rotation.presented` is its current
+    /// token; otherwise changes nothing and returns `false` (a concurrent exchange won).
+    async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError>;
+
+    /// Revokes the session, returning it when it was live at `now` (`None` otherwise).
+    async fn revoke(&self, id: SessionId, now: DateTime<Utc>)
+    -> Result<Option<Session>, PortError>;
+
+    /// Revokes every live session of the user, returning those it revoked.
+    async fn revoke_all(&self, user: UserId, now: DateTime<Utc>)
+    -> Result<Vec<Session>, PortError>;
+}
+
+/// What the cache knows of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMark {
+    /// Recently confirmed live in the store.
+    Live,
+    /// Revoked (kept until the session would have expired).
+    Revoked,
+    /// Not cached: ask the store.
+    Unknown,
+}
+
+/// Everything an authenticated request needs from the cache, in one round trip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedAuth {
+    /// The session's state.
+    pub session: SessionMark,
+    /// The user's cached profile, if any.
+    pub user: Option<User>,
+}
+
+/// The fast path in front of the store: the session revocation list and the per-user auth
+/// cache. The store stays authoritative: an entry that is missing means "ask the store", so
+/// losing the cache never makes a revoked session live again.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait AuthCache: Send + Sync {
+    /// The session's mark and the user's profile together.
+    async fn lookup(&self, session: SessionId, user: UserId) -> Result<CachedAuth, PortError>;
+
+    /// Remembers a live session for at most `ttl`, unless a mark is already there (so a slow
+    /// reader never overwrites a revocation).
+    async fn mark_live(&self, session: SessionId, ttl: Duration) -> Result<(), PortError>;
+
+    /// Drops the marks of sessions about to be revoked (done before the store changes, so no
+    /// stale `Live` mark outlives a revocation).
+    async fn forget_sessions(&self, sessions: &[SessionId]) -> Result<(), PortError>;
+
+    /// Marks sessions revoked, each for its remaining life.
+    async fn mark_revoked(&self, sessions: &[(SessionId, Duration)]) -> Result<(), PortError>;
+
+    /// Caches a user's profile, unless the entry was just invalidated.
+    async fn put_user(&self, user: &User) -> Result<(), PortError>;
+
+    /// Invalidates a user's profile so the next request reads the store.
+    async fn forget_user(&self, user: UserId) -> Result<(), PortError>;
+}
+
+/// The throttle's answer to a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleVerdict {
+    /// Go on and check the password.
+    Allow,
+    /// Refuse without checking; try again after this long.
+    Deny {
+        /// Time until the next attempt is allowed.
+        retry_after: Duration,
+    },
+}
+
+/// Login throttle counters, shared by every instance: per-account back-off and per-IP cap.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait LoginThrottle: Send + Sync {
+    /// Whether an attempt on `account` (a lowercase email, known or not) from `ip` may proceed.
+    async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError>;
+
+    /// Counts a failed attempt against the account and the IP.
+    async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
+
+    /// Resets the account's consecutive failures.
+    async fn record_success(&self, account: &str) -> Result<(), PortError>;
+}
+
+/// The result of checking a password against a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// Wrong password (or no such user).
+    Mismatch,
+    /// Right password; `needs_rehash` when the hash used other parameters than the current ones.
+    Match {
+        /// Whether to store a fresh hash.
+        needs_rehash: bool,
+    },
+}
+
+/// Password hashing, run off the async workers.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// A new hash of the password with the current parameters.
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError>;
+
+    /// Checks the password against `hash`, or, when `hash` is `None` (no such user), against a
+    /// dummy hash at the same cost so the answer takes about the same time.
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: Option<PasswordHash>,
+    ) -> Result<PasswordCheck, PortError>;
+}
+
+/// Why a token was refused. The reason is for logs, never for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token rejected: {0}")]
+pub struct TokenRejected(pub String);
+
+/// Signs tokens, and seals a successor pair so that only the holder of the refresh token it
+/// replaced can read it back during the grace window.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait TokenIssuer: Send + Sync {
+    /// A signed access token.
+    fn sign_access(&self, claims: &AccessClaims) -> Result<String, PortError>;
+    /// A signed refresh token.
+    fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, PortError>;
+    /// Encrypts `pair` with a key derived from `refresh_token`.
+    fn seal(&self, pair: &TokenPair, refresh_token: &str) -> Result<String, PortError>;
+    /// Decrypts what [`seal`](Self::seal) made with the same `refresh_token`.
+    fn unseal(&self, sealed: &str, refresh_token: &str) -> Option<TokenPair>;
+}
+
+/// Verifies tokens: signature, pinned algorithm, known `kid`, and every required claim.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait TokenVerifier: Send + Sync {
+    /// The claims of a valid access token at `now`.
+    fn verify_access(&self, token: &str, now: DateTime<Utc>)
+    -> Result<AccessClaims, TokenRejected>;
+    /// The claims of a valid refresh token at `now`.
+    fn verify_refresh(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RefreshClaims, TokenRejected>;
+}
+
+/// The time, as a port so tests can set it.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}

@@ -1,0 +1,114 @@
+//! Token claims and the minting of a token pair, shared by login and refresh.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use domain::{SessionId, TokenId, User, UserId};
+
+use crate::PortError;
+use crate::ports::TokenIssuer;
+
+/// The claims of an access token beyond `iss`, `aud` and `typ`, which the codec adds and checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`
+    pub user_id: UserId,
+    /// `sid`
+    pub session_id: SessionId,
+    /// `jti`
+    pub token_id: TokenId,
+    /// `iat`
+    pub issued_at: DateTime<Utc>,
+    /// `exp`
+    pub expires_at: DateTime<Utc>,
+    /// `email`
+    pub email: String,
+    /// `role`: the role slug at issue time.
+    pub role: String,
+    /// `su`: superuser at issue time.
+    pub is_superuser: bool,
+}
+
+/// The claims of a refresh token beyond `iss`, `aud` and `typ`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshClaims {
+    /// `sub`
+    pub user_id: UserId,
+    /// `sid`
+    pub session_id: SessionId,
+    /// `jti`
+    pub token_id: TokenId,
+    /// `iat`
+    pub issued_at: DateTime<Utc>,
+    /// `exp`
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An access and a refresh token issued together. `Debug` hides the tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenPair {
+    /// The signed access token.
+    pub access_token: String,
+    /// Its expiry.
+    pub access_expires_at: DateTime<Utc>,
+    /// The signed refresh token.
+    pub refresh_token: String,
+    /// Its expiry.
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly signed pair and the `jti` of its refresh token.
+pub(crate) struct Minted {
+    pub pair: TokenPair,
+    pub refresh_jti: TokenId,
+}
+
+/// Signs a pair for `user` in `session`. JWT times are whole seconds, so `now` is truncated;
+/// the access token never outlives the refresh token (nor, so, the session).
+pub(crate) fn mint_pair(
+    issuer: &dyn TokenIssuer,
+    user: &User,
+    session: SessionId,
+    now: DateTime<Utc>,
+    access_ttl: TimeDelta,
+    refresh_expires_at: DateTime<Utc>,
+) -> Result<Minted, PortError> {
+    let now = now.trunc_subsecs(0);
+    let refresh_expires_at = refresh_expires_at.trunc_subsecs(0);
+    let access_expires_at = (now + access_ttl).min(refresh_expires_at);
+    let access = AccessClaims {
+        user_id: user.id,
+        session_id: session,
+        token_id: TokenId::generate(),
+        issued_at: now,
+        expires_at: access_expires_at,
+        email: user.email.as_str().to_owned(),
+        role: user.role.slug.as_str().to_owned(),
+        is_superuser: user.is_superuser,
+    };
+    let refresh = RefreshClaims {
+        user_id: user.id,
+        session_id: session,
+        token_id: TokenId::generate(),
+        issued_at: now,
+        expires_at: refresh_expires_at,
+    };
+    Ok(Minted {
+        pair: TokenPair {
+            access_token: issuer.sign_access(&access)?,
+            access_expires_at,
+            refresh_token: issuer.sign_refresh(&refresh)?,
+            refresh_expires_at,
+        },
+        refresh_jti: refresh.token_id,
+    })
+}

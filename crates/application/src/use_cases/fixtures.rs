@@ -1,0 +1,107 @@
+//! Shared test data for the use-case tests.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use domain::{
+    Email, PasswordPolicy, RoleId, RoleRef, RoleSlug, RotationState, Session, SessionId,
+    SessionLifetime, TokenId, User,
+};
+
+use crate::AuthSettings;
+use crate::ports::{MockClock, SessionRecord};
+use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+pub fn fixed_clock() -> Arc<MockClock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().returning(now);
+    Arc::new(clock)
+}
+
+pub fn settings() -> AuthSettings {
+    AuthSettings {
+        access_ttl: TimeDelta::minutes(15),
+        lifetime: SessionLifetime::new(TimeDelta::days(7), TimeDelta::days(30)),
+        refresh_grace: TimeDelta::seconds(10),
+        password_policy: PasswordPolicy::default(),
+        default_role: RoleSlug::parse("application-access").unwrap(),
+    }
+}
+
+pub fn role_ref() -> RoleRef {
+    RoleRef {
+        id: RoleId::generate(),
+        slug: RoleSlug::parse("application-access").unwrap(),
+        name: "Application access".into(),
+    }
+}
+
+pub fn user() -> User {
+    User::register(
+        Email::parse("ada@example.com").unwrap(),
+        Some("Ada".into()),
+        role_ref(),
+        now(),
+    )
+}
+
+pub fn live_session(user: &User) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user.id,
+        created_at: now() - TimeDelta::hours(1),
+        last_used_at: now() - TimeDelta::hours(1),
+        expires_at: now() + TimeDelta::days(6),
+        user_agent: Some("test".into()),
+        ip: Some("127.0.0.1".into()),
+        revoked_at: None,
+    }
+}
+
+pub fn record(session: Session) -> SessionRecord {
+    SessionRecord {
+        session,
+        rotation: RotationState {
+            current: TokenId::generate(),
+            previous: None,
+            rotated_at: None,
+        },
+        sealed_successor: None,
+    }
+}
+
+pub fn access_claims(user: &User, sid: SessionId) -> AccessClaims {
+    AccessClaims {
+        user_id: user.id,
+        session_id: sid,
+        token_id: TokenId::generate(),
+        issued_at: now(),
+        expires_at: now() + TimeDelta::minutes(15),
+        email: user.email.to_string(),
+        role: user.role.slug.to_string(),
+        is_superuser: user.is_superuser,
+    }
+}
+
+pub fn refresh_claims(session: &Session, jti: TokenId) -> RefreshClaims {
+    RefreshClaims {
+        user_id: session.user_id,
+        session_id: session.id,
+        token_id: jti,
+        issued_at: now() - TimeDelta::minutes(20),
+        expires_at: now() + TimeDelta::days(6),
+    }
+}
+
+pub fn pair(tag: &str) -> TokenPair {
+    TokenPair {
+        access_token: format!("access-{tag}"),
+        access_expires_at: now() + TimeDelta::minutes(15),
+        refresh_token: format!("refresh-{tag}"),
+        refresh_expires_at: now() + TimeDelta::days(7),
+    }
+}

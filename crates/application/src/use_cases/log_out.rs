@@ -1,0 +1,245 @@
+use std::sync::Arc;
+
+use crate::PortError;
+use crate::ports::{AuthCache, Clock, SessionRepository, TokenVerifier};
+use crate::revocation::Revoker;
+use crate::use_cases::Principal;
+
+/// Why a logout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    /// Neither token names a live session.
+    #[error("no live session to log out of")]
+    NoSession,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Ends the caller's session, named by the access token or, when that is missing or unusable
+/// (expired, say), by the refresh token.
+pub struct LogOut {
+    pub verifier: Arc<dyn TokenVerifier>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub cache: Arc<dyn AuthCache>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LogOut {
+    /// Revokes the session the tokens name.
+    pub async fn execute(
+        &self,
+        access_token: Option<&str>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), LogoutError> {
+        let now = self.clock.now();
+        let from_access = access_token
+            .and_then(|token| self.verifier.verify_access(token, now).ok())
+            .map(|claims| claims.session_id);
+        let from_refresh = refresh_token
+            .and_then(|token| self.verifier.verify_refresh(token, now).ok())
+            .map(|claims| claims.session_id);
+        let revoker = Revoker {
+            sessions: self.sessions.clone(),
+            cache: self.cache.clone(),
+        };
+        for session in [from_access, from_refresh].into_iter().flatten() {
+            if revoker.revoke(session, now).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(LogoutError::NoSession)
+    }
+}
+
+/// Ends every session of the caller ("log out everywhere").
+pub struct LogOutEverywhere {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub cache: Arc<dyn AuthCache>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl LogOutEverywhere {
+    /// Revokes all the principal's sessions.
+    pub async fn execute(&self, principal: &Principal) -> Result<(), PortError> {
+        let revoker = Revoker {
+            sessions: self.sessions.clone(),
+            cache: self.cache.clone(),
+        };
+        revoker
+            .revoke_all(principal.user.id, self.clock.now())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dependency;
+    use crate::ports::{MockAuthCache, MockSessionRepository, MockTokenVerifier, TokenRejected};
+    use crate::use_cases::fixtures::*;
+    use domain::{SessionId, TokenId};
+    use mockall::predicate::eq;
+
+    fn log_out(
+        verifier: MockTokenVerifier,
+        sessions: MockSessionRepository,
+        cache: MockAuthCache,
+    ) -> LogOut {
+        LogOut {
+            verifier: Arc::new(verifier),
+            sessions: Arc::new(sessions),
+            cache: Arc::new(cache),
+            clock: fixed_clock(),
+        }
+    }
+
+    fn relaxed_cache() -> MockAuthCache {
+        let mut cache = MockAuthCache::new();
+        cache.expect_forget_sessions().returning(|_| Ok(()));
+        cache.expect_mark_revoked().returning(|_| Ok(()));
+        cache
+    }
+
+    #[tokio::test]
+    async fn access_token_names_the_session() {
+        let user = user();
+        let session = live_session(&user);
+        let claims = access_claims(&user, session.id);
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .returning(move |_, _| Ok(claims.clone()));
+        let mut sessions = MockSessionRepository::new();
+        let revoked = session.clone();
+        sessions
+            .expect_revoke()
+            .with(eq(session.id), eq(now()))
+            .times(1)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
+        assert!(
+            log_out(verifier, sessions, relaxed_cache())
+                .execute(Some("a"), None)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn unusable_access_token_falls_back_to_the_refresh_token() {
+        let user = user();
+        let session = live_session(&user);
+        let claims = refresh_claims(&session, TokenId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .returning(|_, _| Err(TokenRejected("expired".into())));
+        verifier
+            .expect_verify_refresh()
+            .returning(move |_, _| Ok(claims.clone()));
+        let mut sessions = MockSessionRepository::new();
+        let revoked = session.clone();
+        sessions
+            .expect_revoke()
+            .with(eq(session.id), eq(now()))
+            .times(1)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
+        assert!(
+            log_out(verifier, sessions, relaxed_cache())
+                .execute(Some("a"), Some("r"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn no_live_session_is_an_error() {
+        let user = user();
+        let claims = access_claims(&user, SessionId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .returning(move |_, _| Ok(claims.clone()));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke().returning(|_, _| Ok(None));
+        let error = log_out(verifier, sessions, relaxed_cache())
+            .execute(Some("a"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LogoutError::NoSession));
+
+        let error = log_out(
+            MockTokenVerifier::new(),
+            MockSessionRepository::new(),
+            MockAuthCache::new(),
+        )
+        .execute(None, None)
+        .await
+        .unwrap_err();
+        assert!(matches!(error, LogoutError::NoSession));
+    }
+
+    #[tokio::test]
+    async fn cache_outage_fails_before_the_store_changes() {
+        let user = user();
+        let claims = access_claims(&user, SessionId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .returning(move |_, _| Ok(claims.clone()));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke().never();
+        let mut cache = MockAuthCache::new();
+        cache
+            .expect_forget_sessions()
+            .returning(|_| Err(PortError::Unavailable(Dependency::Cache)));
+        let error = log_out(verifier, sessions, cache)
+            .execute(Some("a"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            LogoutError::Port(PortError::Unavailable(Dependency::Cache))
+        ));
+    }
+
+    #[tokio::test]
+    async fn everywhere_revokes_every_live_session() {
+        let user = user();
+        let (one, two) = (live_session(&user), live_session(&user));
+        let ids = vec![one.id, two.id];
+        let mut sessions = MockSessionRepository::new();
+        let live = vec![one.clone(), two.clone()];
+        sessions
+            .expect_list_live()
+            .returning(move |_, _| Ok(live.clone()));
+        let revoked = vec![one, two];
+        sessions
+            .expect_revoke_all()
+            .with(eq(user.id), eq(now()))
+            .times(1)
+            .returning(move |_, _| Ok(revoked.clone()));
+        let mut cache = MockAuthCache::new();
+        cache
+            .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == ids.as_slice())
+            .times(1)
+            .returning(|_| Ok(()));
+        cache
+            .expect_mark_revoked()
+            .withf(|marks| marks.len() == 2)
+            .times(1)
+            .returning(|_| Ok(()));
+        let use_case = LogOutEverywhere {
+            sessions: Arc::new(sessions),
+            cache: Arc::new(cache),
+            clock: fixed_clock(),
+        };
+        let principal = Principal {
+            user: user.clone(),
+            session_id: SessionId::generate(),
+        };
+        assert!(use_case.execute(&principal).await.is_ok());
+    }
+}

@@ -1,0 +1,181 @@
+use std::sync::Arc;
+
+use domain::{Session, SessionId};
+
+use crate::PortError;
+use crate::ports::{AuthCache, Clock, SessionRepository};
+use crate::revocation::Revoker;
+use crate::use_cases::Principal;
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session.
+    pub session: Session,
+    /// Whether the request was made with this session's token.
+    pub current: bool,
+}
+
+/// Lists the caller's live sessions.
+pub struct ListSessions {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ListSessions {
+    /// The principal's live sessions, newest first, the current one flagged.
+    pub async fn execute(&self, principal: &Principal) -> Result<Vec<SessionView>, PortError> {
+        let sessions = self
+            .sessions
+            .list_live(principal.user.id, self.clock.now())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionView {
+                current: session.id == principal.session_id,
+                session,
+            })
+            .collect())
+    }
+}
+
+/// Why a session could not be revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeSessionError {
+    /// Not one of the caller's live sessions (someone else's looks the same: no probing).
+    #[error("no such session")]
+    NotFound,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Revokes one of the caller's sessions (the current one too).
+pub struct RevokeSession {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub cache: Arc<dyn AuthCache>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RevokeSession {
+    /// Revokes `id` if it is the principal's live session.
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        id: SessionId,
+    ) -> Result<(), RevokeSessionError> {
+        let now = self.clock.now();
+        let owned_and_live = self.sessions.find(id).await?.is_some_and(|record| {
+            record.session.user_id == principal.user.id && record.session.is_live(now)
+        });
+        if !owned_and_live {
+            return Err(RevokeSessionError::NotFound);
+        }
+        let revoker = Revoker {
+            sessions: self.sessions.clone(),
+            cache: self.cache.clone(),
+        };
+        match revoker.revoke(id, now).await? {
+            Some(_) => Ok(()),
+            None => Err(RevokeSessionError::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MockAuthCache, MockSessionRepository};
+    use crate::use_cases::fixtures::*;
+
+    #[tokio::test]
+    async fn lists_live_sessions_flagging_the_current_one() {
+        let user = user();
+        let (current, other) = (live_session(&user), live_session(&user));
+        let mut sessions = MockSessionRepository::new();
+        let live = vec![current.clone(), other.clone()];
+        sessions
+            .expect_list_live()
+            .returning(move |_, _| Ok(live.clone()));
+        let use_case = ListSessions {
+            sessions: Arc::new(sessions),
+            clock: fixed_clock(),
+        };
+        let principal = Principal {
+            user,
+            session_id: current.id,
+        };
+        let views = use_case.execute(&principal).await.unwrap();
+        assert_eq!(
+            views,
+            vec![
+                SessionView {
+                    session: current,
+                    current: true
+                },
+                SessionView {
+                    session: other,
+                    current: false
+                },
+            ]
+        );
+    }
+
+    fn revoke_session(sessions: MockSessionRepository) -> RevokeSession {
+        let mut cache = MockAuthCache::new();
+        cache.expect_forget_sessions().returning(|_| Ok(()));
+        cache.expect_mark_revoked().returning(|_| Ok(()));
+        RevokeSession {
+            sessions: Arc::new(sessions),
+            cache: Arc::new(cache),
+            clock: fixed_clock(),
+        }
+    }
+
+    #[tokio::test]
+    async fn revokes_an_owned_live_session() {
+        let user = user();
+        let session = live_session(&user);
+        let mut sessions = MockSessionRepository::new();
+        let found = record(session.clone());
+        sessions
+            .expect_find()
+            .returning(move |_| Ok(Some(found.clone())));
+        let revoked = session.clone();
+        sessions
+            .expect_revoke()
+            .times(1)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
+        let principal = Principal {
+            user,
+            session_id: session.id,
+        };
+        assert!(
+            revoke_session(sessions)
+                .execute(&principal, session.id)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn someone_elses_missing_or_dead_session_is_not_found() {
+        let owner = user();
+        let caller = Principal {
+            user: super::super::fixtures::user(),
+            session_id: SessionId::generate(),
+        };
+        let mut dead = live_session(&caller.user);
+        dead.revoked_at = Some(now());
+        for found in [Some(record(live_session(&owner))), Some(record(dead)), None] {
+            let mut sessions = MockSessionRepository::new();
+            sessions.expect_find().returning(move |_| Ok(found.clone()));
+            sessions.expect_revoke().never();
+            let error = revoke_session(sessions)
+                .execute(&caller, SessionId::generate())
+                .await
+                .unwrap_err();
+            assert!(matches!(error, RevokeSessionError::NotFound));
+        }
+    }
+}
