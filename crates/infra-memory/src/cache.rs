@@ -1,0 +1,164 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use application::PortError;
+use application::ports::{AuthCache, CachedAuth, SessionMark};
+use async_trait::async_trait;
+use domain::{SessionId, User, UserId};
+
+/// The auth cache in a map: the same marks, TTLs and no-overwrite rules as the Redis cache.
+#[derive(Debug)]
+pub struct InMemoryAuthCache {
+    entries: Mutex<Entries>,
+    max_session_ttl: Duration,
+    user_ttl: Duration,
+    tombstone_ttl: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    sessions: HashMap<SessionId, (bool, Instant)>,
+    users: HashMap<UserId, (Option<User>, Instant)>,
+}
+
+impl InMemoryAuthCache {
+    /// Live marks last at most `max_session_ttl`, users `user_ttl`, invalidations
+    /// `tombstone_ttl`.
+    pub fn new(max_session_ttl: Duration, user_ttl: Duration, tombstone_ttl: Duration) -> Self {
+        Self {
+            entries: Mutex::new(Entries::default()),
+            max_session_ttl,
+            user_ttl,
+            tombstone_ttl,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Entries, Instant) -> T) -> T {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        // Expired entries go on every write-sized batch, so the maps stay bounded by what is live.
+        if entries.sessions.len() + entries.users.len() > 10_000 {
+            entries.sessions.retain(|_, (_, until)| *until > now);
+            entries.users.retain(|_, (_, until)| *until > now);
+        }
+        f(&mut entries, now)
+    }
+}
+
+impl Default for InMemoryAuthCache {
+    fn default() -> Self {
+        Self::new(
+            Duration::from_secs(300),
+            Duration::from_secs(300),
+            Duration::from_secs(5),
+        )
+    }
+}
+
+#[async_trait]
+impl AuthCache for InMemoryAuthCache {
+    async fn lookup(&self, session: SessionId, user: UserId) -> Result<CachedAuth, PortError> {
+        Ok(self.with(|entries, now| {
+            let session = match entries.sessions.get(&session) {
+                Some((true, until)) if *until > now => SessionMark::Live,
+                Some((false, until)) if *until > now => SessionMark::Revoked,
+                _ => SessionMark::Unknown,
+            };
+            let user = match entries.users.get(&user) {
+                Some((user, until)) if *until > now => user.clone(),
+                _ => None,
+            };
+            CachedAuth { session, user }
+        }))
+    }
+
+    async fn mark_live(&self, session: SessionId, ttl: Duration) -> Result<(), PortError> {
+        let ttl = ttl.min(self.max_session_ttl);
+        self.with(|entries, now| {
+            let taken = entries
+                .sessions
+                .get(&session)
+                .is_some_and(|(_, until)| *until > now);
+            if !taken {
+                entries.sessions.insert(session, (true, now + ttl));
+            }
+        });
+        Ok(())
+    }
+
+    async fn forget_sessions(&self, sessions: &[SessionId]) -> Result<(), PortError> {
+        self.with(|entries, _| {
+            for session in sessions {
+                entries.sessions.remove(session);
+            }
+        });
+        Ok(())
+    }
+
+    async fn mark_revoked(&self, sessions: &[(SessionId, Duration)]) -> Result<(), PortError> {
+        self.with(|entries, now| {
+            for (session, ttl) in sessions {
+                entries.sessions.insert(*session, (false, now + *ttl));
+            }
+        });
+        Ok(())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), PortError> {
+        let ttl = self.user_ttl;
+        self.with(|entries, now| {
+            let taken = entries
+                .users
+                .get(&user.id)
+                .is_some_and(|(_, until)| *until > now);
+            if !taken {
+                entries.users.insert(user.id, (Some(user.clone()), now + ttl));
+            }
+        });
+        Ok(())
+    }
+
+    async fn forget_user(&self, user: UserId) -> Result<(), PortError> {
+        let ttl = self.tombstone_ttl;
+        self.with(|entries, now| {
+            entries.users.insert(user, (None, now + ttl));
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_live_mark_never_overwrites_a_revocation() {
+        let cache = InMemoryAuthCache::default();
+        let (sid, uid) = (SessionId::generate(), UserId::generate());
+        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
+        cache.mark_revoked(&[(sid, Duration::from_secs(60))]).await.unwrap();
+        cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Revoked);
+        cache.forget_sessions(&[sid]).await.unwrap();
+        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
+        cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Live);
+    }
+
+    #[tokio::test]
+    async fn marks_expire() {
+        let cache = InMemoryAuthCache::new(
+            Duration::from_millis(20),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let (sid, uid) = (SessionId::generate(), UserId::generate());
+        cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
+    }
+}
