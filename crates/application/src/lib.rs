@@ -17,4 +17,4 @@ pub mod use_cases;
 
 pub use config::AuthSettings;
 pub use errors::{Dependency, FieldError, PortError};
-pub use tokens::TokenPair;
+pub use tokens::{AccessClaims, RefreshClaims, TokenPair};

@@ -1,1 +1,16 @@
-//! placeholder
+//! # Crypto adapters
+//!
+//! The token codec ([`JoseTokenCodec`], JWTs with josekit: EdDSA by default, ES256 or HS256)
+//! and the password hasher ([`Argon2Hasher`], Argon2id on a bounded blocking pool). Both
+//! implement application ports; nothing here knows about HTTP or storage.
+//!
+//! Keys are JWK files ([`generate_key`] writes one): one format for the three algorithms, and
+//! each key carries its `kid` and its `alg`, so the algorithm is pinned per key.
+
+mod jwt;
+mod keys;
+mod password;
+
+pub use jwt::{JoseTokenCodec, TokenSettings};
+pub use keys::{Algorithm, KeyRing, SigningKey, generate_key};
+pub use password::{Argon2Hasher, Argon2Settings};

@@ -116,7 +116,9 @@ impl AuthCache for InMemoryAuthCache {
                 .get(&user.id)
                 .is_some_and(|(_, until)| *until > now);
             if !taken {
-                entries.users.insert(user.id, (Some(user.clone()), now + ttl));
+                entries
+                    .users
+                    .insert(user.id, (Some(user.clone()), now + ttl));
             }
         });
         Ok(())
@@ -139,14 +141,29 @@ mod tests {
     async fn a_live_mark_never_overwrites_a_revocation() {
         let cache = InMemoryAuthCache::default();
         let (sid, uid) = (SessionId::generate(), UserId::generate());
-        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
-        cache.mark_revoked(&[(sid, Duration::from_secs(60))]).await.unwrap();
+        assert_eq!(
+            cache.lookup(sid, uid).await.unwrap().session,
+            SessionMark::Unknown
+        );
+        cache
+            .mark_revoked(&[(sid, Duration::from_secs(60))])
+            .await
+            .unwrap();
         cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Revoked);
+        assert_eq!(
+            cache.lookup(sid, uid).await.unwrap().session,
+            SessionMark::Revoked
+        );
         cache.forget_sessions(&[sid]).await.unwrap();
-        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
+        assert_eq!(
+            cache.lookup(sid, uid).await.unwrap().session,
+            SessionMark::Unknown
+        );
         cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Live);
+        assert_eq!(
+            cache.lookup(sid, uid).await.unwrap().session,
+            SessionMark::Live
+        );
     }
 
     #[tokio::test]
@@ -159,6 +176,9 @@ mod tests {
         let (sid, uid) = (SessionId::generate(), UserId::generate());
         cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(cache.lookup(sid, uid).await.unwrap().session, SessionMark::Unknown);
+        assert_eq!(
+            cache.lookup(sid, uid).await.unwrap().session,
+            SessionMark::Unknown
+        );
     }
 }

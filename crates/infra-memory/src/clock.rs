@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // the one place that reads the system time
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

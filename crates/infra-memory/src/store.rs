@@ -37,7 +37,11 @@ impl Data {
         user
     }
 
-    fn revoke_where(&mut self, now: DateTime<Utc>, pick: impl Fn(&Session) -> bool) -> Vec<Session> {
+    fn revoke_where(
+        &mut self,
+        now: DateTime<Utc>,
+        pick: impl Fn(&Session) -> bool,
+    ) -> Vec<Session> {
         let mut revoked: Vec<Session> = self
             .sessions
             .values_mut()
@@ -65,12 +69,21 @@ impl InMemoryStore {
 
 #[async_trait]
 impl UserRepository for InMemoryStore {
-    async fn create(&self, user: &User, password_hash: &PasswordHash) -> Result<(), CreateUserError> {
+    async fn create(
+        &self,
+        user: &User,
+        password_hash: &PasswordHash,
+    ) -> Result<(), CreateUserError> {
         let mut data = self.data();
-        if data.users.values().any(|(existing, _)| existing.email == user.email) {
+        if data
+            .users
+            .values()
+            .any(|(existing, _)| existing.email == user.email)
+        {
             return Err(CreateUserError::EmailTaken);
         }
-        data.users.insert(user.id, (user.clone(), password_hash.clone()));
+        data.users
+            .insert(user.id, (user.clone(), password_hash.clone()));
         Ok(())
     }
 
@@ -79,7 +92,10 @@ impl UserRepository for InMemoryStore {
         Ok(data.users.get(&id).map(|(user, _)| data.user(user)))
     }
 
-    async fn find_credentials(&self, email: &Email) -> Result<Option<(User, PasswordHash)>, PortError> {
+    async fn find_credentials(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(User, PasswordHash)>, PortError> {
         let data = self.data();
         Ok(data
             .users
@@ -124,10 +140,20 @@ impl UserRepository for InMemoryStore {
 #[async_trait]
 impl RoleRepository for InMemoryStore {
     async fn find_by_slug(&self, slug: &RoleSlug) -> Result<Option<Role>, PortError> {
-        Ok(self.data().roles.values().find(|role| &role.slug == slug).cloned())
+        Ok(self
+            .data()
+            .roles
+            .values()
+            .find(|role| &role.slug == slug)
+            .cloned())
     }
 
-    async fn ensure(&self, slug: &RoleSlug, name: &str, now: DateTime<Utc>) -> Result<Role, PortError> {
+    async fn ensure(
+        &self,
+        slug: &RoleSlug,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Role, PortError> {
         let mut data = self.data();
         if let Some(role) = data.roles.values().find(|role| &role.slug == slug) {
             return Ok(role.clone());
@@ -196,12 +222,25 @@ impl SessionRepository for InMemoryStore {
         Ok(true)
     }
 
-    async fn revoke(&self, id: SessionId, now: DateTime<Utc>) -> Result<Option<Session>, PortError> {
-        Ok(self.data().revoke_where(now, |session| session.id == id).pop())
+    async fn revoke(
+        &self,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, PortError> {
+        Ok(self
+            .data()
+            .revoke_where(now, |session| session.id == id)
+            .pop())
     }
 
-    async fn revoke_all(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, PortError> {
-        Ok(self.data().revoke_where(now, |session| session.user_id == user))
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, PortError> {
+        Ok(self
+            .data()
+            .revoke_where(now, |session| session.user_id == user))
     }
 }
 
@@ -213,9 +252,19 @@ mod tests {
     async fn store_with_user() -> (InMemoryStore, User) {
         let store = InMemoryStore::new();
         let now = Utc::now();
-        let role = store.ensure(&RoleSlug::parse("members").unwrap(), "Members", now).await.unwrap();
-        let user = User::register(Email::parse("Ada@example.com").unwrap(), None, role.to_ref(), now);
-        UserRepository::create(&store, &user, &PasswordHash::new("h1")).await.unwrap();
+        let role = store
+            .ensure(&RoleSlug::parse("members").unwrap(), "Members", now)
+            .await
+            .unwrap();
+        let user = User::register(
+            Email::parse("Ada@example.com").unwrap(),
+            None,
+            role.to_ref(),
+            now,
+        );
+        UserRepository::create(&store, &user, &PasswordHash::new("h1"))
+            .await
+            .unwrap();
         (store, user)
     }
 
@@ -235,11 +284,22 @@ mod tests {
     #[tokio::test]
     async fn emails_are_unique_case_insensitively() {
         let (store, user) = store_with_user().await;
-        let twin = User::register(Email::parse("ADA@EXAMPLE.COM").unwrap(), None, user.role.clone(), Utc::now());
+        let twin = User::register(
+            Email::parse("ADA@EXAMPLE.COM").unwrap(),
+            None,
+            user.role.clone(),
+            Utc::now(),
+        );
         let result = UserRepository::create(&store, &twin, &PasswordHash::new("h2")).await;
         assert!(matches!(result, Err(CreateUserError::EmailTaken)));
-        let found = store.find_credentials(&Email::parse("ada@EXAMPLE.com").unwrap()).await.unwrap();
-        assert_eq!(found.map(|(u, h)| (u.id, h)), Some((user.id, PasswordHash::new("h1"))));
+        let found = store
+            .find_credentials(&Email::parse("ada@EXAMPLE.com").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            found.map(|(u, h)| (u.id, h)),
+            Some((user.id, PasswordHash::new("h1")))
+        );
     }
 
     #[tokio::test]
@@ -248,7 +308,9 @@ mod tests {
         let now = Utc::now();
         let session = session(&user, now);
         let first = TokenId::generate();
-        SessionRepository::create(&store, &session, first).await.unwrap();
+        SessionRepository::create(&store, &session, first)
+            .await
+            .unwrap();
         let rotation = Rotation {
             session_id: session.id,
             presented: first,
@@ -271,11 +333,24 @@ mod tests {
         let live = session(&user, now);
         let mut dead = session(&user, now);
         dead.expires_at = now - TimeDelta::seconds(1);
-        SessionRepository::create(&store, &live, TokenId::generate()).await.unwrap();
-        SessionRepository::create(&store, &dead, TokenId::generate()).await.unwrap();
-        let revoked = store.replace_password(user.id, &PasswordHash::new("h2"), now).await.unwrap();
-        assert_eq!(revoked.iter().map(|s| s.id).collect::<Vec<_>>(), vec![live.id]);
-        assert_eq!(store.password_hash(user.id).await.unwrap(), Some(PasswordHash::new("h2")));
+        SessionRepository::create(&store, &live, TokenId::generate())
+            .await
+            .unwrap();
+        SessionRepository::create(&store, &dead, TokenId::generate())
+            .await
+            .unwrap();
+        let revoked = store
+            .replace_password(user.id, &PasswordHash::new("h2"), now)
+            .await
+            .unwrap();
+        assert_eq!(
+            revoked.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![live.id]
+        );
+        assert_eq!(
+            store.password_hash(user.id).await.unwrap(),
+            Some(PasswordHash::new("h2"))
+        );
         assert!(store.list_live(user.id, now).await.unwrap().is_empty());
         assert_eq!(store.revoke(live.id, now).await.unwrap(), None);
     }

@@ -95,14 +95,11 @@ impl LoginThrottle for InMemoryLoginThrottle {
 
     async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
         self.with(|state, now| {
-            let entry = state
-                .accounts
-                .entry(account.to_owned())
-                .or_insert(Account {
-                    failures: 0,
-                    locked_until: None,
-                    last_failure: now,
-                });
+            let entry = state.accounts.entry(account.to_owned()).or_insert(Account {
+                failures: 0,
+                locked_until: None,
+                last_failure: now,
+            });
             entry.failures = entry.failures.saturating_add(1);
             entry.last_failure = now;
             if let Some(lock) = self.backoff.lock_after(entry.failures) {
@@ -149,28 +146,50 @@ mod tests {
     async fn locks_the_account_after_five_failures_and_resets_on_success() {
         let throttle = throttle(100);
         for _ in 0..4 {
-            throttle.record_failure("ada@example.com", None).await.unwrap();
+            throttle
+                .record_failure("ada@example.com", None)
+                .await
+                .unwrap();
         }
-        assert_eq!(throttle.check("ada@example.com", None).await.unwrap(), ThrottleVerdict::Allow);
-        throttle.record_failure("ada@example.com", None).await.unwrap();
         assert_eq!(
             throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Deny { retry_after: Duration::from_secs(1) }
+            ThrottleVerdict::Allow
         );
-        assert_eq!(throttle.check("bob@example.com", None).await.unwrap(), ThrottleVerdict::Allow);
+        throttle
+            .record_failure("ada@example.com", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            throttle.check("ada@example.com", None).await.unwrap(),
+            ThrottleVerdict::Deny {
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(
+            throttle.check("bob@example.com", None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
         throttle.record_success("ada@example.com").await.unwrap();
-        assert_eq!(throttle.check("ada@example.com", None).await.unwrap(), ThrottleVerdict::Allow);
+        assert_eq!(
+            throttle.check("ada@example.com", None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
     }
 
     #[tokio::test]
     async fn each_further_failure_doubles_the_lock() {
         let throttle = throttle(100);
         for _ in 0..7 {
-            throttle.record_failure("ada@example.com", None).await.unwrap();
+            throttle
+                .record_failure("ada@example.com", None)
+                .await
+                .unwrap();
         }
         assert_eq!(
             throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Deny { retry_after: Duration::from_secs(4) }
+            ThrottleVerdict::Deny {
+                retry_after: Duration::from_secs(4)
+            }
         );
     }
 
@@ -179,11 +198,25 @@ mod tests {
         let throttle = throttle(3);
         let ip: IpAddr = "198.51.100.4".parse().unwrap();
         for n in 0..3 {
-            throttle.record_failure(&format!("user{n}@example.com"), Some(ip)).await.unwrap();
+            throttle
+                .record_failure(&format!("user{n}@example.com"), Some(ip))
+                .await
+                .unwrap();
         }
-        let verdict = throttle.check("someone-else@example.com", Some(ip)).await.unwrap();
-        assert!(matches!(verdict, ThrottleVerdict::Deny { retry_after } if retry_after.as_secs() >= 299));
+        let verdict = throttle
+            .check("someone-else@example.com", Some(ip))
+            .await
+            .unwrap();
+        assert!(
+            matches!(verdict, ThrottleVerdict::Deny { retry_after } if retry_after.as_secs() >= 299)
+        );
         let other: IpAddr = "198.51.100.5".parse().unwrap();
-        assert_eq!(throttle.check("someone-else@example.com", Some(other)).await.unwrap(), ThrottleVerdict::Allow);
+        assert_eq!(
+            throttle
+                .check("someone-else@example.com", Some(other))
+                .await
+                .unwrap(),
+            ThrottleVerdict::Allow
+        );
     }
 }

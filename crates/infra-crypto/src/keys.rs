@@ -1,0 +1,223 @@
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{Context, anyhow, bail};
+use josekit::jwk::Jwk;
+use josekit::jwk::alg::ec::EcCurve;
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jws::{ES256, EdDSA, HS256, JwsSigner, JwsVerifier};
+
+/// A signing algorithm authd supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Ed25519 signatures (the default).
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// HMAC with SHA-256: one shared secret, nothing to publish.
+    HS256,
+}
+
+impl Algorithm {
+    /// The JOSE `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::HS256 => "HS256",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "EdDSA" => Ok(Self::EdDSA),
+            "ES256" => Ok(Self::ES256),
+            "HS256" => Ok(Self::HS256),
+            other => bail!("unsupported algorithm {other:?} (expected EdDSA, ES256 or HS256)"),
+        }
+    }
+}
+
+/// One key: its id, its pinned algorithm, and what it can do.
+#[derive(Debug)]
+pub struct SigningKey {
+    kid: String,
+    algorithm: Algorithm,
+    signer: Box<dyn JwsSigner>,
+    verifier: Box<dyn JwsVerifier>,
+    public: Option<Jwk>,
+}
+
+impl SigningKey {
+    /// Reads a private JWK (as written by [`generate_key`]); it must name its `kid` and `alg`.
+    pub fn from_jwk_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        let jwk = Jwk::from_bytes(bytes).context("not a JSON Web Key")?;
+        let kid = jwk
+            .key_id()
+            .filter(|kid| !kid.is_empty())
+            .ok_or_else(|| anyhow!("the key has no \"kid\""))?
+            .to_owned();
+        let algorithm: Algorithm = jwk
+            .algorithm()
+            .ok_or_else(|| anyhow!("the key has no \"alg\""))?
+            .parse()?;
+        let (signer, verifier, public): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, _) =
+            match algorithm {
+                Algorithm::EdDSA => (
+                    Box::new(EdDSA.signer_from_jwk(&jwk)?),
+                    Box::new(EdDSA.verifier_from_jwk(&jwk)?),
+                    Some(jwk.to_public_key()?),
+                ),
+                Algorithm::ES256 => (
+                    Box::new(ES256.signer_from_jwk(&jwk)?),
+                    Box::new(ES256.verifier_from_jwk(&jwk)?),
+                    Some(jwk.to_public_key()?),
+                ),
+                Algorithm::HS256 => (
+                    Box::new(HS256.signer_from_jwk(&jwk)?),
+                    Box::new(HS256.verifier_from_jwk(&jwk)?),
+                    None,
+                ),
+            };
+        Ok(Self {
+            kid,
+            algorithm,
+            signer,
+            verifier,
+            public,
+        })
+    }
+
+    /// Its `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Its pinned algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Its public JWK, for a JWKS document (`None` for HS256).
+    pub fn public_jwk(&self) -> Option<&Jwk> {
+        self.public.as_ref()
+    }
+
+    pub(crate) fn signer(&self) -> &dyn JwsSigner {
+        self.signer.as_ref()
+    }
+
+    pub(crate) fn verifier(&self) -> &dyn JwsVerifier {
+        self.verifier.as_ref()
+    }
+}
+
+/// The keys in use: the first signs, all verify (the others are being rotated out).
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<SigningKey>,
+}
+
+impl KeyRing {
+    /// A ring whose first key signs. Fails when empty or when two keys share a `kid`.
+    pub fn new(keys: Vec<SigningKey>) -> anyhow::Result<Self> {
+        if keys.is_empty() {
+            bail!("no signing key");
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|other| other.kid == key.kid) {
+                bail!("two keys share the kid {:?}", key.kid);
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// A ring of one fresh key, for a process started without key files.
+    pub fn ephemeral(algorithm: Algorithm) -> anyhow::Result<Self> {
+        let jwk = generate_key(algorithm)?;
+        Self::new(vec![SigningKey::from_jwk_bytes(jwk.as_bytes())?])
+    }
+
+    /// The key that signs.
+    pub fn signing(&self) -> &SigningKey {
+        &self.keys[0]
+    }
+
+    /// The key with this `kid`.
+    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
+        self.keys.iter().find(|key| key.kid == kid)
+    }
+
+    /// Every key.
+    pub fn keys(&self) -> &[SigningKey] {
+        &self.keys
+    }
+}
+
+/// A new private key as a JWK JSON document with a fresh `kid`, its `alg` and `use: sig`.
+pub fn generate_key(algorithm: Algorithm) -> anyhow::Result<String> {
+    let mut jwk = match algorithm {
+        Algorithm::EdDSA => Jwk::generate_ed_key(EdCurve::Ed25519)?,
+        Algorithm::ES256 => Jwk::generate_ec_key(EcCurve::P256)?,
+        // 32 bytes: the HMAC-SHA-256 block-size-appropriate secret length.
+        Algorithm::HS256 => Jwk::generate_oct_key(32)?,
+    };
+    jwk.set_key_id(uuid::Uuid::now_v7().simple().to_string());
+    jwk.set_algorithm(algorithm.name());
+    jwk.set_key_use("sig");
+    Ok(jwk.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_load_with_their_kid_and_algorithm() {
+        for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256] {
+            let key =
+                SigningKey::from_jwk_bytes(generate_key(algorithm).unwrap().as_bytes()).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            assert_eq!(key.kid().len(), 32);
+            assert_eq!(key.public_jwk().is_some(), algorithm != Algorithm::HS256);
+            if let Some(public) = key.public_jwk() {
+                assert!(
+                    public.parameter("d").is_none(),
+                    "the public JWK leaks the private part"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keys_without_kid_or_alg_are_refused() {
+        let mut jwk = Jwk::generate_ed_key(EdCurve::Ed25519).unwrap();
+        assert!(SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).is_err());
+        jwk.set_key_id("k1");
+        assert!(SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).is_err());
+        jwk.set_algorithm("EdDSA");
+        assert!(SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).is_ok());
+        assert!(SigningKey::from_jwk_bytes(b"not json").is_err());
+    }
+
+    #[test]
+    fn duplicate_kids_are_refused() {
+        let jwk = generate_key(Algorithm::EdDSA).unwrap();
+        let keys = vec![
+            SigningKey::from_jwk_bytes(jwk.as_bytes()).unwrap(),
+            SigningKey::from_jwk_bytes(jwk.as_bytes()).unwrap(),
+        ];
+        assert!(KeyRing::new(keys).is_err());
+        assert!(KeyRing::new(vec![]).is_err());
+    }
+}
