@@ -1,1 +1,43 @@
-//! placeholder
+//! # authd HTTP transport
+//!
+//! The actix-web face of authd: routes, extractors, request and response DTOs, and the one place
+//! where errors become `application/problem+json` ([`ApiError`]). Handlers translate HTTP into
+//! use-case calls and back; no auth logic lives here. Depends on the application and domain
+//! crates only, never on an adapter.
+
+mod client_ip;
+mod cookies;
+mod dto;
+mod errors;
+mod extract;
+mod middleware;
+mod routes;
+mod state;
+
+pub use client_ip::TrustedProxies;
+pub use cookies::CookieSettings;
+pub use errors::ApiError;
+pub use state::{AppState, HttpSettings, UseCases};
+
+use actix_web::web;
+
+/// Registers every route, the JSON 404/405 answers and the request-id and logging middleware
+/// on an actix `App`.
+pub fn app(
+    state: AppState,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(web::Data::new(state))
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+        .wrap(actix_web::middleware::from_fn(middleware::log_request))
+        .wrap(actix_web::middleware::from_fn(middleware::request_id))
+}

@@ -1,0 +1,102 @@
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use actix_web::HttpRequest;
+use ipnet::IpNet;
+
+/// The proxy networks whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Trust these networks.
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        Self(networks)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's IP: the socket peer, unless the peer is a trusted proxy, in which case the
+    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its
+    /// left are written by the client and can be forged).
+    pub fn client_ip(&self, request: &HttpRequest) -> Option<IpAddr> {
+        let peer = request.peer_addr()?.ip();
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<IpAddr> = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|entry| IpAddr::from_str(entry.trim()).ok())
+            .collect();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.trusts(*ip))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = ipnet::AddrParseError;
+
+    /// A comma-separated list of CIDRs (a bare address means just that host).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<IpNet>()
+                    .or_else(|error| entry.parse::<IpAddr>().map(IpNet::from).map_err(|_| error))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn request(peer: &str, forwarded: Option<&str>) -> HttpRequest {
+        let mut request = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
+        if let Some(forwarded) = forwarded {
+            request = request.insert_header(("x-forwarded-for", forwarded));
+        }
+        request.to_http_request()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        let ip = proxies.client_ip(&request("203.0.113.9", Some("198.51.100.1")));
+        assert_eq!(ip, Some("203.0.113.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_peers_pass_the_rightmost_untrusted_entry() {
+        let proxies: TrustedProxies = "10.0.0.0/8, 192.0.2.1".parse().unwrap();
+        let ip = proxies.client_ip(&request(
+            "10.1.2.3",
+            Some("1.1.1.1, 198.51.100.1, 192.0.2.1"),
+        ));
+        assert_eq!(ip, Some("198.51.100.1".parse().unwrap()));
+        let ip = proxies.client_ip(&request("10.1.2.3", None));
+        assert_eq!(ip, Some("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_networks_are_refused() {
+        assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
+        assert!("not-an-ip".parse::<TrustedProxies>().is_err());
+        assert!("".parse::<TrustedProxies>().is_ok());
+    }
+}

@@ -1,0 +1,58 @@
+use actix_web::HttpResponseBuilder;
+use actix_web::cookie::time::Duration;
+use actix_web::cookie::{Cookie, SameSite};
+use application::TokenPair;
+use chrono::{DateTime, Utc};
+
+pub(crate) const ACCESS_COOKIE: &str = "access_token";
+pub(crate) const REFRESH_COOKIE: &str = "refresh_token";
+/// The refresh cookie only travels to the endpoints that use it.
+const REFRESH_PATH: &str = "/api/access";
+
+/// Cookie attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieSettings {
+    /// Add `Secure` (off only for plain-http development).
+    pub secure: bool,
+}
+
+impl CookieSettings {
+    /// Sets both cookies; each lives as long as its token (`Max-Age` is the lifetime at issue).
+    pub(crate) fn set_pair(
+        &self,
+        response: &mut HttpResponseBuilder,
+        pair: &TokenPair,
+        now: DateTime<Utc>,
+    ) {
+        let access_age = (pair.access_expires_at - now).num_seconds().max(0);
+        let refresh_age = (pair.refresh_expires_at - now).num_seconds().max(0);
+        response.cookie(self.access(pair.access_token.clone(), access_age));
+        response.cookie(self.refresh(pair.refresh_token.clone(), refresh_age));
+    }
+
+    /// Clears both cookies: empty, `Max-Age=0`, same path.
+    pub(crate) fn clear(&self, response: &mut HttpResponseBuilder) {
+        response.cookie(self.access(String::new(), 0));
+        response.cookie(self.refresh(String::new(), 0));
+    }
+
+    fn access(&self, value: String, max_age: i64) -> Cookie<'static> {
+        Cookie::build(ACCESS_COOKIE, value)
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .max_age(Duration::seconds(max_age))
+            .secure(self.secure)
+            .finish()
+    }
+
+    fn refresh(&self, value: String, max_age: i64) -> Cookie<'static> {
+        Cookie::build(REFRESH_COOKIE, value)
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path(REFRESH_PATH)
+            .max_age(Duration::seconds(max_age))
+            .secure(self.secure)
+            .finish()
+    }
+}

@@ -1,0 +1,245 @@
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
+use application::use_cases::{
+    AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError, RevokeSessionError,
+    SignUpError,
+};
+use application::{Dependency, FieldError, PortError};
+use serde::Serialize;
+
+/// Every error the API answers with, rendered once as RFC 9457 `application/problem+json`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a body that is not valid JSON or a form, or a wrong current password.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401, with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422, one entry per bad field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 429, with `Retry-After`.
+    #[error("too many attempts")]
+    TooManyRequests(Duration),
+    /// 503: a dependency is down; the detail names it.
+    #[error("the {0} is unavailable")]
+    Unavailable(Dependency),
+    /// 500: logged in full, said nothing about.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<ProblemField<'a>>>,
+}
+
+#[derive(Serialize)]
+struct ProblemField<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn invalid(field: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The error response, plus whatever `extra` adds (cleared cookies, say).
+    pub fn response_with(&self, extra: impl FnOnce(&mut HttpResponseBuilder)) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                "An unexpected error occurred".to_owned()
+            }
+            Self::Unavailable(dependency) => {
+                tracing::warn!(%dependency, "dependency unavailable");
+                format!("The {dependency} is unavailable; try again shortly")
+            }
+            Self::Validation(_) => "The request is invalid".to_owned(),
+            other => capitalize(&other.to_string()),
+        };
+        let errors = match self {
+            Self::Validation(fields) => Some(
+                fields
+                    .iter()
+                    .map(|error| ProblemField {
+                        field: error.field,
+                        message: &error.message,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type("application/problem+json");
+        match self {
+            Self::Unauthorized(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::TooManyRequests(wait) => {
+                response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1)));
+            }
+            _ => {}
+        }
+        extra(&mut response);
+        response.json(problem)
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.response_with(|_| {})
+    }
+}
+
+const NOT_AUTHENTICATED: &str = "not authenticated";
+
+impl From<PortError> for ApiError {
+    fn from(error: PortError) -> Self {
+        match error {
+            PortError::Unavailable(dependency) => Self::Unavailable(dependency),
+            PortError::Unexpected(error) => Self::Internal(error),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unauthenticated(reason) => {
+                tracing::info!(%reason, "request not authenticated");
+                Self::Unauthorized(NOT_AUTHENTICATED.into())
+            }
+            AuthError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<SignUpError> for ApiError {
+    fn from(error: SignUpError) -> Self {
+        match error {
+            SignUpError::Invalid(fields) => Self::Validation(fields),
+            SignUpError::EmailTaken => {
+                Self::Conflict("a user with this email already exists".into())
+            }
+            SignUpError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
+            LoginError::BadCredentials => Self::Unauthorized("incorrect email or password".into()),
+            LoginError::Inactive => Self::Forbidden("this account is inactive".into()),
+            LoginError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(error: RefreshError) -> Self {
+        match error {
+            RefreshError::Port(error) => error.into(),
+            other => {
+                tracing::info!(reason = %other, "refresh refused");
+                Self::Unauthorized("invalid or expired refresh token".into())
+            }
+        }
+    }
+}
+
+impl From<LogoutError> for ApiError {
+    fn from(error: LogoutError) -> Self {
+        match error {
+            LogoutError::NoSession => Self::Unauthorized(NOT_AUTHENTICATED.into()),
+            LogoutError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(error: ChangePasswordError) -> Self {
+        match error {
+            ChangePasswordError::Invalid(fields) => Self::Validation(fields),
+            ChangePasswordError::WrongPassword => {
+                Self::BadRequest("the current password is incorrect".into())
+            }
+            ChangePasswordError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<RevokeSessionError> for ApiError {
+    fn from(error: RevokeSessionError) -> Self {
+        match error {
+            RevokeSessionError::NotFound => Self::NotFound("no such session".into()),
+            RevokeSessionError::Port(error) => error.into(),
+        }
+    }
+}

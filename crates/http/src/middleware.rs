@@ -1,0 +1,71 @@
+//! Request id and the one log line per request.
+
+use std::time::Instant;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+
+use crate::extract::LoggedUser;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id: the client's own when it is 1 to 128 visible ASCII characters, else a
+/// fresh UUID. Echoed on every response.
+#[derive(Clone)]
+pub(crate) struct RequestId(pub HeaderValue);
+
+pub(crate) async fn request_id(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|value| {
+            let bytes = value.as_bytes();
+            (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        });
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.call(request).await?;
+    response.headers_mut().insert(REQUEST_ID, id);
+    Ok(response)
+}
+
+pub(crate) async fn log_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone());
+    let response = next.call(request).await?;
+    let user_id = response
+        .request()
+        .extensions()
+        .get::<LoggedUser>()
+        .map(|user| user.0.to_string());
+    tracing::info!(
+        request_id = request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-"),
+        %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = user_id.as_deref().unwrap_or("-"),
+        "request"
+    );
+    Ok(response)
+}

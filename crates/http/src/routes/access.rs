@@ -1,0 +1,214 @@
+//! `/api/access`: the user's own account.
+
+use actix_web::ResponseError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use application::use_cases::{LoginRequest, PasswordChange, SignUpRequest};
+use chrono::Utc;
+use domain::SessionId;
+
+use crate::cookies::REFRESH_COOKIE;
+use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
+use crate::extract::{Authenticated, JsonBody, PasswordForm, access_token, path_id};
+use crate::{ApiError, AppState};
+
+pub(crate) const PATHS: &[&str] = &[
+    "/api/access/signup",
+    "/api/access/login",
+    "/api/access/refresh",
+    "/api/access/logout",
+    "/api/access/password",
+    "/api/access/me",
+    "/api/access/sessions",
+    "/api/access/sessions/{sid}",
+    "/api/access/logout-all",
+];
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/api/access")
+            .route("/signup", web::post().to(sign_up))
+            .route("/login", web::post().to(log_in))
+            .route("/refresh", web::post().to(refresh))
+            .route("/logout", web::post().to(log_out))
+            .route("/password", web::patch().to(change_password))
+            .route("/me", web::get().to(me))
+            .route("/sessions", web::get().to(list_sessions))
+            .route("/sessions/{sid}", web::delete().to(revoke_session))
+            .route("/logout-all", web::post().to(log_out_everywhere)),
+    );
+}
+
+type State = web::Data<AppState>;
+
+async fn sign_up(
+    state: State,
+    JsonBody(body): JsonBody<SignUpBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = SignUpRequest {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+    };
+    let user = state.use_cases.sign_up.execute(request).await?;
+    tracing::info!(user_id = %user.id, "user signed up");
+    Ok(HttpResponse::Created().json(UserDto::from(&user)))
+}
+
+async fn log_in(
+    state: State,
+    request: HttpRequest,
+    form: PasswordForm,
+) -> Result<HttpResponse, ApiError> {
+    let ip = state.settings.trusted_proxies.client_ip(&request);
+    let user_agent = request
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let attempt = LoginRequest {
+        username: form.username,
+        password: form.password,
+        ip,
+        user_agent,
+    };
+    let logged_in = state
+        .use_cases
+        .log_in
+        .execute(attempt)
+        .await
+        .inspect_err(|error| {
+            tracing::info!(reason = %error, client_ip = ?ip, "login failed");
+        })?;
+    tracing::info!(user_id = %logged_in.user.id, session_id = %logged_in.session.id, client_ip = ?ip, "login succeeded");
+    let mut response = HttpResponse::NoContent();
+    state
+        .settings
+        .cookies
+        .set_pair(&mut response, &logged_in.tokens, now());
+    Ok(response.finish())
+}
+
+async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
+    let token = request
+        .cookie(REFRESH_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| !value.is_empty());
+    let Some(token) = token else {
+        return unauthorized_clearing(&state, "no refresh token");
+    };
+    match state.use_cases.refresh.execute(&token).await {
+        Ok(pair) => {
+            let mut response = HttpResponse::NoContent();
+            state.settings.cookies.set_pair(&mut response, &pair, now());
+            response.finish()
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            if error.status_code() == StatusCode::UNAUTHORIZED {
+                // A dead refresh token is no use to the browser: drop both cookies.
+                error.response_with(|response| state.settings.cookies.clear(response))
+            } else {
+                error.response_with(|_| {})
+            }
+        }
+    }
+}
+
+async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
+    let access = access_token(&request);
+    let refresh = request
+        .cookie(REFRESH_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
+    match state
+        .use_cases
+        .log_out
+        .execute(access.as_deref(), refresh.as_deref())
+        .await
+    {
+        Ok(()) => cleared(&state, HttpResponse::NoContent()),
+        Err(error) => {
+            let error = ApiError::from(error);
+            let clear = error.status_code() == StatusCode::UNAUTHORIZED;
+            error.response_with(|response| {
+                if clear {
+                    state.settings.cookies.clear(response);
+                }
+            })
+        }
+    }
+}
+
+async fn change_password(
+    state: State,
+    Authenticated(principal): Authenticated,
+    JsonBody(body): JsonBody<PasswordChangeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let change = PasswordChange {
+        current_password: body.current_password,
+        new_password: body.new_password,
+    };
+    state
+        .use_cases
+        .change_password
+        .execute(&principal, change)
+        .await?;
+    tracing::info!(user_id = %principal.user.id, "password changed; every session revoked");
+    Ok(cleared(&state, HttpResponse::NoContent()))
+}
+
+async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(UserDto::from(&principal.user))
+}
+
+async fn list_sessions(
+    state: State,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let sessions = state.use_cases.list_sessions.execute(&principal).await?;
+    let body: Vec<SessionDto> = sessions.into_iter().map(SessionDto::from).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn revoke_session(
+    state: State,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = SessionId::from_uuid(path_id(&path, "sid")?);
+    state
+        .use_cases
+        .revoke_session
+        .execute(&principal, id)
+        .await?;
+    tracing::info!(user_id = %principal.user.id, session_id = %id, "session revoked by its owner");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn log_out_everywhere(
+    state: State,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .use_cases
+        .log_out_everywhere
+        .execute(&principal)
+        .await?;
+    tracing::info!(user_id = %principal.user.id, "logged out everywhere");
+    Ok(cleared(&state, HttpResponse::NoContent()))
+}
+
+fn cleared(state: &AppState, mut response: actix_web::HttpResponseBuilder) -> HttpResponse {
+    state.settings.cookies.clear(&mut response);
+    response.finish()
+}
+
+fn unauthorized_clearing(state: &AppState, detail: &str) -> HttpResponse {
+    ApiError::Unauthorized(detail.into())
+        .response_with(|response| state.settings.cookies.clear(response))
+}
+
+/// Cookie `Max-Age` is counted from the wall clock at response time.
+fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
