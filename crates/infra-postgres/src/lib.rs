@@ -1,1 +1,32 @@
-//! placeholder
+//! # Postgres adapters
+//!
+//! Implements the application's storage ports on Postgres, the source of truth for users,
+//! roles and sessions: [`PgUserRepository`], [`PgRoleRepository`] and [`PgSessionRepository`],
+//! all drawing from one [`PgPool`] built by [`connect`]. The schema's migrations are embedded
+//! and applied by [`run_migrations`].
+//!
+//! Built on diesel's typed query builder with diesel-async over tokio-postgres (no libpq).
+//! Driver errors are translated here, once: an unreachable database becomes
+//! `PortError::Unavailable(Dependency::Database)`, a taken email `CreateUserError::EmailTaken`,
+//! anything else `PortError::Unexpected`. No diesel type appears in the ports' results.
+//!
+//! Depends on the application ports and the domain; nothing depends on this crate but the
+//! binary that wires it (and tests). With the `testing` feature, [`testing`] makes a fresh
+//! migrated database per test.
+
+mod errors;
+mod migrations;
+mod pool;
+mod roles;
+mod schema;
+mod sessions;
+mod users;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use migrations::run_migrations;
+pub use pool::{PgPool, PoolSettings, connect, ping};
+pub use roles::PgRoleRepository;
+pub use sessions::PgSessionRepository;
+pub use users::PgUserRepository;

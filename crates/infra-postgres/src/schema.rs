@@ -1,0 +1,51 @@
+//! The tables, written by hand to match `migrations/` (no `diesel print-schema` in the build).
+
+diesel::table! {
+    roles (id) {
+        id -> Uuid,
+        slug -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        email_normalized -> Text,
+        name -> Nullable<Text>,
+        password_hash -> Text,
+        is_active -> Bool,
+        is_superuser -> Bool,
+        is_verified -> Bool,
+        is_primary_admin -> Bool,
+        role_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamptz>,
+        current_refresh_jti -> Uuid,
+        previous_refresh_jti -> Nullable<Uuid>,
+        rotated_at -> Nullable<Timestamptz>,
+        sealed_successor -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(users -> roles (role_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(roles, users, sessions);
