@@ -1,1 +1,53 @@
-//! placeholder
+//! # Redis adapters
+//!
+//! authd's fast path on Redis (through [fred]): the session revocation marks and the user
+//! profile cache ([`RedisAuthCache`], an [`AuthCache`](application::ports::AuthCache)), and the
+//! login throttle counters shared by every instance ([`RedisLoginThrottle`], a
+//! [`LoginThrottle`](application::ports::LoginThrottle)). [`connect`] builds the client.
+//!
+//! Postgres stays the source of truth: every key here may vanish (restart without persistence,
+//! flush, failover) and a missing key only ever means "ask the store". Depends on the application
+//! ports and the domain; nothing above this crate sees a fred type except the client handle that
+//! `authd` passes in.
+//!
+//! ## Key scheme
+//!
+//! Every key starts with the configured prefix (`AUTHD_REDIS_PREFIX`, default `authd`), so several
+//! deployments can share one Redis. Every key has a TTL.
+//!
+//! | key | value | TTL |
+//! | --- | --- | --- |
+//! | `{prefix}:session:{sid}` | `1` live, `0` revoked | live: min(asked, `max_session_ttl`); revoked: the session's remaining life |
+//! | `{prefix}:user:{uid}` | the user as JSON, or `-` (tombstone: just invalidated) | `user_ttl`; tombstone `tombstone_ttl` |
+//! | `{prefix}:throttle:fails:{account}` | consecutive failed logins of the account (lowercase email) | one day, renewed on each failure |
+//! | `{prefix}:throttle:lock:{account}` | `1` while the account is in back-off | the back-off |
+//! | `{prefix}:throttle:ip:{ip}` | failed logins from the IP in the current window | the window, from its first failure |
+//!
+//! Writes that must not undo a newer decision use `NX`: a `Live` mark never replaces a revoked
+//! one, and a profile never replaces a tombstone. Keys that belong together (a session and its
+//! user, an account and its IP) hash to different cluster slots, so multi-key reads and writes are
+//! pipelines of single-key commands rather than `MGET`/`DEL k1 k2`: one round trip on a single
+//! server, and still correct on Redis Cluster. The throttle uses `PEXPIRE ... NX|GT`, so Redis 7.0
+//! or later is required.
+//!
+//! ## Outages
+//!
+//! The client fails fast: while Redis is unreachable every call returns
+//! [`PortError::Unavailable`](application::PortError::Unavailable) at once (no queueing), and the
+//! client reconnects in the background by itself. The throttle then falls back to the
+//! per-instance throttle it was given, so throttling never switches off.
+
+mod cache;
+mod client;
+mod errors;
+mod throttle;
+
+pub use cache::RedisAuthCache;
+pub use client::{RedisSettings, connect, ping};
+pub use throttle::RedisLoginThrottle;
+
+/// The client handle every adapter here takes: a small pool of multiplexed connections, cheap to
+/// clone. Its command timeout applies to every command; the fail-fast behaviour (no queueing
+/// while disconnected) is a per-command option that this crate's adapters and [`ping`] set, so
+/// prefer them to raw commands on the pool.
+pub use fred::clients::Pool as RedisClient;

@@ -1,0 +1,232 @@
+//! The one place that builds the fred client.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use application::PortError;
+use fred::clients::{Pool, WithOptions};
+use fred::prelude::{
+    Builder, ClientLike, Config, EventInterface, Options, PerformanceConfig, ReconnectPolicy,
+    TcpConfig,
+};
+use fred::types::config::UnresponsiveConfig;
+
+use crate::errors::port_error;
+
+/// Connections in the pool. fred multiplexes many concurrent commands on each connection, so a
+/// few are enough to spread the parsing over cores.
+const POOL_SIZE: usize = 4;
+
+/// Reconnection back-off: 50 ms doubling to at most 2 s, forever (0 = no limit), so the service
+/// recovers by itself however long Redis was gone.
+const RECONNECT_MIN_MS: u32 = 50;
+const RECONNECT_MAX_MS: u32 = 2_000;
+
+/// How to reach Redis. Built by the binary from its settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host[:port][/db]` or
+    /// `redis-cluster://[user:password@]host:port[?node=host:port...]`. `rediss://` (TLS) is
+    /// refused: this build does not enable fred's TLS features (`enable-rustls` or
+    /// `enable-native-tls`), and without them fred would silently speak plain TCP.
+    pub url: String,
+    /// Prefix of every key (see the crate docs for the scheme).
+    pub prefix: String,
+    /// Longest wait for one command (or one pipeline) before it fails as unavailable.
+    /// Default 500 ms.
+    pub command_timeout: Duration,
+    /// Longest wait for a TCP connection and its handshake; also the longest [`connect`] waits
+    /// for the first connection before returning anyway. Default 2 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            prefix: "authd".to_owned(),
+            command_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+// The URL may carry a password: it never reaches a log.
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redacted(&self.url))
+            .field("prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The URL without its credentials.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => "<not a URL>".to_owned(),
+    }
+}
+
+/// Builds the client and starts connecting, without waiting for Redis to be up.
+///
+/// Returns as soon as every connection is up, or the first attempt failed, or
+/// `connect_timeout` passed, whichever comes first: the server can start while Redis is down,
+/// every call then fails fast with `PortError::Unavailable`, and the pool keeps reconnecting in
+/// the background (exponential back-off capped at 2 s) until Redis is back. Fails only on a
+/// configuration error (a bad URL, `rediss://`). Call `quit()` on the client at shutdown.
+pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
+    let scheme = settings
+        .url
+        .split_once("://")
+        .map_or("", |(scheme, _)| scheme);
+    if scheme.starts_with("rediss") || scheme.starts_with("valkeys") {
+        bail!(
+            "REDIS_URL: TLS (`{scheme}://`) needs fred's `enable-rustls` feature, which this build \
+             does not enable"
+        );
+    }
+    let mut config = Config::from_url(&settings.url).with_context(|| {
+        format!(
+            "REDIS_URL is not a valid Redis URL: {}",
+            redacted(&settings.url)
+        )
+    })?;
+    // `false` puts the first connection under the reconnect policy too, instead of giving up
+    // on the first refusal (which would leave a client that never connects).
+    config.fail_fast = false;
+
+    let mut builder = Builder::from_config(config);
+    let unresponsive = (settings.command_timeout * 4).max(Duration::from_secs(2));
+    builder
+        .set_performance_config(PerformanceConfig {
+            default_command_timeout: settings.command_timeout,
+            ..PerformanceConfig::default()
+        })
+        .with_connection_config(|connection| {
+            connection.connection_timeout = settings.connect_timeout;
+            connection.internal_command_timeout = settings.connect_timeout;
+            connection.tcp = TcpConfig {
+                nodelay: Some(true),
+                ..TcpConfig::default()
+            };
+            // A peer that vanished without a reset (a partition) would otherwise keep the
+            // connection "up" while every command times out.
+            connection.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(unresponsive),
+                interval: unresponsive / 4,
+            };
+        })
+        .set_policy(ReconnectPolicy::new_exponential(
+            0,
+            RECONNECT_MIN_MS,
+            RECONNECT_MAX_MS,
+            2,
+        ));
+    let pool = builder
+        .build_pool(POOL_SIZE)
+        .context("could not build the Redis client")?;
+
+    // Subscribed before connecting, so the first failure cannot be missed.
+    let mut errors = pool.clients().first().map(EventInterface::error_rx);
+    // The routing tasks run detached for the life of the pool; the handle is not needed.
+    drop(pool.connect());
+
+    let all_connected = async {
+        while !pool.clients().iter().all(ClientLike::is_connected) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let first_error = async {
+        match errors.as_mut() {
+            Some(errors) => errors.recv().await.ok().map(|(error, _)| error),
+            None => std::future::pending().await,
+        }
+    };
+    let target = redacted(&settings.url);
+    let outcome = tokio::time::timeout(settings.connect_timeout, async {
+        tokio::select! {
+            () = all_connected => None,
+            error = first_error => Some(error),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(None) => tracing::info!(redis = %target, "connected to Redis"),
+        Ok(Some(error)) => tracing::warn!(
+            redis = %target,
+            error = ?error,
+            "Redis is unreachable; starting anyway and reconnecting in the background"
+        ),
+        Err(_) => tracing::warn!(
+            redis = %target,
+            "Redis did not answer in time; starting anyway and reconnecting in the background"
+        ),
+    }
+    Ok(pool)
+}
+
+/// One `PING`: `Ok` when Redis answers, `Unavailable(Cache)` when it cannot be reached (for the
+/// readiness check).
+pub async fn ping(client: &Pool) -> Result<(), PortError> {
+    fail_fast(client)
+        .ping::<String>(None)
+        .await
+        .map(drop)
+        .map_err(port_error)
+}
+
+/// Per-command options: fail at once while disconnected rather than queue until reconnected.
+pub(crate) fn options() -> Options {
+    Options {
+        fail_fast: true,
+        ..Options::default()
+    }
+}
+
+/// The pool with [`options`] applied to every command sent through it.
+pub(crate) fn fail_fast(client: &Pool) -> WithOptions<Pool> {
+    client.with_options(&options())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_debug_output() {
+        let settings = RedisSettings {
+            url: "redis://user:s3cret@cache.internal:6379/2".to_owned(),
+            ..RedisSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("cache.internal:6379/2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn tls_urls_are_refused_rather_than_sent_in_clear() {
+        let settings = RedisSettings {
+            url: "rediss://cache.internal:6380".to_owned(),
+            ..RedisSettings::default()
+        };
+        let error = connect(&settings).await.unwrap_err();
+        assert!(error.to_string().contains("TLS"), "{error:#}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_configuration_error() {
+        let settings = RedisSettings {
+            url: "not a url".to_owned(),
+            ..RedisSettings::default()
+        };
+        assert!(connect(&settings).await.is_err());
+    }
+}
