@@ -1,1 +1,73 @@
-fn main() {}
+//! `authd`: see `authd --help`.
+
+use std::process::ExitCode;
+
+use authd::cli::{Cli, Command, KeysCommand};
+use authd::{Application, Settings};
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse_with_config(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Prints help/version to stdout (exit 0) or the bad setting to stderr (exit 2).
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    let settings = match Settings::try_from(cli.settings) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("authd: configuration error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    authd::cli::init_logging(settings.log_format);
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Keys(KeysCommand::Generate { algorithm, out }) => generate_key(&algorithm, &out),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("authd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(settings).await?;
+        application.run_until_stopped().await?;
+        tracing::info!("authd stopped");
+        Ok(())
+    })
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings
+        .database_url
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set: nothing to migrate"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let applied = runtime.block_on(infra_postgres::run_migrations(url.expose()))?;
+    println!("applied {} migration(s){}", applied.len(), if applied.is_empty() { String::new() } else { format!(": {}", applied.join(", ")) });
+    Ok(())
+}
+
+fn generate_key(algorithm: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let algorithm: infra_crypto::Algorithm = algorithm.parse()?;
+    let jwk = infra_crypto::generate_key(algorithm)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(out)
+        .map_err(|error| anyhow::anyhow!("--out {}: {error}", out.display()))?;
+    file.write_all(jwk.as_bytes())?;
+    println!("wrote a new {algorithm} signing key to {}", out.display());
+    Ok(())
+}

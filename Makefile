@@ -1,0 +1,27 @@
+# authd — `make help` lists the targets.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt build clean-test-dbs
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+run: ## Development server on 127.0.0.1:8000: in-memory store and cache, cookies without Secure, readable logs
+	env -u DATABASE_URL -u REDIS_URL AUTHD_COOKIE_SECURE=false AUTHD_LOG_FORMAT=text \
+		$(CARGO) run -p authd -- serve
+
+test: ## Every test: unit, adapter (real Postgres and Redis) and end-to-end
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint: ## Formatting, clippy (warnings are errors) and docs
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+build: ## Release build of the binary
+	$(CARGO) build --release -p authd

@@ -1,0 +1,330 @@
+//! # authd
+//!
+//! The binary's library half: typed [`Settings`] and the wiring of adapters into use cases
+//! into the HTTP server ([`Application`]). `main.rs` is only the command line. The end-to-end
+//! suite builds an [`Application`] the same way `authd serve` does.
+
+pub mod cli;
+pub mod settings;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::HttpServer;
+use actix_web::dev::Server;
+use anyhow::Context;
+use application::AuthSettings;
+use application::ports::{
+    AuthCache, Clock, LoginThrottle, PasswordHasher, RoleRepository, SessionRepository,
+    TokenIssuer, TokenVerifier, UserRepository,
+};
+use application::use_cases::{
+    Authenticate, ChangePassword, ListSessions, LogIn, LogOut, LogOutEverywhere, Refresh,
+    RevokeSession, SignUp,
+};
+use chrono::TimeDelta;
+use domain::{LoginBackoff, PasswordPolicy, SessionLifetime};
+use infra_crypto::{Argon2Hasher, JoseTokenCodec, KeyRing, SigningKey, TokenSettings};
+use infra_memory::{InMemoryAuthCache, InMemoryLoginThrottle, InMemoryStore, SystemClock};
+
+pub use settings::{Secret, Settings};
+
+/// The per-IP failed-login window of API.md.
+const IP_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// The storage side of the wiring.
+struct Store {
+    users: Arc<dyn UserRepository>,
+    roles: Arc<dyn RoleRepository>,
+    sessions: Arc<dyn SessionRepository>,
+}
+
+/// The cache side.
+struct Cache {
+    cache: Arc<dyn AuthCache>,
+    throttle: Arc<dyn LoginThrottle>,
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    /// Connects (or falls back to memory), migrates, loads keys, bootstraps the default role
+    /// and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("AUTHD_LISTEN: cannot bind {}", settings.listen))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As [`build`](Self::build), on a listener bound by the caller (tests bind port 0).
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = store(&settings).await?;
+        let cache = cache(&settings).await?;
+        warn_about_unbuilt_settings(&settings);
+
+        let codec = Arc::new(JoseTokenCodec::new(
+            keys(&settings)?,
+            TokenSettings {
+                issuer: settings.issuer.clone(),
+                audience: settings.audience.clone(),
+                leeway: TimeDelta::seconds(60),
+            },
+        ));
+        let issuer: Arc<dyn TokenIssuer> = codec.clone();
+        let verifier: Arc<dyn TokenVerifier> = codec;
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(
+            Argon2Hasher::new(settings.argon2, cores())
+                .context("AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM")?,
+        );
+
+        let auth = auth_settings(&settings)?;
+        store
+            .roles
+            .ensure(&auth.default_role, &role_name(auth.default_role.as_str()), clock.now())
+            .await
+            .context("creating the default role")?;
+
+        let use_cases = http::UseCases {
+            sign_up: SignUp {
+                users: store.users.clone(),
+                roles: store.roles.clone(),
+                hasher: hasher.clone(),
+                clock: clock.clone(),
+                settings: auth.clone(),
+            },
+            log_in: LogIn {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                throttle: cache.throttle.clone(),
+                hasher: hasher.clone(),
+                issuer: issuer.clone(),
+                clock: clock.clone(),
+                settings: auth.clone(),
+            },
+            refresh: Refresh {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                issuer,
+                verifier: verifier.clone(),
+                clock: clock.clone(),
+                settings: auth.clone(),
+            },
+            log_out: LogOut {
+                verifier: verifier.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            log_out_everywhere: LogOutEverywhere {
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            change_password: ChangePassword {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                hasher,
+                clock: clock.clone(),
+                settings: auth,
+            },
+            authenticate: Authenticate {
+                verifier,
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            list_sessions: ListSessions {
+                sessions: store.sessions.clone(),
+                clock: clock.clone(),
+            },
+            revoke_session: RevokeSession {
+                sessions: store.sessions,
+                cache: cache.cache,
+                clock,
+            },
+        };
+        let state = http::AppState {
+            use_cases: Arc::new(use_cases),
+            settings: Arc::new(http::HttpSettings {
+                cookies: http::CookieSettings {
+                    secure: settings.cookie_secure,
+                },
+                trusted_proxies: settings.trusted_proxies.clone(),
+                body_limit: settings.body_limit,
+            }),
+        };
+
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || http::app(state.clone()))
+            .workers(settings.workers)
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            .listen(listener)?
+            .run();
+        tracing::info!(port, workers = settings.workers, "authd listening");
+        Ok(Self { server, port })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C (graceful: in-flight requests finish, within the
+    /// shutdown timeout).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn store(settings: &Settings) -> anyhow::Result<Store> {
+    let Some(url) = &settings.database_url else {
+        tracing::warn!(
+            "DATABASE_URL is not set: users and sessions live IN MEMORY and are LOST when authd exits"
+        );
+        let memory = Arc::new(InMemoryStore::new());
+        return Ok(Store {
+            users: memory.clone(),
+            roles: memory.clone(),
+            sessions: memory,
+        });
+    };
+    let applied = infra_postgres::run_migrations(url.expose())
+        .await
+        .context("DATABASE_URL: cannot run the migrations")?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied database migrations");
+    }
+    let pool = infra_postgres::connect(
+        url.expose(),
+        infra_postgres::PoolSettings {
+            max_size: settings.db_pool_size,
+            ..infra_postgres::PoolSettings::default()
+        },
+    )
+    .await
+    .context("DATABASE_URL")?;
+    Ok(Store {
+        users: Arc::new(infra_postgres::PgUserRepository::new(pool.clone())),
+        roles: Arc::new(infra_postgres::PgRoleRepository::new(pool.clone())),
+        sessions: Arc::new(infra_postgres::PgSessionRepository::new(pool)),
+    })
+}
+
+async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
+    let local_throttle = Arc::new(InMemoryLoginThrottle::new(
+        LoginBackoff::new(settings.login_max_failures),
+        settings.login_ip_max_failures,
+        IP_WINDOW,
+    ));
+    let Some(url) = &settings.redis_url else {
+        if settings.database_url.is_some() {
+            tracing::warn!(
+                "REDIS_URL is not set: the auth cache and login throttle are per process; run a single instance"
+            );
+        }
+        return Ok(Cache {
+            cache: Arc::new(InMemoryAuthCache::default()),
+            throttle: local_throttle,
+        });
+    };
+    let client = infra_redis::connect(&infra_redis::RedisSettings {
+        url: url.expose().to_owned(),
+        prefix: settings.redis_prefix.clone(),
+        ..infra_redis::RedisSettings::default()
+    })
+    .await?;
+    Ok(Cache {
+        cache: Arc::new(infra_redis::RedisAuthCache::with_defaults(
+            client.clone(),
+            settings.redis_prefix.clone(),
+        )),
+        throttle: Arc::new(infra_redis::RedisLoginThrottle::new(
+            client,
+            settings.redis_prefix.clone(),
+            LoginBackoff::new(settings.login_max_failures),
+            settings.login_ip_max_failures,
+            IP_WINDOW,
+            local_throttle,
+        )),
+    })
+}
+
+fn keys(settings: &Settings) -> anyhow::Result<KeyRing> {
+    if settings.jwt_key_files.is_empty() {
+        tracing::warn!(
+            algorithm = %settings.jwt_algorithm,
+            "AUTHD_JWT_KEY_FILES is not set: signing with a key generated for this process; tokens die with it and other instances cannot verify them"
+        );
+        return KeyRing::ephemeral(settings.jwt_algorithm);
+    }
+    let keys = settings
+        .jwt_key_files
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("AUTHD_JWT_KEY_FILES: cannot read {}", path.display()))?;
+            SigningKey::from_jwk_bytes(&bytes)
+                .with_context(|| format!("AUTHD_JWT_KEY_FILES: {} is not a usable key", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ring = KeyRing::new(keys).context("AUTHD_JWT_KEY_FILES")?;
+    if ring.signing().algorithm() != settings.jwt_algorithm {
+        anyhow::bail!(
+            "AUTHD_JWT_ALGORITHM is {} but the signing key (the first of AUTHD_JWT_KEY_FILES) is {}",
+            settings.jwt_algorithm,
+            ring.signing().algorithm()
+        );
+    }
+    Ok(ring)
+}
+
+fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
+    let delta = |duration: Duration| TimeDelta::from_std(duration).context("a duration setting is too large");
+    Ok(AuthSettings {
+        access_ttl: delta(settings.access_ttl)?,
+        lifetime: SessionLifetime::new(delta(settings.refresh_ttl)?, delta(settings.session_max)?),
+        refresh_grace: delta(settings.refresh_grace)?,
+        password_policy: PasswordPolicy::new(settings.password_min_length),
+        default_role: settings.default_role.clone(),
+    })
+}
+
+fn warn_about_unbuilt_settings(settings: &Settings) {
+    if settings.admin_email.is_some() || settings.admin_password.is_some() {
+        tracing::warn!("AUTHD_ADMIN_EMAIL / AUTHD_ADMIN_PASSWORD are read, but the admin bootstrap is not built yet");
+    }
+    if settings.metrics_listen.is_some() {
+        tracing::warn!("AUTHD_METRICS_LISTEN is read, but /metrics is not built yet");
+    }
+}
+
+/// "application-access" -> "Application access".
+fn role_name(slug: &str) -> String {
+    let words = slug.replace('-', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Argon2 hashes run at most this many at a time: one per core keeps memory bounded and leaves
+/// the async workers free.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}

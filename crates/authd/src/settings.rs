@@ -1,0 +1,247 @@
+//! The operator contract of `../shared/SETTINGS.md`: every setting, its environment variable,
+//! its default. Parsed once by clap ([`Args`], with `--config FILE` values as defaults), then
+//! checked into typed [`Settings`]; nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args as ClapArgs, FromArgMatches};
+use infra_crypto::Algorithm;
+
+/// A secret string: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting, as operators spell it.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    /// Address and port of the HTTP server.
+    #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:8000", global = true)]
+    pub listen: String,
+    /// HTTP worker threads [default: number of cores].
+    #[arg(long, env = "AUTHD_WORKERS", global = true)]
+    pub workers: Option<usize>,
+    /// Postgres URL; unset means the in-memory store (data lost on exit).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (redis://, rediss://, redis-cluster://); unset means the in-process cache.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "AUTHD_REDIS_PREFIX", default_value = "authd", global = true)]
+    pub redis_prefix: String,
+    /// Postgres pool size.
+    #[arg(long, env = "AUTHD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: usize,
+    /// Signing algorithm: EdDSA, ES256 or HS256.
+    #[arg(long, env = "AUTHD_JWT_ALGORITHM", default_value = "EdDSA", global = true)]
+    pub jwt_algorithm: String,
+    /// Comma-separated key files; the first signs, the rest only verify. Unset: a key
+    /// generated for this process.
+    #[arg(long, env = "AUTHD_JWT_KEY_FILES", value_delimiter = ',', global = true)]
+    pub jwt_key_files: Vec<PathBuf>,
+    /// `iss` of issued tokens.
+    #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", global = true)]
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    #[arg(long, env = "AUTHD_AUDIENCE", default_value = "authd", global = true)]
+    pub audience: String,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "AUTHD_ACCESS_TTL_SECONDS", default_value_t = 900, global = true)]
+    pub access_ttl_seconds: u64,
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "AUTHD_REFRESH_TTL_SECONDS", default_value_t = 604_800, global = true)]
+    pub refresh_ttl_seconds: u64,
+    /// Refresh reuse grace window in seconds; 0 disables it.
+    #[arg(long, env = "AUTHD_REFRESH_GRACE_SECONDS", default_value_t = 10, global = true)]
+    pub refresh_grace_seconds: u64,
+    /// Absolute session lifetime from login, in seconds.
+    #[arg(long, env = "AUTHD_SESSION_MAX_SECONDS", default_value_t = 2_592_000, global = true)]
+    pub session_max_seconds: u64,
+    /// Add `Secure` to cookies (false only for plain-http development).
+    #[arg(long, env = "AUTHD_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub cookie_secure: bool,
+    /// Primary admin's email, created at start when missing.
+    #[arg(long, env = "AUTHD_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+    /// The primary admin's initial password (never overwrites an existing admin's).
+    #[arg(long, env = "AUTHD_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+    /// Slug of the role given at signup.
+    #[arg(long, env = "AUTHD_DEFAULT_ROLE", default_value = "application-access", global = true)]
+    pub default_role: String,
+    /// Comma-separated CIDRs whose X-Forwarded-For is believed.
+    #[arg(long, env = "AUTHD_TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
+    /// Argon2id memory cost in KiB.
+    #[arg(long, env = "AUTHD_ARGON2_MEMORY_KIB", default_value_t = 19_456, global = true)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id time cost.
+    #[arg(long, env = "AUTHD_ARGON2_ITERATIONS", default_value_t = 2, global = true)]
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, env = "AUTHD_ARGON2_PARALLELISM", default_value_t = 1, global = true)]
+    pub argon2_parallelism: u32,
+    /// Minimum password length (never below 8).
+    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8, global = true)]
+    pub password_min_length: usize,
+    /// Consecutive failures per account before back-off.
+    #[arg(long, env = "AUTHD_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    pub login_max_failures: u32,
+    /// Failed logins per client IP per 5 minutes before refusing that IP.
+    #[arg(long, env = "AUTHD_LOGIN_IP_MAX_FAILURES", default_value_t = 100, global = true)]
+    pub login_ip_max_failures: u32,
+    /// Request body limit in bytes.
+    #[arg(long, env = "AUTHD_BODY_LIMIT_BYTES", default_value_t = 65_536, global = true)]
+    pub body_limit_bytes: usize,
+    /// Separate address for /metrics; unset serves it on the main listener.
+    #[arg(long, env = "AUTHD_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "AUTHD_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[arg(long, env = "AUTHD_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// The checked settings the server is built from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub database_url: Option<Secret>,
+    pub redis_url: Option<Secret>,
+    pub redis_prefix: String,
+    pub db_pool_size: usize,
+    pub jwt_algorithm: Algorithm,
+    pub jwt_key_files: Vec<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub refresh_grace: Duration,
+    pub session_max: Duration,
+    pub cookie_secure: bool,
+    pub default_role: domain::RoleSlug,
+    pub trusted_proxies: http::TrustedProxies,
+    pub argon2: infra_crypto::Argon2Settings,
+    pub password_min_length: usize,
+    pub login_max_failures: u32,
+    pub login_ip_max_failures: u32,
+    pub body_limit: usize,
+    pub log_format: LogFormat,
+    pub shutdown_timeout: Duration,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    pub metrics_listen: Option<String>,
+}
+
+impl Settings {
+    /// The documented defaults, as if no variable and no flag were set: what a test starts from.
+    pub fn defaults() -> anyhow::Result<Self> {
+        let command = Args::augment_args(clap::Command::new("authd")).mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(["authd"])?;
+        Self::try_from(Args::from_arg_matches(&matches)?)
+    }
+}
+
+impl TryFrom<Args> for Settings {
+    type Error = anyhow::Error;
+
+    /// Checks every value; the error names the setting.
+    fn try_from(args: Args) -> anyhow::Result<Self> {
+        let positive = |name: &str, value: u64| {
+            if value == 0 {
+                bail!("{name} must be greater than 0");
+            }
+            Ok(Duration::from_secs(value))
+        };
+        if args.password_min_length > domain::PasswordPolicy::MAX_LENGTH {
+            bail!("AUTHD_PASSWORD_MIN_LENGTH must be at most {}", domain::PasswordPolicy::MAX_LENGTH);
+        }
+        if args.db_pool_size == 0 {
+            bail!("AUTHD_DB_POOL_SIZE must be greater than 0");
+        }
+        if args.body_limit_bytes == 0 {
+            bail!("AUTHD_BODY_LIMIT_BYTES must be greater than 0");
+        }
+        if args.login_max_failures == 0 || args.login_ip_max_failures == 0 {
+            bail!("AUTHD_LOGIN_MAX_FAILURES and AUTHD_LOGIN_IP_MAX_FAILURES must be greater than 0");
+        }
+        let settings = Self {
+            listen: args
+                .listen
+                .parse()
+                .with_context(|| format!("AUTHD_LISTEN {:?} is not an address:port", args.listen))?,
+            workers: match args.workers {
+                Some(0) => bail!("AUTHD_WORKERS must be greater than 0"),
+                Some(workers) => workers,
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+            },
+            database_url: args.database_url.filter(|url| !url.is_empty()).map(Secret::new),
+            redis_url: args.redis_url.filter(|url| !url.is_empty()).map(Secret::new),
+            redis_prefix: args.redis_prefix,
+            db_pool_size: args.db_pool_size,
+            jwt_algorithm: args.jwt_algorithm.parse().context("AUTHD_JWT_ALGORITHM")?,
+            jwt_key_files: args.jwt_key_files,
+            issuer: args.issuer,
+            audience: args.audience,
+            access_ttl: positive("AUTHD_ACCESS_TTL_SECONDS", args.access_ttl_seconds)?,
+            refresh_ttl: positive("AUTHD_REFRESH_TTL_SECONDS", args.refresh_ttl_seconds)?,
+            refresh_grace: Duration::from_secs(args.refresh_grace_seconds),
+            session_max: positive("AUTHD_SESSION_MAX_SECONDS", args.session_max_seconds)?,
+            cookie_secure: args.cookie_secure,
+            default_role: domain::RoleSlug::parse(&args.default_role)
+                .with_context(|| format!("AUTHD_DEFAULT_ROLE {:?}", args.default_role))?,
+            trusted_proxies: args
+                .trusted_proxies
+                .parse()
+                .with_context(|| format!("AUTHD_TRUSTED_PROXIES {:?}", args.trusted_proxies))?,
+            argon2: infra_crypto::Argon2Settings {
+                memory_kib: args.argon2_memory_kib,
+                iterations: args.argon2_iterations,
+                parallelism: args.argon2_parallelism,
+            },
+            password_min_length: args.password_min_length,
+            login_max_failures: args.login_max_failures,
+            login_ip_max_failures: args.login_ip_max_failures,
+            body_limit: args.body_limit_bytes,
+            log_format: args.log_format,
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+            admin_email: args.admin_email,
+            admin_password: args.admin_password.map(Secret::new),
+            metrics_listen: args.metrics_listen,
+        };
+        Ok(settings)
+    }
+}
