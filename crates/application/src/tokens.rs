@@ -47,6 +47,8 @@ pub struct RefreshClaims {
 /// An access and a refresh token issued together. `Debug` hides the tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenPair {
+    /// When both were issued (whole seconds).
+    pub issued_at: DateTime<Utc>,
     /// The signed access token.
     pub access_token: String,
     /// Its expiry.
@@ -60,6 +62,7 @@ pub struct TokenPair {
 impl fmt::Debug for TokenPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenPair")
+            .field("issued_at", &self.issued_at)
             .field("access_expires_at", &self.access_expires_at)
             .field("refresh_expires_at", &self.refresh_expires_at)
             .finish_non_exhaustive()
@@ -104,6 +107,7 @@ pub(crate) fn mint_pair(
     };
     Ok(Minted {
         pair: TokenPair {
+            issued_at: now,
             access_token: issuer.sign_access(&access)?,
             access_expires_at,
             refresh_token: issuer.sign_refresh(&refresh)?,

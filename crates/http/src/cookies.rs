@@ -2,7 +2,6 @@ use actix_web::HttpResponseBuilder;
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
 use application::TokenPair;
-use chrono::{DateTime, Utc};
 
 pub(crate) const ACCESS_COOKIE: &str = "access_token";
 pub(crate) const REFRESH_COOKIE: &str = "refresh_token";
@@ -17,15 +16,11 @@ pub struct CookieSettings {
 }
 
 impl CookieSettings {
-    /// Sets both cookies; each lives as long as its token (`Max-Age` is the lifetime at issue).
-    pub(crate) fn set_pair(
-        &self,
-        response: &mut HttpResponseBuilder,
-        pair: &TokenPair,
-        now: DateTime<Utc>,
-    ) {
-        let access_age = (pair.access_expires_at - now).num_seconds().max(0);
-        let refresh_age = (pair.refresh_expires_at - now).num_seconds().max(0);
+    /// Sets both cookies; `Max-Age` is each token's lifetime at issue (the configured lifetime,
+    /// or less when the session ends sooner).
+    pub(crate) fn set_pair(&self, response: &mut HttpResponseBuilder, pair: &TokenPair) {
+        let access_age = (pair.access_expires_at - pair.issued_at).num_seconds().max(0);
+        let refresh_age = (pair.refresh_expires_at - pair.issued_at).num_seconds().max(0);
         response.cookie(self.access(pair.access_token.clone(), access_age));
         response.cookie(self.refresh(pair.refresh_token.clone(), refresh_age));
     }

@@ -76,6 +76,10 @@ impl From<SessionView> for SessionDto {
     }
 }
 
+fn email_form(raw: &str) -> Result<(), String> {
+    domain::Email::parse(raw).map(drop).map_err(|error| error.to_string())
+}
+
 #[derive(Deserialize)]
 pub(crate) struct SignUpBody {
     pub email: String,
@@ -89,16 +93,19 @@ impl Schema for SignUpBody {
             name: "email",
             kind: Kind::String,
             required: true,
+            check: Some(email_form),
         },
         Field {
             name: "password",
             kind: Kind::String,
             required: true,
+            check: None,
         },
         Field {
             name: "name",
             kind: Kind::String,
             required: false,
+            check: None,
         },
     ];
 }
@@ -115,11 +122,13 @@ impl Schema for PasswordChangeBody {
             name: "current_password",
             kind: Kind::String,
             required: true,
+            check: None,
         },
         Field {
             name: "new_password",
             kind: Kind::String,
             required: true,
+            check: None,
         },
     ];
 }

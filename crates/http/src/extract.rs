@@ -26,6 +26,8 @@ pub(crate) struct Field {
     pub name: &'static str,
     pub kind: Kind,
     pub required: bool,
+    /// A check of the value's form, so it is reported with the type errors of other fields.
+    pub check: Option<fn(&str) -> Result<(), String>>,
 }
 
 /// The fields of a JSON body, checked before deserializing so that every bad field is
@@ -71,7 +73,11 @@ fn parse_object<T: Schema + DeserializeOwned>(
             (None | Some(Value::Null), _) if field.required => {
                 Some(FieldError::new(field.name, "this field is required"))
             }
-            (None | Some(Value::Null), _) | (Some(Value::String(_)), Kind::String) => None,
+            (Some(Value::String(text)), Kind::String) => field
+                .check
+                .and_then(|check| check(text).err())
+                .map(|message| FieldError::new(field.name, message)),
+            (None | Some(Value::Null), _) => None,
             (Some(_), Kind::String) => Some(FieldError::new(field.name, "must be a string")),
         })
         .collect();

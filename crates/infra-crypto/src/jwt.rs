@@ -191,6 +191,7 @@ impl TokenIssuer for JoseTokenCodec {
     /// useless to anyone reading the database without that token.
     fn seal(&self, pair: &TokenPair, refresh_token: &str) -> Result<String, PortError> {
         let sealed = SealedPair {
+            issued_at: pair.issued_at.timestamp(),
             access_token: pair.access_token.clone(),
             access_expires_at: pair.access_expires_at.timestamp(),
             refresh_token: pair.refresh_token.clone(),
@@ -214,6 +215,7 @@ impl TokenIssuer for JoseTokenCodec {
         let (plaintext, _) = josekit::jwe::deserialize_compact(sealed, &decrypter).ok()?;
         let pair: SealedPair = serde_json::from_slice(&plaintext).ok()?;
         Some(TokenPair {
+            issued_at: DateTime::from_timestamp(pair.issued_at, 0)?,
             access_token: pair.access_token,
             access_expires_at: DateTime::from_timestamp(pair.access_expires_at, 0)?,
             refresh_token: pair.refresh_token,
@@ -224,6 +226,7 @@ impl TokenIssuer for JoseTokenCodec {
 
 #[derive(Serialize, Deserialize)]
 struct SealedPair {
+    issued_at: i64,
     access_token: String,
     access_expires_at: i64,
     refresh_token: String,
@@ -504,6 +507,7 @@ mod tests {
     fn a_sealed_pair_opens_only_with_the_token_it_was_sealed_with() {
         let codec = codec(vec![key(Algorithm::EdDSA)]);
         let pair = TokenPair {
+            issued_at: now(),
             access_token: "a.b.c".into(),
             access_expires_at: now(),
             refresh_token: "d.e.f".into(),

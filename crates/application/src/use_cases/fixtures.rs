@@ -99,6 +99,7 @@ pub fn refresh_claims(session: &Session, jti: TokenId) -> RefreshClaims {
 
 pub fn pair(tag: &str) -> TokenPair {
     TokenPair {
+        issued_at: now(),
         access_token: format!("access-{tag}"),
         access_expires_at: now() + TimeDelta::minutes(15),
         refresh_token: format!("refresh-{tag}"),

@@ -4,7 +4,6 @@ use actix_web::ResponseError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use application::use_cases::{LoginRequest, PasswordChange, SignUpRequest};
-use chrono::Utc;
 use domain::SessionId;
 
 use crate::cookies::REFRESH_COOKIE;
@@ -85,7 +84,7 @@ async fn log_in(
     state
         .settings
         .cookies
-        .set_pair(&mut response, &logged_in.tokens, now());
+        .set_pair(&mut response, &logged_in.tokens);
     Ok(response.finish())
 }
 
@@ -100,7 +99,7 @@ async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
     match state.use_cases.refresh.execute(&token).await {
         Ok(pair) => {
             let mut response = HttpResponse::NoContent();
-            state.settings.cookies.set_pair(&mut response, &pair, now());
+            state.settings.cookies.set_pair(&mut response, &pair);
             response.finish()
         }
         Err(error) => {
@@ -206,9 +205,4 @@ fn cleared(state: &AppState, mut response: actix_web::HttpResponseBuilder) -> Ht
 fn unauthorized_clearing(state: &AppState, detail: &str) -> HttpResponse {
     ApiError::Unauthorized(detail.into())
         .response_with(|response| state.settings.cookies.clear(response))
-}
-
-/// Cookie `Max-Age` is counted from the wall clock at response time.
-fn now() -> chrono::DateTime<Utc> {
-    Utc::now()
 }
