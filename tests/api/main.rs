@@ -1,1 +1,18 @@
+//! End-to-end tests: the real server on a random port, driven over HTTP. Every scenario runs
+//! twice, on Postgres + Redis and on the in-memory adapters (see `both!`).
 
+// Test helpers outside #[test] functions: clippy.toml's test allowances do not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+mod proxy;
+
+mod access_conventions;
+mod login;
+mod logout;
+mod me;
+mod password;
+mod refresh;
+mod resilience;
+mod sessions;
+mod signup;

@@ -3,7 +3,7 @@
 //! The auth flows as use cases over ports. A use case is a struct holding the ports it needs as
 //! `Arc<dyn Port>`; its `execute` reads top to bottom like the flow it implements. Ports are the
 //! traits in [`ports`]: everything a test cannot run for real (storage, cache, clock, hashing,
-//! token codec). Adapters live in the `infrastructure` crate; this crate must not depend on it,
+//! token codec). Adapters live in the `infra-*` crates; this crate must not depend on them,
 //! nor on any database, cache, HTTP or JWT library.
 //!
 //! With the `mocks` feature, every port has a mockall mock (`ports::MockUserRepository`, ...).

@@ -10,7 +10,7 @@ use crate::settings::{Args, LogFormat};
 
 /// authd: email and password authentication with rotating JWT sessions.
 #[derive(Debug, Parser)]
-#[command(name = "authd", version, about, long_about = None)]
+#[command(name = "authd", version)]
 pub struct Cli {
     /// TOML file of settings, keyed by their variable names (`AUTHD_LISTEN = "0.0.0.0:8000"`);
     /// environment variables and flags override it.
@@ -51,15 +51,31 @@ pub enum KeysCommand {
 impl Cli {
     /// Parses the command line, with the `--config` file's values as defaults.
     pub fn parse_with_config(args: Vec<OsString>) -> Result<Self, clap::Error> {
-        let mut command = Self::command();
+        // Help shows each setting by its variable name, the name operators know it by.
+        let mut command = Self::command().mut_args(|arg| {
+            match arg
+                .get_env()
+                .and_then(|env| env.to_str())
+                .map(str::to_owned)
+            {
+                Some(env) => arg.value_name(env),
+                None => arg,
+            }
+        });
         if let Some(path) = config_path(&args) {
             let values = read_config(&path).map_err(|error| {
-                Self::command().error(clap::error::ErrorKind::InvalidValue, format!("--config {}: {error:#}", path.display()))
+                Self::command().error(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!("--config {}: {error:#}", path.display()),
+                )
             })?;
             for (name, value) in values {
                 let id = command
                     .get_arguments()
-                    .find(|arg| arg.get_env().is_some_and(|env| env.eq_ignore_ascii_case(&name)))
+                    .find(|arg| {
+                        arg.get_env()
+                            .is_some_and(|env| env.eq_ignore_ascii_case(&name))
+                    })
                     .map(|arg| arg.get_id().clone());
                 let Some(id) = id else {
                     return Err(Self::command().error(
@@ -142,7 +158,9 @@ mod tests {
         let file = dir.join("authd.toml");
         std::fs::write(&file, "AUTHD_ISSUER = \"from-file\"\nAUTHD_ACCESS_TTL_SECONDS = 60\nAUTHD_COOKIE_SECURE = false\n").unwrap();
         let path = file.to_str().unwrap();
-        let cli = Cli::parse_with_config(args(&["authd", "--config", path, "--issuer", "from-flag"])).unwrap();
+        let cli =
+            Cli::parse_with_config(args(&["authd", "--config", path, "--issuer", "from-flag"]))
+                .unwrap();
         assert_eq!(cli.settings.issuer, "from-flag");
         assert_eq!(cli.settings.access_ttl_seconds, 60);
         assert!(!cli.settings.cookie_secure);
@@ -154,15 +172,33 @@ mod tests {
 
     #[test]
     fn subcommands_parse() {
-        let cli = Cli::parse_with_config(args(&["authd", "keys", "generate", "--algorithm", "ES256", "--out", "k.json"])).unwrap();
-        assert!(matches!(cli.command, Some(Command::Keys(KeysCommand::Generate { ref algorithm, .. })) if algorithm == "ES256"));
+        let cli = Cli::parse_with_config(args(&[
+            "authd",
+            "keys",
+            "generate",
+            "--algorithm",
+            "ES256",
+            "--out",
+            "k.json",
+        ]))
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Keys(KeysCommand::Generate { ref algorithm, .. })) if algorithm == "ES256")
+        );
         assert!(Cli::parse_with_config(args(&["authd", "migrate"])).is_ok());
     }
 
     #[test]
     fn help_documents_every_setting_with_its_variable() {
         let help = Cli::command().render_long_help().to_string();
-        for variable in ["AUTHD_LISTEN", "DATABASE_URL", "REDIS_URL", "AUTHD_JWT_KEY_FILES", "AUTHD_REFRESH_GRACE_SECONDS", "AUTHD_LOG_FORMAT"] {
+        for variable in [
+            "AUTHD_LISTEN",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "AUTHD_JWT_KEY_FILES",
+            "AUTHD_REFRESH_GRACE_SECONDS",
+            "AUTHD_LOG_FORMAT",
+        ] {
             assert!(help.contains(variable), "{variable} missing from --help");
         }
     }

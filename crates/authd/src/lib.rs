@@ -78,15 +78,19 @@ impl Application {
         ));
         let issuer: Arc<dyn TokenIssuer> = codec.clone();
         let verifier: Arc<dyn TokenVerifier> = codec;
-        let hasher: Arc<dyn PasswordHasher> = Arc::new(
-            Argon2Hasher::new(settings.argon2, cores())
-                .context("AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM")?,
-        );
+        let hasher: Arc<dyn PasswordHasher> =
+            Arc::new(Argon2Hasher::new(settings.argon2, cores()).context(
+                "AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM",
+            )?);
 
         let auth = auth_settings(&settings)?;
         store
             .roles
-            .ensure(&auth.default_role, &role_name(auth.default_role.as_str()), clock.now())
+            .ensure(
+                &auth.default_role,
+                &role_name(auth.default_role.as_str()),
+                clock.now(),
+            )
             .await
             .context("creating the default role")?;
 
@@ -168,6 +172,9 @@ impl Application {
         let server = HttpServer::new(move || http::app(state.clone()))
             .workers(settings.workers)
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            // `main` turns SIGTERM and Ctrl-C into a graceful stop; a library must not grab
+            // the process's signals (the test suite runs many servers in one process).
+            .disable_signals()
             .listen(listener)?
             .run();
         tracing::info!(port, workers = settings.workers, "authd listening");
@@ -184,10 +191,44 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM or Ctrl-C (graceful: in-flight requests finish, within the
-    /// shutdown timeout).
+    /// Serves until stopped through [`handle`](Self::handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then stops gracefully: no new connections, in-flight
+    /// requests finish within the shutdown timeout.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -278,8 +319,12 @@ fn keys(settings: &Settings) -> anyhow::Result<KeyRing> {
         .map(|path| {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("AUTHD_JWT_KEY_FILES: cannot read {}", path.display()))?;
-            SigningKey::from_jwk_bytes(&bytes)
-                .with_context(|| format!("AUTHD_JWT_KEY_FILES: {} is not a usable key", path.display()))
+            SigningKey::from_jwk_bytes(&bytes).with_context(|| {
+                format!(
+                    "AUTHD_JWT_KEY_FILES: {} is not a usable key",
+                    path.display()
+                )
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ring = KeyRing::new(keys).context("AUTHD_JWT_KEY_FILES")?;
@@ -294,7 +339,9 @@ fn keys(settings: &Settings) -> anyhow::Result<KeyRing> {
 }
 
 fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
-    let delta = |duration: Duration| TimeDelta::from_std(duration).context("a duration setting is too large");
+    let delta = |duration: Duration| {
+        TimeDelta::from_std(duration).context("a duration setting is too large")
+    };
     Ok(AuthSettings {
         access_ttl: delta(settings.access_ttl)?,
         lifetime: SessionLifetime::new(delta(settings.refresh_ttl)?, delta(settings.session_max)?),
@@ -306,7 +353,9 @@ fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
 
 fn warn_about_unbuilt_settings(settings: &Settings) {
     if settings.admin_email.is_some() || settings.admin_password.is_some() {
-        tracing::warn!("AUTHD_ADMIN_EMAIL / AUTHD_ADMIN_PASSWORD are read, but the admin bootstrap is not built yet");
+        tracing::warn!(
+            "AUTHD_ADMIN_EMAIL / AUTHD_ADMIN_PASSWORD are read, but the admin bootstrap is not built yet"
+        );
     }
     if settings.metrics_listen.is_some() {
         tracing::warn!("AUTHD_METRICS_LISTEN is read, but /metrics is not built yet");

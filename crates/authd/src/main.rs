@@ -8,10 +8,20 @@ use authd::{Application, Settings};
 fn main() -> ExitCode {
     let cli = match Cli::parse_with_config(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(error) => {
-            // Prints help/version to stdout (exit 0) or the bad setting to stderr (exit 2).
+        Err(error) if !error.use_stderr() => {
+            // --help or --version.
             let _ = error.print();
-            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            // One line naming the bad setting, not clap's usage block.
+            let message = error.render().to_string();
+            let line = message.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "authd: configuration error: {}",
+                line.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
         }
     };
     let settings = match Settings::try_from(cli.settings) {
@@ -39,7 +49,7 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let application = Application::build(settings).await?;
-        application.run_until_stopped().await?;
+        application.run_until_signalled().await?;
         tracing::info!("authd stopped");
         Ok(())
     })
@@ -50,9 +60,19 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .database_url
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set: nothing to migrate"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let applied = runtime.block_on(infra_postgres::run_migrations(url.expose()))?;
-    println!("applied {} migration(s){}", applied.len(), if applied.is_empty() { String::new() } else { format!(": {}", applied.join(", ")) });
+    println!(
+        "applied {} migration(s){}",
+        applied.len(),
+        if applied.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", applied.join(", "))
+        }
+    );
     Ok(())
 }
 

@@ -45,7 +45,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct Args {
     /// Address and port of the HTTP server.
-    #[arg(long, env = "AUTHD_LISTEN", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_LISTEN",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub listen: String,
     /// HTTP worker threads [default: number of cores].
     #[arg(long, env = "AUTHD_WORKERS", global = true)]
@@ -57,17 +62,32 @@ pub struct Args {
     #[arg(long, env = "REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key.
-    #[arg(long, env = "AUTHD_REDIS_PREFIX", default_value = "authd", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_REDIS_PREFIX",
+        default_value = "authd",
+        global = true
+    )]
     pub redis_prefix: String,
     /// Postgres pool size.
     #[arg(long, env = "AUTHD_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: usize,
     /// Signing algorithm: EdDSA, ES256 or HS256.
-    #[arg(long, env = "AUTHD_JWT_ALGORITHM", default_value = "EdDSA", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_JWT_ALGORITHM",
+        default_value = "EdDSA",
+        global = true
+    )]
     pub jwt_algorithm: String,
     /// Comma-separated key files; the first signs, the rest only verify. Unset: a key
     /// generated for this process.
-    #[arg(long, env = "AUTHD_JWT_KEY_FILES", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_JWT_KEY_FILES",
+        value_delimiter = ',',
+        global = true
+    )]
     pub jwt_key_files: Vec<PathBuf>,
     /// `iss` of issued tokens.
     #[arg(long, env = "AUTHD_ISSUER", default_value = "authd", global = true)]
@@ -76,16 +96,36 @@ pub struct Args {
     #[arg(long, env = "AUTHD_AUDIENCE", default_value = "authd", global = true)]
     pub audience: String,
     /// Access token lifetime in seconds.
-    #[arg(long, env = "AUTHD_ACCESS_TTL_SECONDS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_ACCESS_TTL_SECONDS",
+        default_value_t = 900,
+        global = true
+    )]
     pub access_ttl_seconds: u64,
     /// Refresh token lifetime in seconds.
-    #[arg(long, env = "AUTHD_REFRESH_TTL_SECONDS", default_value_t = 604_800, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_REFRESH_TTL_SECONDS",
+        default_value_t = 604_800,
+        global = true
+    )]
     pub refresh_ttl_seconds: u64,
     /// Refresh reuse grace window in seconds; 0 disables it.
-    #[arg(long, env = "AUTHD_REFRESH_GRACE_SECONDS", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_REFRESH_GRACE_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
     pub refresh_grace_seconds: u64,
     /// Absolute session lifetime from login, in seconds.
-    #[arg(long, env = "AUTHD_SESSION_MAX_SECONDS", default_value_t = 2_592_000, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_SESSION_MAX_SECONDS",
+        default_value_t = 2_592_000,
+        global = true
+    )]
     pub session_max_seconds: u64,
     /// Add `Secure` to cookies (false only for plain-http development).
     #[arg(long, env = "AUTHD_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -94,43 +134,99 @@ pub struct Args {
     #[arg(long, env = "AUTHD_ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,
     /// The primary admin's initial password (never overwrites an existing admin's).
-    #[arg(long, env = "AUTHD_ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
     pub admin_password: Option<String>,
     /// Slug of the role given at signup.
-    #[arg(long, env = "AUTHD_DEFAULT_ROLE", default_value = "application-access", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_DEFAULT_ROLE",
+        default_value = "application-access",
+        global = true
+    )]
     pub default_role: String,
     /// Comma-separated CIDRs whose X-Forwarded-For is believed.
     #[arg(long, env = "AUTHD_TRUSTED_PROXIES", default_value = "", global = true)]
     pub trusted_proxies: String,
     /// Argon2id memory cost in KiB.
-    #[arg(long, env = "AUTHD_ARGON2_MEMORY_KIB", default_value_t = 19_456, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456,
+        global = true
+    )]
     pub argon2_memory_kib: u32,
     /// Argon2id time cost.
-    #[arg(long, env = "AUTHD_ARGON2_ITERATIONS", default_value_t = 2, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_ARGON2_ITERATIONS",
+        default_value_t = 2,
+        global = true
+    )]
     pub argon2_iterations: u32,
     /// Argon2id lanes.
-    #[arg(long, env = "AUTHD_ARGON2_PARALLELISM", default_value_t = 1, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_ARGON2_PARALLELISM",
+        default_value_t = 1,
+        global = true
+    )]
     pub argon2_parallelism: u32,
     /// Minimum password length (never below 8).
-    #[arg(long, env = "AUTHD_PASSWORD_MIN_LENGTH", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_PASSWORD_MIN_LENGTH",
+        default_value_t = 8,
+        global = true
+    )]
     pub password_min_length: usize,
     /// Consecutive failures per account before back-off.
-    #[arg(long, env = "AUTHD_LOGIN_MAX_FAILURES", default_value_t = 5, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_LOGIN_MAX_FAILURES",
+        default_value_t = 5,
+        global = true
+    )]
     pub login_max_failures: u32,
     /// Failed logins per client IP per 5 minutes before refusing that IP.
-    #[arg(long, env = "AUTHD_LOGIN_IP_MAX_FAILURES", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_LOGIN_IP_MAX_FAILURES",
+        default_value_t = 100,
+        global = true
+    )]
     pub login_ip_max_failures: u32,
     /// Request body limit in bytes.
-    #[arg(long, env = "AUTHD_BODY_LIMIT_BYTES", default_value_t = 65_536, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_BODY_LIMIT_BYTES",
+        default_value_t = 65_536,
+        global = true
+    )]
     pub body_limit_bytes: usize,
     /// Separate address for /metrics; unset serves it on the main listener.
     #[arg(long, env = "AUTHD_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
     /// Log format: text or json.
-    #[arg(long, env = "AUTHD_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Seconds in-flight requests get to finish on shutdown.
-    #[arg(long, env = "AUTHD_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "AUTHD_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
     pub shutdown_timeout_seconds: u64,
 }
 
@@ -187,7 +283,10 @@ impl TryFrom<Args> for Settings {
             Ok(Duration::from_secs(value))
         };
         if args.password_min_length > domain::PasswordPolicy::MAX_LENGTH {
-            bail!("AUTHD_PASSWORD_MIN_LENGTH must be at most {}", domain::PasswordPolicy::MAX_LENGTH);
+            bail!(
+                "AUTHD_PASSWORD_MIN_LENGTH must be at most {}",
+                domain::PasswordPolicy::MAX_LENGTH
+            );
         }
         if args.db_pool_size == 0 {
             bail!("AUTHD_DB_POOL_SIZE must be greater than 0");
@@ -196,20 +295,27 @@ impl TryFrom<Args> for Settings {
             bail!("AUTHD_BODY_LIMIT_BYTES must be greater than 0");
         }
         if args.login_max_failures == 0 || args.login_ip_max_failures == 0 {
-            bail!("AUTHD_LOGIN_MAX_FAILURES and AUTHD_LOGIN_IP_MAX_FAILURES must be greater than 0");
+            bail!(
+                "AUTHD_LOGIN_MAX_FAILURES and AUTHD_LOGIN_IP_MAX_FAILURES must be greater than 0"
+            );
         }
         let settings = Self {
-            listen: args
-                .listen
-                .parse()
-                .with_context(|| format!("AUTHD_LISTEN {:?} is not an address:port", args.listen))?,
+            listen: args.listen.parse().with_context(|| {
+                format!("AUTHD_LISTEN {:?} is not an address:port", args.listen)
+            })?,
             workers: match args.workers {
                 Some(0) => bail!("AUTHD_WORKERS must be greater than 0"),
                 Some(workers) => workers,
                 None => std::thread::available_parallelism().map_or(1, usize::from),
             },
-            database_url: args.database_url.filter(|url| !url.is_empty()).map(Secret::new),
-            redis_url: args.redis_url.filter(|url| !url.is_empty()).map(Secret::new),
+            database_url: args
+                .database_url
+                .filter(|url| !url.is_empty())
+                .map(Secret::new),
+            redis_url: args
+                .redis_url
+                .filter(|url| !url.is_empty())
+                .map(Secret::new),
             redis_prefix: args.redis_prefix,
             db_pool_size: args.db_pool_size,
             jwt_algorithm: args.jwt_algorithm.parse().context("AUTHD_JWT_ALGORITHM")?,

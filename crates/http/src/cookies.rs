@@ -19,8 +19,12 @@ impl CookieSettings {
     /// Sets both cookies; `Max-Age` is each token's lifetime at issue (the configured lifetime,
     /// or less when the session ends sooner).
     pub(crate) fn set_pair(&self, response: &mut HttpResponseBuilder, pair: &TokenPair) {
-        let access_age = (pair.access_expires_at - pair.issued_at).num_seconds().max(0);
-        let refresh_age = (pair.refresh_expires_at - pair.issued_at).num_seconds().max(0);
+        let access_age = (pair.access_expires_at - pair.issued_at)
+            .num_seconds()
+            .max(0);
+        let refresh_age = (pair.refresh_expires_at - pair.issued_at)
+            .num_seconds()
+            .max(0);
         response.cookie(self.access(pair.access_token.clone(), access_age));
         response.cookie(self.refresh(pair.refresh_token.clone(), refresh_age));
     }

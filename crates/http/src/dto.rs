@@ -6,6 +6,11 @@ use domain::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use application::FieldError;
+use application::use_cases::SignUpRequest;
+use serde_json::{Map, Value};
+
+use crate::AppState;
 use crate::extract::{Field, Kind, Schema};
 
 #[derive(Serialize)]
@@ -76,10 +81,6 @@ impl From<SessionView> for SessionDto {
     }
 }
 
-fn email_form(raw: &str) -> Result<(), String> {
-    domain::Email::parse(raw).map(drop).map_err(|error| error.to_string())
-}
-
 #[derive(Deserialize)]
 pub(crate) struct SignUpBody {
     pub email: String,
@@ -88,24 +89,31 @@ pub(crate) struct SignUpBody {
 }
 
 impl Schema for SignUpBody {
+    fn semantic_errors(object: &Map<String, Value>, state: &AppState) -> Vec<FieldError> {
+        let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
+        let request = SignUpRequest {
+            email: text("email").unwrap_or_default(),
+            password: text("password").unwrap_or_default(),
+            name: text("name"),
+        };
+        state.use_cases.sign_up.field_errors(&request)
+    }
+
     const FIELDS: &'static [Field] = &[
         Field {
             name: "email",
             kind: Kind::String,
             required: true,
-            check: Some(email_form),
         },
         Field {
             name: "password",
             kind: Kind::String,
             required: true,
-            check: None,
         },
         Field {
             name: "name",
             kind: Kind::String,
             required: false,
-            check: None,
         },
     ];
 }
@@ -122,13 +130,11 @@ impl Schema for PasswordChangeBody {
             name: "current_password",
             kind: Kind::String,
             required: true,
-            check: None,
         },
         Field {
             name: "new_password",
             kind: Kind::String,
             required: true,
-            check: None,
         },
     ];
 }

@@ -26,14 +26,18 @@ pub(crate) struct Field {
     pub name: &'static str,
     pub kind: Kind,
     pub required: bool,
-    /// A check of the value's form, so it is reported with the type errors of other fields.
-    pub check: Option<fn(&str) -> Result<(), String>>,
 }
 
 /// The fields of a JSON body, checked before deserializing so that every bad field is
 /// reported, not just the first serde trips on.
 pub(crate) trait Schema {
     const FIELDS: &'static [Field];
+
+    /// The use case's own field errors for the well-typed fields, so that a body with both
+    /// kinds of mistakes gets them all in one answer.
+    fn semantic_errors(_object: &Map<String, Value>, _state: &AppState) -> Vec<FieldError> {
+        Vec::new()
+    }
 }
 
 /// A JSON body of type `T`, at most the body limit, with `Content-Type: application/json`.
@@ -48,16 +52,20 @@ impl<T: Schema + DeserializeOwned + 'static> FromRequest for JsonBody<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let body = read_body(&request, &mut payload).await?;
+            let state = request
+                .app_data::<Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
             if body.is_empty() {
                 // No body at all: every required field is missing.
-                return parse_object(Map::new());
+                return parse_object(Map::new(), &state);
             }
             require_content_type(&request, is_json, "application/json")?;
             let value: Value = serde_json::from_slice(&body).map_err(|error| {
                 ApiError::BadRequest(format!("the body is not valid JSON: {error}"))
             })?;
             match value {
-                Value::Object(object) => parse_object(object),
+                Value::Object(object) => parse_object(object, &state),
                 _ => Err(ApiError::invalid("body", "expected a JSON object")),
             }
         })
@@ -66,22 +74,25 @@ impl<T: Schema + DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
 fn parse_object<T: Schema + DeserializeOwned>(
     object: Map<String, Value>,
+    state: &AppState,
 ) -> Result<JsonBody<T>, ApiError> {
-    let errors: Vec<FieldError> = T::FIELDS
+    let type_errors: Vec<FieldError> = T::FIELDS
         .iter()
         .filter_map(|field| match (object.get(field.name), field.kind) {
             (None | Some(Value::Null), _) if field.required => {
                 Some(FieldError::new(field.name, "this field is required"))
             }
-            (Some(Value::String(text)), Kind::String) => field
-                .check
-                .and_then(|check| check(text).err())
-                .map(|message| FieldError::new(field.name, message)),
-            (None | Some(Value::Null), _) => None,
+            (None | Some(Value::Null), _) | (Some(Value::String(_)), Kind::String) => None,
             (Some(_), Kind::String) => Some(FieldError::new(field.name, "must be a string")),
         })
         .collect();
-    if !errors.is_empty() {
+    if !type_errors.is_empty() {
+        let semantic = T::semantic_errors(&object, state)
+            .into_iter()
+            .filter(|error| type_errors.iter().all(|typed| typed.field != error.field));
+        let mut errors: Vec<FieldError> = type_errors.iter().cloned().chain(semantic).collect();
+        // In the order the fields are declared, as the use case reports them.
+        errors.sort_by_key(|error| T::FIELDS.iter().position(|field| field.name == error.field));
         return Err(ApiError::Validation(errors));
     }
     serde_json::from_value(Value::Object(object))

@@ -11,7 +11,7 @@
 //! anything else `PortError::Unexpected`. No diesel type appears in the ports' results.
 //!
 //! Depends on the application ports and the domain; nothing depends on this crate but the
-//! binary that wires it (and tests). With the `testing` feature, [`testing`] makes a fresh
+//! binary that wires it (and tests). With the `testing` feature, the `testing` module makes a fresh
 //! migrated database per test.
 
 mod errors;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use application::PortError;
 use fred::clients::{Pool, WithOptions};
 use fred::prelude::{
@@ -27,9 +27,8 @@ const RECONNECT_MAX_MS: u32 = 2_000;
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host[:port][/db]` or
-    /// `redis-cluster://[user:password@]host:port[?node=host:port...]`. `rediss://` (TLS) is
-    /// refused: this build does not enable fred's TLS features (`enable-rustls` or
-    /// `enable-native-tls`), and without them fred would silently speak plain TCP.
+    /// `redis-cluster://[user:password@]host:port[?node=host:port...]`, or `rediss://` for TLS
+    /// (native-tls over the system's OpenSSL, verifying against the system's CA certificates).
     pub url: String,
     /// Prefix of every key (see the crate docs for the scheme).
     pub prefix: String,
@@ -81,18 +80,8 @@ fn redacted(url: &str) -> String {
 /// `connect_timeout` passed, whichever comes first: the server can start while Redis is down,
 /// every call then fails fast with `PortError::Unavailable`, and the pool keeps reconnecting in
 /// the background (exponential back-off capped at 2 s) until Redis is back. Fails only on a
-/// configuration error (a bad URL, `rediss://`). Call `quit()` on the client at shutdown.
+/// configuration error (a bad URL). Call `quit()` on the client at shutdown.
 pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
-    let scheme = settings
-        .url
-        .split_once("://")
-        .map_or("", |(scheme, _)| scheme);
-    if scheme.starts_with("rediss") || scheme.starts_with("valkeys") {
-        bail!(
-            "REDIS_URL: TLS (`{scheme}://`) needs fred's `enable-rustls` feature, which this build \
-             does not enable"
-        );
-    }
     let mut config = Config::from_url(&settings.url).with_context(|| {
         format!(
             "REDIS_URL is not a valid Redis URL: {}",
@@ -212,13 +201,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tls_urls_are_refused_rather_than_sent_in_clear() {
+    async fn tls_urls_are_accepted_and_use_tls() {
+        let url = "rediss://127.0.0.1:1";
+        assert!(Config::from_url(url).unwrap().uses_tls());
         let settings = RedisSettings {
-            url: "rediss://cache.internal:6380".to_owned(),
+            url: url.to_owned(),
             ..RedisSettings::default()
         };
-        let error = connect(&settings).await.unwrap_err();
-        assert!(error.to_string().contains("TLS"), "{error:#}");
+        // Nothing listens there: the client still starts and keeps trying in the background.
+        assert!(connect(&settings).await.is_ok());
     }
 
     #[tokio::test]

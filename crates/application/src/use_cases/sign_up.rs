@@ -67,6 +67,15 @@ impl SignUp {
         Ok(user)
     }
 
+    /// Every field error of `request`, empty when it is valid: the same checks `execute` makes,
+    /// for a transport that must report them together with its own (type) errors.
+    pub fn field_errors(&self, request: &SignUpRequest) -> Vec<FieldError> {
+        match self.validate(request) {
+            Err(SignUpError::Invalid(errors)) => errors,
+            _ => Vec::new(),
+        }
+    }
+
     /// Checks every field and reports all that are wrong.
     fn validate(
         &self,

@@ -1,8 +1,9 @@
 //! `/api/access`: the user's own account.
 
 use actix_web::ResponseError;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use application::use_cases::{LoginRequest, PasswordChange, SignUpRequest};
 use domain::SessionId;
 
@@ -138,11 +139,17 @@ async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
     }
 }
 
+/// Authenticates before reading the body, so the answer's order is fixed: 401, then 422 (body
+/// and policy), then 400 (wrong current password).
 async fn change_password(
     state: State,
-    Authenticated(principal): Authenticated,
-    JsonBody(body): JsonBody<PasswordChangeBody>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let Authenticated(principal) =
+        Authenticated::from_request(&request, &mut Payload::None).await?;
+    let JsonBody(body) =
+        JsonBody::<PasswordChangeBody>::from_request(&request, &mut payload.into_inner()).await?;
     let change = PasswordChange {
         current_password: body.current_password,
         new_password: body.new_password,

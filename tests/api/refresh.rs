@@ -1,0 +1,154 @@
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::helpers::{Backend, Body, Browser, both, spawn_app, spawn_with};
+
+both!(
+    refresh_rotates_the_pair,
+    a_repeat_inside_the_grace_window_gets_the_same_pair,
+    concurrent_refreshes_with_one_token_all_get_the_same_pair,
+    a_repeat_after_the_window_revokes_the_session,
+    a_token_two_exchanges_old_is_reuse,
+    missing_invalid_or_wrong_type_refresh_tokens_are_401,
+);
+
+async fn refresh_rotates_the_pair(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let (old_access, old_refresh) = (
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    );
+    let response = browser.refresh().await;
+    assert_eq!(response.status, 204);
+    assert!(
+        response
+            .set_cookie("access_token")
+            .unwrap()
+            .contains("Max-Age=900")
+    );
+    assert!(
+        response
+            .set_cookie("refresh_token")
+            .unwrap()
+            .contains("Path=/api/access")
+    );
+    let (new_access, new_refresh) = (
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    );
+    assert_ne!(new_access, old_access);
+    assert_ne!(new_refresh, old_refresh);
+    assert_eq!(browser.me().await.status, 200);
+    // Same session: still one.
+    assert_eq!(browser.sessions().await.json().as_array().unwrap().len(), 1);
+}
+
+async fn a_repeat_inside_the_grace_window_gets_the_same_pair(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let old_refresh = browser.cookie("refresh_token").unwrap();
+    assert_eq!(browser.refresh().await.status, 204);
+    let first = (
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    );
+    // Another tab still holds the old refresh token.
+    let tab = app.browser();
+    tab.set_cookie("refresh_token", &old_refresh);
+    assert_eq!(tab.refresh().await.status, 204);
+    let second = (
+        tab.cookie("access_token").unwrap(),
+        tab.cookie("refresh_token").unwrap(),
+    );
+    assert_eq!(first, second);
+    // And the session lives on with the successor.
+    assert_eq!(browser.refresh().await.status, 204);
+    assert_eq!(browser.me().await.status, 200);
+}
+
+async fn concurrent_refreshes_with_one_token_all_get_the_same_pair(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let token = browser.cookie("refresh_token").unwrap();
+    let tabs: Vec<Browser> = (0..6).map(|_| app.browser()).collect();
+    for tab in &tabs {
+        tab.set_cookie("refresh_token", &token);
+    }
+    let responses = join_all(tabs.iter().map(|tab| tab.refresh())).await;
+    assert!(responses.iter().all(|response| response.status == 204));
+    let pairs: Vec<(String, String)> = tabs
+        .iter()
+        .map(|tab| {
+            (
+                tab.cookie("access_token").unwrap(),
+                tab.cookie("refresh_token").unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        pairs.windows(2).all(|w| w[0] == w[1]),
+        "tabs got different pairs"
+    );
+    assert_ne!(pairs[0].1, token);
+}
+
+async fn a_repeat_after_the_window_revokes_the_session(backend: Backend) {
+    let app = spawn_with(backend, |settings| {
+        settings.refresh_grace = Duration::from_secs(1)
+    })
+    .await;
+    let (browser, _) = app.logged_in().await;
+    let stolen = browser.cookie("refresh_token").unwrap();
+    assert_eq!(browser.refresh().await.status, 204);
+    actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
+    let thief = app.browser();
+    thief.set_cookie("refresh_token", &stolen);
+    let reuse = thief.refresh().await;
+    reuse.problem(401);
+    assert!(
+        reuse
+            .set_cookie("refresh_token")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The whole session is gone: the legitimate holder's tokens stop working at once.
+    browser.me().await.problem(401);
+    browser.refresh().await.problem(401);
+}
+
+async fn a_token_two_exchanges_old_is_reuse(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let oldest = browser.cookie("refresh_token").unwrap();
+    assert_eq!(browser.refresh().await.status, 204);
+    assert_eq!(browser.refresh().await.status, 204);
+    let thief = app.browser();
+    thief.set_cookie("refresh_token", &oldest);
+    thief.refresh().await.problem(401);
+    browser.me().await.problem(401);
+}
+
+async fn missing_invalid_or_wrong_type_refresh_tokens_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.browser().refresh().await.problem(401);
+    let junk = app.browser();
+    junk.set_cookie("refresh_token", "not.a.token");
+    junk.refresh().await.problem(401);
+    let (browser, _) = app.logged_in().await;
+    let access = browser.cookie("access_token").unwrap();
+    let confused = app.browser();
+    confused.set_cookie("refresh_token", &access);
+    confused.refresh().await.problem(401);
+    // A body and a content type are ignored.
+    let with_body = browser
+        .send(
+            "POST",
+            "/api/access/refresh",
+            &[],
+            Body::Raw("text/plain", b"hello".to_vec()),
+        )
+        .await;
+    assert_eq!(with_body.status, 204);
+}
