@@ -199,3 +199,25 @@ async fn cookies_have_no_secure_flag_when_configured_off(backend: Backend) {
             .contains("Secure")
     );
 }
+
+/// Deactivation has no endpoint yet (the admin API comes later), so the test flips the flag in
+/// the database: Postgres backend only.
+#[actix_web::test]
+async fn an_inactive_account_is_403_but_only_after_the_right_password() {
+    let app = crate::helpers::spawn_app(Backend::Real).await;
+    let browser = app.browser();
+    let email = unique_email();
+    browser.signup(&email, PASSWORD).await;
+    let database = app.database.as_ref().unwrap();
+    let changed = database
+        .execute(&format!(
+            "UPDATE users SET is_active = false WHERE email = '{email}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    browser.login(&email, "wrong password").await.problem(401);
+    let inactive = browser.login(&email, PASSWORD).await;
+    assert_eq!(inactive.problem(403)["detail"], "This account is inactive");
+    assert!(inactive.set_cookie("access_token").is_none());
+}

@@ -8,6 +8,7 @@ mod helpers;
 mod proxy;
 
 mod access_conventions;
+mod cli;
 mod login;
 mod logout;
 mod me;

@@ -132,11 +132,14 @@ fn read_config(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Installs the log subscriber: `RUST_LOG` (default `info`) in the chosen format.
+/// Installs the log subscriber on standard error: `RUST_LOG` (default `info`) in the chosen format.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to standard error, so a command's own output (migrate, keys) stays clean.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -199,37 +199,35 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C, then stops gracefully: no new connections, in-flight
     /// requests finish within the shutdown timeout.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        // Registered before announcing readiness, so no early SIGTERM kills the process.
+        let stop = shutdown_signal()?;
         let handle = self.server.handle();
         actix_web::rt::spawn(async move {
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             handle.stop(true).await;
         });
+        tracing::info!(
+            port = self.port,
+            "authd ready; SIGTERM or Ctrl-C stops it gracefully"
+        );
         self.server.await
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C; SIGTERM is listened for from the moment this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 async fn store(settings: &Settings) -> anyhow::Result<Store> {

@@ -52,6 +52,16 @@ impl TestDatabase {
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
         connect(&self.url, PoolSettings::default()).await
     }
+
+    /// Runs one SQL statement, for a test that must set up a state no endpoint can make yet.
+    pub async fn execute(&self, sql: &str) -> anyhow::Result<usize> {
+        let pool = self.pool().await?;
+        let mut connection = pool
+            .get()
+            .await
+            .context("connecting to the test database")?;
+        Ok(diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut connection).await?)
+    }
 }
 
 impl Drop for TestDatabase {

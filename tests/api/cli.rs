@@ -1,0 +1,191 @@
+//! The `authd` binary itself: commands, configuration errors, graceful shutdown.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn authd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
+    // Only what a test sets: no DATABASE_URL or REDIS_URL leaking in from the environment.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("authd-cli-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn help_documents_every_setting_of_the_operator_contract() {
+    let output = authd().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for variable in [
+        "AUTHD_LISTEN",
+        "AUTHD_WORKERS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "AUTHD_REDIS_PREFIX",
+        "AUTHD_DB_POOL_SIZE",
+        "AUTHD_JWT_ALGORITHM",
+        "AUTHD_JWT_KEY_FILES",
+        "AUTHD_ISSUER",
+        "AUTHD_AUDIENCE",
+        "AUTHD_ACCESS_TTL_SECONDS",
+        "AUTHD_REFRESH_TTL_SECONDS",
+        "AUTHD_REFRESH_GRACE_SECONDS",
+        "AUTHD_SESSION_MAX_SECONDS",
+        "AUTHD_COOKIE_SECURE",
+        "AUTHD_ADMIN_EMAIL",
+        "AUTHD_ADMIN_PASSWORD",
+        "AUTHD_DEFAULT_ROLE",
+        "AUTHD_TRUSTED_PROXIES",
+        "AUTHD_ARGON2_MEMORY_KIB",
+        "AUTHD_ARGON2_ITERATIONS",
+        "AUTHD_ARGON2_PARALLELISM",
+        "AUTHD_PASSWORD_MIN_LENGTH",
+        "AUTHD_LOGIN_MAX_FAILURES",
+        "AUTHD_BODY_LIMIT_BYTES",
+        "AUTHD_METRICS_LISTEN",
+        "AUTHD_LOG_FORMAT",
+    ] {
+        assert!(help.contains(variable), "{variable} is missing from --help");
+    }
+    let serve_help = authd().args(["serve", "--help"]).output().unwrap();
+    assert!(
+        String::from_utf8(serve_help.stdout)
+            .unwrap()
+            .contains("AUTHD_JWT_KEY_FILES")
+    );
+}
+
+#[test]
+fn a_bad_setting_exits_2_with_one_line_naming_it() {
+    for (variable, value) in [
+        ("AUTHD_ACCESS_TTL_SECONDS", "abc"),
+        ("AUTHD_LISTEN", "nowhere"),
+        ("AUTHD_JWT_ALGORITHM", "RS256"),
+    ] {
+        let output = authd()
+            .arg("migrate")
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(variable),
+            "{variable} not named in {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn keys_generate_writes_a_usable_key_and_never_overwrites() {
+    let dir = temp_dir();
+    let out = dir.join("signing.jwk");
+    let status = authd()
+        .args(["keys", "generate", "--algorithm", "ES256", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let key = infra_crypto::SigningKey::from_jwk_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(key.algorithm(), infra_crypto::Algorithm::ES256);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let again = authd()
+        .args(["keys", "generate", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn migrate_applies_the_migrations_once() {
+    let database = infra_postgres::testing::empty_database().await.unwrap();
+    let first = authd()
+        .arg("migrate")
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        String::from_utf8(first.stdout)
+            .unwrap()
+            .starts_with("applied 1 migration")
+    );
+    let second = authd()
+        .arg("migrate")
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(second.stdout)
+            .unwrap()
+            .starts_with("applied 0 migration")
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully_with_status_0() {
+    let mut server = authd()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--argon2-memory-kib",
+            "1024",
+            "--argon2-iterations",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for it to listen (logs go to standard error).
+    let mut logs = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut logs, &mut line).unwrap() > 0
+        && !line.contains("authd ready")
+    {
+        line.clear();
+    }
+    assert!(
+        line.contains("authd ready"),
+        "the server never became ready"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
