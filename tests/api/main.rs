@@ -15,5 +15,7 @@ mod me;
 mod password;
 mod refresh;
 mod resilience;
+mod roles;
 mod sessions;
 mod signup;
+mod users;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{
-    Email, Password, PasswordHash, Role, RoleSlug, RotationState, Session, SessionId, TokenId,
-    User, UserId,
+    Email, Password, PasswordHash, Role, RoleId, RoleSlug, RotationState, Session, SessionId,
+    TokenId, User, UserId,
 };
 
 use crate::PortError;
@@ -26,6 +26,50 @@ pub enum CreateUserError {
     /// Any other failure.
     #[error(transparent)]
     Port(#[from] PortError),
+}
+
+/// Which users a listing returns: one page of the matches, ordered by `created_at` then `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// The page, from 1.
+    pub page: u32,
+    /// Users per page, 1 to 100.
+    pub per_page: u32,
+    /// A case-insensitive substring of the email or the name (matched literally: `%` and `_`
+    /// are not wildcards).
+    pub q: Option<String>,
+    /// Only users holding the role with this slug (an unknown slug matches nobody).
+    pub role: Option<RoleSlug>,
+    /// Only active (or only inactive) users.
+    pub is_active: Option<bool>,
+}
+
+/// One page of users and the number of all matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// The page's users.
+    pub items: Vec<User>,
+    /// How many users match, over all pages.
+    pub total: u64,
+}
+
+/// The fields of a user an update sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserChanges {
+    /// A new email (unique on its lowercase form).
+    pub email: Option<Email>,
+    /// A new name; `Some(None)` clears it.
+    pub name: Option<Option<String>>,
+    /// A new role.
+    pub role: Option<RoleId>,
+    /// Activate or deactivate.
+    pub is_active: Option<bool>,
+    /// Promote or demote.
+    pub is_superuser: Option<bool>,
+    /// Mark the email verified or not.
+    pub is_verified: Option<bool>,
+    /// A new password hash.
+    pub password_hash: Option<PasswordHash>,
 }
 
 /// Users and their password hashes.
@@ -59,6 +103,39 @@ pub trait UserRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), PortError>;
 
+    /// One page of the users matching `query`, and how many match in all.
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError>;
+
+    /// Applies `changes` and sets `updated_at`; when `revoke_sessions`, also revokes every live
+    /// session of the user, in the same transaction. Returns the user as stored and the
+    /// sessions revoked, `None` when there is no such user, `EmailTaken` when the new email
+    /// belongs to another user (nothing changed).
+    async fn update(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        revoke_sessions: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Vec<Session>)>, CreateUserError>;
+
+    /// Deletes the user and its sessions, returning the sessions that were live at `now`
+    /// (`None` when there is no such user). Its email can then be used again.
+    async fn delete(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Session>>, PortError>;
+
+    /// Creates `admin` (marked `is_primary_admin`) unless a primary admin already exists,
+    /// safely when several instances start at once: at most one primary admin ever exists (the
+    /// store enforces it). Returns whether this call created it; `EmailTaken` when another,
+    /// non-primary user has the email. An existing primary admin is never modified.
+    async fn create_primary_admin(
+        &self,
+        admin: &User,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, CreateUserError>;
+
     /// Replaces the hash and revokes every live session of the user in one transaction, so a
     /// failure leaves the old password and the sessions as they were. Returns the sessions it
     /// revoked.
@@ -70,12 +147,64 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<Vec<Session>, PortError>;
 }
 
+/// Why a role could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateRoleError {
+    /// Another role has this slug (the store's unique constraint decides).
+    #[error("a role with this slug already exists")]
+    SlugTaken,
+    /// Any other failure.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// What deleting a role did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleDeletion {
+    /// The role is gone.
+    Deleted,
+    /// There was no such role.
+    NotFound,
+    /// Users still hold it: nothing was deleted (the store's foreign key decides).
+    InUse,
+}
+
+/// The fields of a role an update sets; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleChanges {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new description; `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+}
+
 /// Roles.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait RoleRepository: Send + Sync {
     /// The role with this slug, `None` when there is none.
     async fn find_by_slug(&self, slug: &RoleSlug) -> Result<Option<Role>, PortError>;
+
+    /// Every role, ordered by `created_at` then `id`.
+    async fn list(&self) -> Result<Vec<Role>, PortError>;
+
+    /// The role with this id, `None` when there is none.
+    async fn find(&self, id: RoleId) -> Result<Option<Role>, PortError>;
+
+    /// Inserts `role`: `SlugTaken` when its slug exists.
+    async fn create(&self, role: &Role) -> Result<(), CreateRoleError>;
+
+    /// Applies `changes` and sets `updated_at`, returning the role as stored (`None` when
+    /// there is no such role).
+    async fn update(
+        &self,
+        id: RoleId,
+        changes: &RoleChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Role>, PortError>;
+
+    /// Deletes the role unless users hold it.
+    async fn delete(&self, id: RoleId) -> Result<RoleDeletion, PortError>;
 
     /// Creates the role when no role has this slug (safe when several instances race), and
     /// returns the stored one either way.

@@ -20,8 +20,10 @@ use application::ports::{
     TokenIssuer, TokenVerifier, UserRepository,
 };
 use application::use_cases::{
-    Authenticate, ChangePassword, ListSessions, LogIn, LogOut, LogOutEverywhere, Refresh,
-    RevokeSession, SignUp,
+    AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CreateRole, CreateUser,
+    DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn,
+    LogOut, LogOutEverywhere, Refresh, RevokeSession, RevokeUserSessions, SignUp, UpdateRole,
+    UpdateUser,
 };
 use chrono::TimeDelta;
 use domain::{LoginBackoff, PasswordPolicy, SessionLifetime};
@@ -66,7 +68,6 @@ impl Application {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let store = store(&settings).await?;
         let cache = cache(&settings).await?;
-        warn_about_unbuilt_settings(&settings);
 
         let codec = Arc::new(JoseTokenCodec::new(
             keys(&settings)?,
@@ -84,15 +85,14 @@ impl Application {
             )?);
 
         let auth = auth_settings(&settings)?;
-        store
-            .roles
-            .ensure(
-                &auth.default_role,
-                &role_name(auth.default_role.as_str()),
-                clock.now(),
-            )
-            .await
-            .context("creating the default role")?;
+        bootstrap(
+            &settings,
+            &store,
+            hasher.clone(),
+            clock.clone(),
+            auth.clone(),
+        )
+        .await?;
 
         let use_cases = http::UseCases {
             sign_up: SignUp {
@@ -136,9 +136,9 @@ impl Application {
                 users: store.users.clone(),
                 sessions: store.sessions.clone(),
                 cache: cache.cache.clone(),
-                hasher,
+                hasher: hasher.clone(),
                 clock: clock.clone(),
-                settings: auth,
+                settings: auth.clone(),
             },
             authenticate: Authenticate {
                 verifier,
@@ -152,9 +152,63 @@ impl Application {
                 clock: clock.clone(),
             },
             revoke_session: RevokeSession {
-                sessions: store.sessions,
-                cache: cache.cache,
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            list_users: ListUsers {
+                users: store.users.clone(),
+            },
+            get_user: GetUser {
+                users: store.users.clone(),
+            },
+            create_user: CreateUser {
+                users: store.users.clone(),
+                roles: store.roles.clone(),
+                hasher: hasher.clone(),
+                clock: clock.clone(),
+                settings: auth.clone(),
+            },
+            update_user: UpdateUser {
+                users: store.users.clone(),
+                roles: store.roles.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                hasher: hasher.clone(),
+                clock: clock.clone(),
+                settings: auth.clone(),
+            },
+            delete_user: DeleteUser {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            list_user_sessions: ListUserSessions {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                clock: clock.clone(),
+            },
+            revoke_user_sessions: RevokeUserSessions {
+                users: store.users.clone(),
+                sessions: store.sessions.clone(),
+                cache: cache.cache.clone(),
+                clock: clock.clone(),
+            },
+            list_roles: ListRoles {
+                roles: store.roles.clone(),
+            },
+            create_role: CreateRole {
+                roles: store.roles.clone(),
+                clock: clock.clone(),
+            },
+            update_role: UpdateRole {
+                roles: store.roles.clone(),
                 clock,
+            },
+            delete_role: DeleteRole {
+                roles: store.roles,
+                default_role: settings.default_role.clone(),
             },
         };
         let state = http::AppState {
@@ -349,25 +403,47 @@ fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
     })
 }
 
-fn warn_about_unbuilt_settings(settings: &Settings) {
-    if settings.admin_email.is_some() || settings.admin_password.is_some() {
-        tracing::warn!(
-            "AUTHD_ADMIN_EMAIL / AUTHD_ADMIN_PASSWORD are read, but the admin bootstrap is not built yet"
-        );
+/// The default role and the primary admin. The server says once what it did about the admin.
+async fn bootstrap(
+    settings: &Settings,
+    store: &Store,
+    hasher: Arc<dyn PasswordHasher>,
+    clock: Arc<dyn Clock>,
+    auth: AuthSettings,
+) -> anyhow::Result<()> {
+    let seed = match (&settings.admin_email, &settings.admin_password) {
+        (Some(email), Some(password)) => Some(AdminSeed {
+            email: email.clone(),
+            password: password.expose().to_owned(),
+        }),
+        (None, None) => None,
+        _ => anyhow::bail!("AUTHD_ADMIN_EMAIL and AUTHD_ADMIN_PASSWORD must be set together"),
+    };
+    let bootstrap = Bootstrap {
+        users: store.users.clone(),
+        roles: store.roles.clone(),
+        hasher,
+        clock,
+        settings: auth,
+    };
+    match bootstrap
+        .execute(seed.as_ref())
+        .await
+        .context("start-up bootstrap")?
+    {
+        AdminOutcome::NotConfigured => tracing::info!(
+            "AUTHD_ADMIN_EMAIL/AUTHD_ADMIN_PASSWORD are not set: no primary admin is created"
+        ),
+        AdminOutcome::Created => tracing::info!("created the primary admin"),
+        AdminOutcome::AlreadyExists => tracing::info!("the primary admin exists; left unchanged"),
+        AdminOutcome::EmailTaken => tracing::warn!(
+            "AUTHD_ADMIN_EMAIL belongs to an existing user who is not the primary admin: no primary admin was created"
+        ),
     }
     if settings.metrics_listen.is_some() {
         tracing::warn!("AUTHD_METRICS_LISTEN is read, but /metrics is not built yet");
     }
-}
-
-/// "application-access" -> "Application access".
-fn role_name(slug: &str) -> String {
-    let words = slug.replace('-', " ");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    Ok(())
 }
 
 /// Argon2 hashes run at most this many at a time: one per core keeps memory bounded and leaves

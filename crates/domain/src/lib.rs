@@ -20,6 +20,7 @@
 mod email;
 mod ids;
 mod password;
+mod protection;
 mod role;
 mod session;
 mod throttle;
@@ -28,7 +29,8 @@ mod user;
 pub use email::{Email, EmailError};
 pub use ids::{RoleId, SessionId, TokenId, UserId};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
-pub use role::{Role, RoleRef, RoleSlug, RoleSlugError};
+pub use protection::{AdminAction, Protection, check_admin_action};
+pub use role::{Role, RoleRef, RoleSlug, RoleSlugError, RoleTextError};
 pub use session::{RefreshVerdict, RotationState, Session, SessionLifetime};
 pub use throttle::LoginBackoff;
 pub use user::User;

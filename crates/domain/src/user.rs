@@ -18,6 +18,9 @@ pub struct User {
     pub is_superuser: bool,
     /// Whether the email was verified (set by administrators).
     pub is_verified: bool,
+    /// The one primary admin: a marked account (not an email match), protected from other
+    /// superusers and from locking itself out.
+    pub is_primary_admin: bool,
     /// The one role the user holds.
     pub role: RoleRef,
     /// When the account was created.
@@ -27,7 +30,8 @@ pub struct User {
 }
 
 impl User {
-    /// A new self-registered account: active, not a superuser, email not verified.
+    /// A new self-registered account: active, not a superuser, email not verified, not the
+    /// primary admin.
     ///
     /// ```
     /// use chrono::Utc;
@@ -49,9 +53,20 @@ impl User {
             is_active: true,
             is_superuser: false,
             is_verified: false,
+            is_primary_admin: false,
             role,
             created_at: now,
             updated_at: now,
+        }
+    }
+
+    /// The primary admin, as created at start-up: an active, verified superuser.
+    pub fn primary_admin(email: Email, role: RoleRef, now: DateTime<Utc>) -> Self {
+        Self {
+            is_superuser: true,
+            is_verified: true,
+            is_primary_admin: true,
+            ..Self::register(email, None, role, now)
         }
     }
 }

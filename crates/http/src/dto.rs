@@ -6,8 +6,11 @@ use domain::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use actix_web::HttpRequest;
 use application::FieldError;
-use application::use_cases::SignUpRequest;
+use application::use_cases::{
+    CreateRole, NewRole, NewUserRequest, RoleUpdate, SignUpRequest, UpdateRole, UserPatch,
+};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -89,12 +92,15 @@ pub(crate) struct SignUpBody {
 }
 
 impl Schema for SignUpBody {
-    fn semantic_errors(object: &Map<String, Value>, state: &AppState) -> Vec<FieldError> {
-        let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
+    async fn semantic_errors(
+        object: &Map<String, Value>,
+        state: &AppState,
+        _: &HttpRequest,
+    ) -> Vec<FieldError> {
         let request = SignUpRequest {
-            email: text("email").unwrap_or_default(),
-            password: text("password").unwrap_or_default(),
-            name: text("name"),
+            email: text(object, "email").unwrap_or_default(),
+            password: text(object, "password").unwrap_or_default(),
+            name: text(object, "name"),
         };
         state.use_cases.sign_up.field_errors(&request)
     }
@@ -137,4 +143,271 @@ impl Schema for PasswordChangeBody {
             required: true,
         },
     ];
+}
+
+/// `Role` of API.md.
+#[derive(Serialize)]
+pub(crate) struct RoleDto {
+    id: Uuid,
+    slug: String,
+    name: String,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&domain::Role> for RoleDto {
+    fn from(role: &domain::Role) -> Self {
+        Self {
+            id: role.id.as_uuid(),
+            slug: role.slug.to_string(),
+            name: role.name.clone(),
+            description: role.description.clone(),
+            created_at: role.created_at,
+            updated_at: role.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewRoleBody {
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+impl Schema for NewRoleBody {
+    async fn semantic_errors(
+        object: &Map<String, Value>,
+        _: &AppState,
+        _: &HttpRequest,
+    ) -> Vec<FieldError> {
+        CreateRole::field_errors(&NewRole {
+            slug: text(object, "slug").unwrap_or_default(),
+            name: text(object, "name").unwrap_or_default(),
+            description: text(object, "description"),
+        })
+    }
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "slug",
+            kind: Kind::String,
+            required: true,
+        },
+        Field {
+            name: "name",
+            kind: Kind::String,
+            required: true,
+        },
+        Field {
+            name: "description",
+            kind: Kind::String,
+            required: false,
+        },
+    ];
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RoleUpdateBody {
+    pub name: Option<String>,
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+}
+
+impl Schema for RoleUpdateBody {
+    async fn semantic_errors(
+        object: &Map<String, Value>,
+        _: &AppState,
+        _: &HttpRequest,
+    ) -> Vec<FieldError> {
+        UpdateRole::field_errors(&RoleUpdate {
+            name: text(object, "name"),
+            description: object
+                .get("description")
+                .map(|value| value.as_str().map(str::to_owned)),
+        })
+    }
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "name",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "description",
+            kind: Kind::String,
+            required: false,
+        },
+    ];
+}
+
+/// A field that is present, even as `null` (absent fields take the `default`, `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewUserBody {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub is_verified: Option<bool>,
+}
+
+impl Schema for NewUserBody {
+    async fn semantic_errors(
+        object: &Map<String, Value>,
+        state: &AppState,
+        _: &HttpRequest,
+    ) -> Vec<FieldError> {
+        let request = NewUserRequest {
+            email: text(object, "email").unwrap_or_default(),
+            password: text(object, "password").unwrap_or_default(),
+            name: text(object, "name"),
+            role: text(object, "role"),
+            ..NewUserRequest::default()
+        };
+        state.use_cases.create_user.field_errors(&request).await
+    }
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "email",
+            kind: Kind::String,
+            required: true,
+        },
+        Field {
+            name: "password",
+            kind: Kind::String,
+            required: true,
+        },
+        Field {
+            name: "name",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "role",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "is_active",
+            kind: Kind::Bool,
+            required: false,
+        },
+        Field {
+            name: "is_superuser",
+            kind: Kind::Bool,
+            required: false,
+        },
+        Field {
+            name: "is_verified",
+            kind: Kind::Bool,
+            required: false,
+        },
+    ];
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UserPatchBody {
+    pub email: Option<String>,
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<Option<String>>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub is_verified: Option<bool>,
+    pub password: Option<String>,
+}
+
+impl Schema for UserPatchBody {
+    async fn semantic_errors(
+        object: &Map<String, Value>,
+        state: &AppState,
+        request: &HttpRequest,
+    ) -> Vec<FieldError> {
+        let Some(id) = request
+            .match_info()
+            .get("id")
+            .and_then(|id| id.parse().ok())
+        else {
+            return Vec::new();
+        };
+        let patch = UserPatch {
+            email: text(object, "email"),
+            name: object
+                .get("name")
+                .map(|value| value.as_str().map(str::to_owned)),
+            role: text(object, "role"),
+            password: text(object, "password"),
+            ..UserPatch::default()
+        };
+        state
+            .use_cases
+            .update_user
+            .field_errors(domain::UserId::from_uuid(id), patch)
+            .await
+    }
+
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "email",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "name",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "role",
+            kind: Kind::String,
+            required: false,
+        },
+        Field {
+            name: "is_active",
+            kind: Kind::Bool,
+            required: false,
+        },
+        Field {
+            name: "is_superuser",
+            kind: Kind::Bool,
+            required: false,
+        },
+        Field {
+            name: "is_verified",
+            kind: Kind::Bool,
+            required: false,
+        },
+        Field {
+            name: "password",
+            kind: Kind::String,
+            required: false,
+        },
+    ];
+}
+
+/// `{items, page, per_page, total}`.
+#[derive(Serialize)]
+pub(crate) struct UserPageDto {
+    pub items: Vec<UserDto>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// A string field of a JSON object, if it is one.
+fn text(object: &Map<String, Value>, name: &str) -> Option<String> {
+    object.get(name).and_then(Value::as_str).map(str::to_owned)
 }

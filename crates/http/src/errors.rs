@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use application::use_cases::{
-    AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError, RevokeSessionError,
-    SignUpError,
+    AdminError, AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError,
+    RevokeSessionError, SignUpError,
 };
 use application::{Dependency, FieldError, PortError};
 use serde::Serialize;
@@ -231,6 +231,18 @@ impl From<ChangePasswordError> for ApiError {
                 Self::BadRequest("the current password is incorrect".into())
             }
             ChangePasswordError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::Forbidden(detail) => Self::Forbidden(detail),
+            AdminError::NotFound(what) => Self::NotFound(format!("no such {what}")),
+            AdminError::Conflict(detail) => Self::Conflict(detail),
+            AdminError::Invalid(fields) => Self::Validation(fields),
+            AdminError::Port(error) => error.into(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     String,
+    Bool,
 }
 
 /// One field of a body: its name, type, and whether it must be present (and not null).
@@ -35,7 +36,11 @@ pub(crate) trait Schema {
 
     /// The use case's own field errors for the well-typed fields, so that a body with both
     /// kinds of mistakes gets them all in one answer.
-    fn semantic_errors(_object: &Map<String, Value>, _state: &AppState) -> Vec<FieldError> {
+    async fn semantic_errors(
+        _object: &Map<String, Value>,
+        _state: &AppState,
+        _request: &HttpRequest,
+    ) -> Vec<FieldError> {
         Vec::new()
     }
 }
@@ -58,23 +63,24 @@ impl<T: Schema + DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
             if body.is_empty() {
                 // No body at all: every required field is missing.
-                return parse_object(Map::new(), &state);
+                return parse_object(Map::new(), &state, &request).await;
             }
             require_content_type(&request, is_json, "application/json")?;
             let value: Value = serde_json::from_slice(&body).map_err(|error| {
                 ApiError::BadRequest(format!("the body is not valid JSON: {error}"))
             })?;
             match value {
-                Value::Object(object) => parse_object(object, &state),
+                Value::Object(object) => parse_object(object, &state, &request).await,
                 _ => Err(ApiError::invalid("body", "expected a JSON object")),
             }
         })
     }
 }
 
-fn parse_object<T: Schema + DeserializeOwned>(
+async fn parse_object<T: Schema + DeserializeOwned>(
     object: Map<String, Value>,
     state: &AppState,
+    request: &HttpRequest,
 ) -> Result<JsonBody<T>, ApiError> {
     let type_errors: Vec<FieldError> = T::FIELDS
         .iter()
@@ -82,12 +88,16 @@ fn parse_object<T: Schema + DeserializeOwned>(
             (None | Some(Value::Null), _) if field.required => {
                 Some(FieldError::new(field.name, "this field is required"))
             }
-            (None | Some(Value::Null), _) | (Some(Value::String(_)), Kind::String) => None,
+            (None | Some(Value::Null), _)
+            | (Some(Value::String(_)), Kind::String)
+            | (Some(Value::Bool(_)), Kind::Bool) => None,
             (Some(_), Kind::String) => Some(FieldError::new(field.name, "must be a string")),
+            (Some(_), Kind::Bool) => Some(FieldError::new(field.name, "must be a boolean")),
         })
         .collect();
     if !type_errors.is_empty() {
-        let semantic = T::semantic_errors(&object, state)
+        let semantic = T::semantic_errors(&object, state, request)
+            .await
             .into_iter()
             .filter(|error| type_errors.iter().all(|typed| typed.field != error.field));
         let mut errors: Vec<FieldError> = type_errors.iter().cloned().chain(semantic).collect();
@@ -249,6 +259,38 @@ impl FromRequest for Authenticated {
             request
                 .extensions_mut()
                 .insert(LoggedUser(principal.user.id));
+            Ok(Self(principal))
+        })
+    }
+}
+
+/// The caller, then the JSON body: authentication is decided before the body is read, so a
+/// request that is both unauthenticated and malformed gets its 401 first, whatever the timing.
+pub(crate) async fn caller_then_json<Caller, T>(
+    request: &HttpRequest,
+    payload: actix_web::web::Payload,
+) -> Result<(Caller, T), ApiError>
+where
+    Caller: FromRequest<Error = ApiError>,
+    T: Schema + DeserializeOwned + 'static,
+{
+    let caller = Caller::from_request(request, &mut Payload::None).await?;
+    let JsonBody(body) = JsonBody::<T>::from_request(request, &mut payload.into_inner()).await?;
+    Ok((caller, body))
+}
+
+/// An authenticated caller who is a superuser (live flag): 401, then 403.
+pub(crate) struct Superuser(pub Principal);
+
+impl FromRequest for Superuser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authenticated = Authenticated::from_request(request, payload);
+        Box::pin(async move {
+            let Authenticated(principal) = authenticated.await?;
+            application::use_cases::require_superuser(&principal)?;
             Ok(Self(principal))
         })
     }

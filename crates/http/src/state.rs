@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
 use application::use_cases::{
-    Authenticate, ChangePassword, ListSessions, LogIn, LogOut, LogOutEverywhere, Refresh,
-    RevokeSession, SignUp,
+    Authenticate, ChangePassword, CreateRole, CreateUser, DeleteRole, DeleteUser, GetUser,
+    ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere, Refresh,
+    RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
 };
 
 use crate::{CookieSettings, TrustedProxies};
@@ -18,6 +19,17 @@ pub struct UseCases {
     pub authenticate: Authenticate,
     pub list_sessions: ListSessions,
     pub revoke_session: RevokeSession,
+    pub list_roles: ListRoles,
+    pub create_role: CreateRole,
+    pub update_role: UpdateRole,
+    pub delete_role: DeleteRole,
+    pub list_users: ListUsers,
+    pub get_user: GetUser,
+    pub create_user: CreateUser,
+    pub update_user: UpdateUser,
+    pub delete_user: DeleteUser,
+    pub list_user_sessions: ListUserSessions,
+    pub revoke_user_sessions: RevokeUserSessions,
 }
 
 /// Transport settings.

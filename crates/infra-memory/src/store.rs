@@ -3,7 +3,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use application::PortError;
 use application::ports::{
-    CreateUserError, RoleRepository, Rotation, SessionRecord, SessionRepository, UserRepository,
+    CreateRoleError, CreateUserError, RoleChanges, RoleDeletion, RoleRepository, Rotation,
+    SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -121,6 +122,142 @@ impl UserRepository for InMemoryStore {
         Ok(())
     }
 
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
+        let data = self.data();
+        let needle = query.q.as_deref().map(str::to_lowercase);
+        let mut matches: Vec<User> = data
+            .users
+            .values()
+            .map(|(user, _)| data.user(user))
+            .filter(|user| {
+                let text = needle.as_deref().is_none_or(|needle| {
+                    user.email.normalized().contains(needle)
+                        || user
+                            .name
+                            .as_deref()
+                            .is_some_and(|name| name.to_lowercase().contains(needle))
+                });
+                let role = query
+                    .role
+                    .as_ref()
+                    .is_none_or(|slug| &user.role.slug == slug);
+                let active = query
+                    .is_active
+                    .is_none_or(|active| user.is_active == active);
+                text && role && active
+            })
+            .collect();
+        matches.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let total = matches.len() as u64;
+        let skip = (query.page.saturating_sub(1) as usize).saturating_mul(query.per_page as usize);
+        let items = matches
+            .into_iter()
+            .skip(skip)
+            .take(query.per_page as usize)
+            .collect();
+        Ok(UserPage { items, total })
+    }
+
+    async fn update(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        revoke_sessions: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Vec<Session>)>, CreateUserError> {
+        let mut data = self.data();
+        if !data.users.contains_key(&id) {
+            return Ok(None);
+        }
+        if let Some(email) = &changes.email {
+            if data
+                .users
+                .values()
+                .any(|(other, _)| other.id != id && &other.email == email)
+            {
+                return Err(CreateUserError::EmailTaken);
+            }
+        }
+        let role = changes
+            .role
+            .and_then(|role| data.roles.get(&role))
+            .map(Role::to_ref);
+        let Some((user, hash)) = data.users.get_mut(&id) else {
+            return Ok(None);
+        };
+        if let Some(email) = &changes.email {
+            user.email = email.clone();
+        }
+        if let Some(name) = &changes.name {
+            user.name = name.clone();
+        }
+        if let Some(role) = role {
+            user.role = role;
+        }
+        if let Some(active) = changes.is_active {
+            user.is_active = active;
+        }
+        if let Some(superuser) = changes.is_superuser {
+            user.is_superuser = superuser;
+        }
+        if let Some(verified) = changes.is_verified {
+            user.is_verified = verified;
+        }
+        if let Some(new_hash) = &changes.password_hash {
+            *hash = new_hash.clone();
+        }
+        user.updated_at = now;
+        let user = user.clone();
+        let revoked = if revoke_sessions {
+            data.revoke_where(now, |session| session.user_id == id)
+        } else {
+            Vec::new()
+        };
+        Ok(Some((data.user(&user), revoked)))
+    }
+
+    async fn delete(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Session>>, PortError> {
+        let mut data = self.data();
+        if data.users.remove(&id).is_none() {
+            return Ok(None);
+        }
+        let mut live: Vec<Session> = data
+            .sessions
+            .values()
+            .filter(|record| record.session.user_id == id && record.session.is_live(now))
+            .map(|record| record.session.clone())
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        data.sessions
+            .retain(|_, record| record.session.user_id != id);
+        Ok(Some(live))
+    }
+
+    async fn create_primary_admin(
+        &self,
+        admin: &User,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, CreateUserError> {
+        let mut data = self.data();
+        if data.users.values().any(|(user, _)| user.is_primary_admin) {
+            return Ok(false);
+        }
+        if data
+            .users
+            .values()
+            .any(|(user, _)| user.email == admin.email)
+        {
+            return Err(CreateUserError::EmailTaken);
+        }
+        data.users
+            .insert(admin.id, (admin.clone(), password_hash.clone()));
+        Ok(true)
+    }
+
     async fn replace_password(
         &self,
         id: UserId,
@@ -146,6 +283,61 @@ impl RoleRepository for InMemoryStore {
             .values()
             .find(|role| &role.slug == slug)
             .cloned())
+    }
+
+    async fn list(&self) -> Result<Vec<Role>, PortError> {
+        let mut roles: Vec<Role> = self.data().roles.values().cloned().collect();
+        roles.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(roles)
+    }
+
+    async fn find(&self, id: RoleId) -> Result<Option<Role>, PortError> {
+        Ok(self.data().roles.get(&id).cloned())
+    }
+
+    async fn create(&self, role: &Role) -> Result<(), CreateRoleError> {
+        let mut data = self.data();
+        if data
+            .roles
+            .values()
+            .any(|existing| existing.slug == role.slug)
+        {
+            return Err(CreateRoleError::SlugTaken);
+        }
+        data.roles.insert(role.id, role.clone());
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        id: RoleId,
+        changes: &RoleChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Role>, PortError> {
+        let mut data = self.data();
+        let Some(role) = data.roles.get_mut(&id) else {
+            return Ok(None);
+        };
+        if let Some(name) = &changes.name {
+            role.name = name.clone();
+        }
+        if let Some(description) = &changes.description {
+            role.description = description.clone();
+        }
+        role.updated_at = now;
+        Ok(Some(role.clone()))
+    }
+
+    async fn delete(&self, id: RoleId) -> Result<RoleDeletion, PortError> {
+        let mut data = self.data();
+        if !data.roles.contains_key(&id) {
+            return Ok(RoleDeletion::NotFound);
+        }
+        if data.users.values().any(|(user, _)| user.role.id == id) {
+            return Ok(RoleDeletion::InUse);
+        }
+        data.roles.remove(&id);
+        Ok(RoleDeletion::Deleted)
     }
 
     async fn ensure(
@@ -321,7 +513,10 @@ mod tests {
         };
         assert!(store.rotate(&rotation).await.unwrap());
         assert!(!store.rotate(&rotation).await.unwrap());
-        let record = store.find(session.id).await.unwrap().unwrap();
+        let record = SessionRepository::find(&store, session.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.rotation.previous, Some(first));
         assert_eq!(record.session.expires_at, now + TimeDelta::days(2));
     }

@@ -1,11 +1,21 @@
 //! Driver errors, translated once: what the callers can act on (the database is unreachable, a
 //! unique constraint was hit) is told apart here, and no diesel or deadpool type goes further.
 
+use application::ports::{CreateRoleError, CreateUserError};
 use application::{Dependency, PortError};
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::pooled_connection::deadpool::PoolError;
+
+/// The constraint that decides an email is taken (see the initial migration).
+pub(crate) const EMAIL_UNIQUE: &str = "users_email_normalized_key";
+/// The partial unique index that lets at most one primary admin exist.
+pub(crate) const ONE_PRIMARY_ADMIN: &str = "users_one_primary_admin";
+/// The constraint that decides a role slug is taken.
+pub(crate) const SLUG_UNIQUE: &str = "roles_slug_key";
+/// The foreign key (`ON DELETE RESTRICT`) that keeps a role while users hold it.
+pub(crate) const USER_ROLE: &str = "users_role_id_fkey";
 
 /// A failed database call, classified.
 #[derive(Debug)]
@@ -53,6 +63,16 @@ impl DbError {
                 if info.constraint_name() == Some(constraint)
         )
     }
+
+    /// Whether this is a foreign-key violation of the named constraint (a row still refers to
+    /// the one being deleted, or a new row refers to one that does not exist).
+    pub(crate) fn violates_foreign_key(&self, constraint: &str) -> bool {
+        matches!(
+            self,
+            Self::Query(QueryError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
+                if info.constraint_name() == Some(constraint)
+        )
+    }
 }
 
 impl From<DbError> for PortError {
@@ -62,6 +82,26 @@ impl From<DbError> for PortError {
             DbError::Query(error) => {
                 Self::Unexpected(anyhow::Error::new(error).context("Postgres query failed"))
             }
+        }
+    }
+}
+
+impl From<DbError> for CreateUserError {
+    fn from(error: DbError) -> Self {
+        if error.violates_unique(EMAIL_UNIQUE) {
+            Self::EmailTaken
+        } else {
+            Self::Port(error.into())
+        }
+    }
+}
+
+impl From<DbError> for CreateRoleError {
+    fn from(error: DbError) -> Self {
+        if error.violates_unique(SLUG_UNIQUE) {
+            Self::SlugTaken
+        } else {
+            Self::Port(error.into())
         }
     }
 }

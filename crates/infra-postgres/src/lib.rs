@@ -8,7 +8,10 @@
 //! Built on diesel's typed query builder with diesel-async over tokio-postgres (no libpq).
 //! Driver errors are translated here, once: an unreachable database becomes
 //! `PortError::Unavailable(Dependency::Database)`, a taken email `CreateUserError::EmailTaken`,
-//! anything else `PortError::Unexpected`. No diesel type appears in the ports' results.
+//! a taken role slug `CreateRoleError::SlugTaken`, a role still held `RoleDeletion::InUse`,
+//! anything else `PortError::Unexpected`. No diesel type appears in the ports' results. The
+//! database's constraints decide those cases (never a read-then-write), including "at most one
+//! primary admin", which a partial unique index enforces.
 //!
 //! Depends on the application ports and the domain; nothing depends on this crate but the
 //! binary that wires it (and tests). With the `testing` feature, the `testing` module makes a fresh

@@ -1,7 +1,7 @@
 //! Roles.
 
 use application::PortError;
-use application::ports::RoleRepository;
+use application::ports::{CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use domain::{Role, RoleId, RoleRef, RoleSlug};
 use uuid::Uuid;
 
-use crate::errors::{DbError, corrupt};
+use crate::errors::{DbError, USER_ROLE, corrupt};
 use crate::pool::PgPool;
 use crate::schema::roles;
 
@@ -66,7 +66,18 @@ struct NewRole<'a> {
     id: Uuid,
     slug: &'a str,
     name: &'a str,
+    description: Option<&'a str>,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// An update: `None` leaves a column as it is, and `description: Some(None)` sets it to NULL.
+/// `updated_at` is always set, so the changeset is never empty.
+#[derive(AsChangeset)]
+#[diesel(table_name = roles)]
+struct RoleChangeset<'a> {
+    name: Option<&'a str>,
+    description: Option<Option<&'a str>>,
     updated_at: DateTime<Utc>,
 }
 
@@ -97,6 +108,89 @@ impl RoleRepository for PgRoleRepository {
         row.map(Role::try_from).transpose()
     }
 
+    async fn list(&self) -> Result<Vec<Role>, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let rows = roles::table
+            .order((roles::created_at.asc(), roles::id.asc()))
+            .select(RoleRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        rows.into_iter().map(Role::try_from).collect()
+    }
+
+    async fn find(&self, id: RoleId) -> Result<Option<Role>, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let row = roles::table
+            .find(id.as_uuid())
+            .select(RoleRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        row.map(Role::try_from).transpose()
+    }
+
+    async fn create(&self, role: &Role) -> Result<(), CreateRoleError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(DbError::from_pool)
+            .map_err(PortError::from)?;
+        // The unique slug decides (a taken one becomes `SlugTaken` in the conversion from
+        // `DbError`): two creations racing for one slug cannot both succeed.
+        diesel::insert_into(roles::table)
+            .values(NewRole {
+                id: role.id.as_uuid(),
+                slug: role.slug.as_str(),
+                name: &role.name,
+                description: role.description.as_deref(),
+                created_at: role.created_at,
+                updated_at: role.updated_at,
+            })
+            .execute(&mut conn)
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        id: RoleId,
+        changes: &RoleChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Role>, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let row = diesel::update(roles::table.find(id.as_uuid()))
+            .set(RoleChangeset {
+                name: changes.name.as_deref(),
+                description: changes.description.as_ref().map(Option::as_deref),
+                updated_at: now,
+            })
+            .returning(RoleRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        row.map(Role::try_from).transpose()
+    }
+
+    async fn delete(&self, id: RoleId) -> Result<RoleDeletion, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        // No count of holders first: the foreign key decides, so a user given the role while
+        // it is being deleted cannot end up holding a deleted role.
+        let deleted = diesel::delete(roles::table.find(id.as_uuid()))
+            .execute(&mut conn)
+            .await;
+        match deleted.map_err(|error| DbError::from_query(error, &mut conn)) {
+            Ok(0) => Ok(RoleDeletion::NotFound),
+            Ok(_) => Ok(RoleDeletion::Deleted),
+            Err(error) if error.violates_foreign_key(USER_ROLE) => Ok(RoleDeletion::InUse),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     async fn ensure(
         &self,
         slug: &RoleSlug,
@@ -112,6 +206,7 @@ impl RoleRepository for PgRoleRepository {
                 id: RoleId::generate().as_uuid(),
                 slug: slug.as_str(),
                 name,
+                description: None,
                 created_at: now,
                 updated_at: now,
             })

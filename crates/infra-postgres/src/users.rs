@@ -1,22 +1,20 @@
 //! Users, read with their role.
 
 use application::PortError;
-use application::ports::{CreateUserError, UserRepository};
+use application::ports::{CreateUserError, UserChanges, UserPage, UserQuery, UserRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use domain::{Email, PasswordHash, RoleRef, Session, User, UserId};
 use uuid::Uuid;
 
-use crate::errors::{DbError, corrupt};
+use crate::errors::{DbError, EMAIL_UNIQUE, ONE_PRIMARY_ADMIN, corrupt};
 use crate::pool::PgPool;
 use crate::roles::RoleRefRow;
-use crate::schema::{roles, users};
-use crate::sessions::{SessionRow, revoke_all_of};
-
-/// The constraint that decides an email is taken (see the initial migration).
-const EMAIL_UNIQUE: &str = "users_email_normalized_key";
+use crate::schema::{roles, sessions, users};
+use crate::sessions::{SessionRow, live_at, revoke_all_of};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -27,6 +25,7 @@ struct UserRow {
     is_active: bool,
     is_superuser: bool,
     is_verified: bool,
+    is_primary_admin: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -40,6 +39,7 @@ impl UserRow {
             is_active: self.is_active,
             is_superuser: self.is_superuser,
             is_verified: self.is_verified,
+            is_primary_admin: self.is_primary_admin,
             role: RoleRef::try_from(role)?,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -58,9 +58,124 @@ struct NewUser<'a> {
     is_active: bool,
     is_superuser: bool,
     is_verified: bool,
+    is_primary_admin: bool,
     role_id: Uuid,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+}
+
+impl<'a> NewUser<'a> {
+    fn of(user: &'a User, password_hash: &'a PasswordHash) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str(),
+            email_normalized: user.email.normalized(),
+            name: user.name.as_deref(),
+            password_hash: password_hash.as_str(),
+            is_active: user.is_active,
+            is_superuser: user.is_superuser,
+            is_verified: user.is_verified,
+            is_primary_admin: user.is_primary_admin,
+            role_id: user.role.id.as_uuid(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// An update: `None` leaves a column as it is, and `name: Some(None)` sets it to NULL.
+/// `updated_at` is always set, so the changeset is never empty. `is_primary_admin` is not
+/// here: an update never moves the mark.
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct UserChangeset<'a> {
+    email: Option<&'a str>,
+    email_normalized: Option<&'a str>,
+    name: Option<Option<&'a str>>,
+    role_id: Option<Uuid>,
+    is_active: Option<bool>,
+    is_superuser: Option<bool>,
+    is_verified: Option<bool>,
+    password_hash: Option<&'a str>,
+    updated_at: DateTime<Utc>,
+}
+
+impl<'a> UserChangeset<'a> {
+    fn of(changes: &'a UserChanges, now: DateTime<Utc>) -> Self {
+        Self {
+            email: changes.email.as_ref().map(Email::as_str),
+            email_normalized: changes.email.as_ref().map(Email::normalized),
+            name: changes.name.as_ref().map(Option::as_deref),
+            role_id: changes.role.map(|role| role.as_uuid()),
+            is_active: changes.is_active,
+            is_superuser: changes.is_superuser,
+            is_verified: changes.is_verified,
+            password_hash: changes.password_hash.as_ref().map(PasswordHash::as_str),
+            updated_at: now,
+        }
+    }
+}
+
+/// What every read of users selects from: each user with its role.
+type UsersWithRole = diesel::dsl::InnerJoin<users::table, roles::table>;
+
+/// The users (with their role) that match a listing's filters, unordered and unpaged: the one
+/// definition both the page and its count are built from.
+fn matching(query: &UserQuery) -> diesel::dsl::IntoBoxed<'_, UsersWithRole, Pg> {
+    let mut matches = users::table.inner_join(roles::table).into_boxed();
+    if let Some(q) = &query.q {
+        // Bound as a parameter and escaped, so `%` and `_` in `q` match themselves.
+        let pattern = format!("%{}%", escape_like(q));
+        matches = matches.filter(
+            users::email
+                .ilike(pattern.clone())
+                .escape('\\')
+                .or(users::name.ilike(pattern).escape('\\')),
+        );
+    }
+    if let Some(role) = &query.role {
+        matches = matches.filter(roles::slug.eq(role.as_str()));
+    }
+    if let Some(is_active) = query.is_active {
+        matches = matches.filter(users::is_active.eq(is_active));
+    }
+    matches
+}
+
+/// `raw` as a literal inside a `LIKE` pattern whose escape character is `\`.
+fn escape_like(raw: &str) -> String {
+    let mut escaped = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// The user with this id and its role, `None` when there is none.
+async fn find_with_role(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+) -> QueryResult<Option<(UserRow, RoleRefRow)>> {
+    users::table
+        .inner_join(roles::table)
+        .filter(users::id.eq(id.as_uuid()))
+        .select((UserRow::as_select(), RoleRefRow::as_select()))
+        .first::<(UserRow, RoleRefRow)>(conn)
+        .await
+        .optional()
+}
+
+/// Whether the primary admin exists.
+async fn primary_admin_exists(conn: &mut AsyncPgConnection) -> Result<bool, PortError> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::is_primary_admin),
+    ))
+    .get_result(conn)
+    .await
+    .map_err(|error| DbError::from_query(error, conn).into())
 }
 
 /// [`UserRepository`] on the `users` table, joined with `roles`.
@@ -91,38 +206,19 @@ impl UserRepository for PgUserRepository {
             .map_err(PortError::from)?;
         // No read-before-write: the unique constraint decides, so two sign-ups racing for one
         // email cannot both succeed, and the loser's single INSERT leaves nothing behind.
-        let inserted = diesel::insert_into(users::table)
-            .values(NewUser {
-                id: user.id.as_uuid(),
-                email: user.email.as_str(),
-                email_normalized: user.email.normalized(),
-                name: user.name.as_deref(),
-                password_hash: password_hash.as_str(),
-                is_active: user.is_active,
-                is_superuser: user.is_superuser,
-                is_verified: user.is_verified,
-                role_id: user.role.id.as_uuid(),
-                created_at: user.created_at,
-                updated_at: user.updated_at,
-            })
+        // A taken email becomes `EmailTaken` in the conversion from `DbError`.
+        diesel::insert_into(users::table)
+            .values(NewUser::of(user, password_hash))
             .execute(&mut conn)
-            .await;
-        match inserted.map_err(|error| DbError::from_query(error, &mut conn)) {
-            Ok(_) => Ok(()),
-            Err(error) if error.violates_unique(EMAIL_UNIQUE) => Err(CreateUserError::EmailTaken),
-            Err(error) => Err(PortError::from(error).into()),
-        }
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(())
     }
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let row = users::table
-            .inner_join(roles::table)
-            .filter(users::id.eq(id.as_uuid()))
-            .select((UserRow::as_select(), RoleRefRow::as_select()))
-            .first::<(UserRow, RoleRefRow)>(&mut conn)
+        let row = find_with_role(&mut conn, id)
             .await
-            .optional()
             .map_err(|error| DbError::from_query(error, &mut conn))?;
         row.map(|(user, role)| user.into_user(role)).transpose()
     }
@@ -178,6 +274,175 @@ impl UserRepository for PgUserRepository {
         Ok(())
     }
 
+    async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let per_page = i64::from(query.per_page);
+        let offset = i64::from(query.page.saturating_sub(1)).saturating_mul(per_page);
+        // One snapshot for both statements, so `total` counts the very rows the page was cut
+        // from, even while users are being created or deleted.
+        let listed = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run::<_, diesel::result::Error, _>(async |conn| {
+                let rows = matching(query)
+                    .select((UserRow::as_select(), RoleRefRow::as_select()))
+                    .order((users::created_at.asc(), users::id.asc()))
+                    .limit(per_page)
+                    .offset(offset)
+                    .load::<(UserRow, RoleRefRow)>(conn)
+                    .await?;
+                // A page that is not full and not past the end (or the first page) is the
+                // last one: the total follows from it, and the count can be skipped.
+                let total = match i64::try_from(rows.len()) {
+                    Ok(len) if len < per_page && (len > 0 || offset == 0) => {
+                        offset.saturating_add(len)
+                    }
+                    _ => matching(query).count().get_result::<i64>(conn).await?,
+                };
+                Ok((rows, total))
+            })
+            .await;
+        let (rows, total) = listed.map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(UserPage {
+            items: rows
+                .into_iter()
+                .map(|(user, role)| user.into_user(role))
+                .collect::<Result<_, _>>()?,
+            total: u64::try_from(total).map_err(|error| corrupt("user count", error))?,
+        })
+    }
+
+    async fn update(
+        &self,
+        id: UserId,
+        changes: &UserChanges,
+        revoke_sessions: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Vec<Session>)>, CreateUserError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(DbError::from_pool)
+            .map_err(PortError::from)?;
+        let changeset = UserChangeset::of(changes, now);
+        // One transaction: a taken email (the unique constraint decides, and becomes
+        // `EmailTaken` in the conversion from `DbError`) or any other failure leaves the user
+        // and its sessions as they were. An unknown role is a foreign-key violation, reported
+        // as unexpected: the caller checks roles first.
+        let updated = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                let found = diesel::update(users::table.find(id.as_uuid()))
+                    .set(changeset)
+                    .execute(conn)
+                    .await?;
+                if found == 0 {
+                    return Ok(None);
+                }
+                let revoked = if revoke_sessions {
+                    revoke_all_of(id, now)
+                        .get_results::<SessionRow>(conn)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                let stored = find_with_role(conn, id).await?;
+                Ok(stored.map(|(user, role)| (user, role, revoked)))
+            })
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        let Some((user, role, revoked)) = updated else {
+            return Ok(None);
+        };
+        Ok(Some((
+            user.into_user(role)?,
+            revoked.into_iter().map(Session::from).collect(),
+        )))
+    }
+
+    async fn delete(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Session>>, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let deleted = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                // Locking the row first keeps the read below complete: a login racing with the
+                // delete checks its session's foreign key with a share lock on this row, so it
+                // waits, then fails on the deleted user, instead of adding a live session that
+                // the cascade would remove unreported.
+                let locked = users::table
+                    .find(id.as_uuid())
+                    .select(users::id)
+                    .for_update()
+                    .first::<Uuid>(conn)
+                    .await
+                    .optional()?;
+                if locked.is_none() {
+                    return Ok(None);
+                }
+                let live = sessions::table
+                    .filter(sessions::user_id.eq(id.as_uuid()))
+                    .filter(live_at(now))
+                    .select(SessionRow::as_select())
+                    .load::<SessionRow>(conn)
+                    .await?;
+                // The sessions go with the user (`ON DELETE CASCADE`).
+                diesel::delete(users::table.find(id.as_uuid()))
+                    .execute(conn)
+                    .await?;
+                Ok(Some(live))
+            })
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(deleted.map(|live| live.into_iter().map(Session::from).collect()))
+    }
+
+    async fn create_primary_admin(
+        &self,
+        admin: &User,
+        password_hash: &PasswordHash,
+    ) -> Result<bool, CreateUserError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(DbError::from_pool)
+            .map_err(PortError::from)?;
+        // Every start-up asks, and once the admin exists this read is all it costs (no failed
+        // INSERT in the server's log at each start).
+        if primary_admin_exists(&mut conn).await? {
+            return Ok(false);
+        }
+        // The mark is what the unique index keys on, so it is set whatever the caller passed.
+        let row = NewUser {
+            is_primary_admin: true,
+            ..NewUser::of(admin, password_hash)
+        };
+        let inserted = diesel::insert_into(users::table)
+            .values(row)
+            .execute(&mut conn)
+            .await;
+        match inserted.map_err(|error| DbError::from_query(error, &mut conn)) {
+            Ok(_) => Ok(true),
+            // Another instance created it between the read and this insert.
+            Err(error) if error.violates_unique(ONE_PRIMARY_ADMIN) => Ok(false),
+            // Postgres checks the email constraint before the primary-admin index (older
+            // first), so a concurrent winner with the same email is reported here: the email
+            // is taken by the primary admin, which is no error.
+            Err(error) if error.violates_unique(EMAIL_UNIQUE) => {
+                if primary_admin_exists(&mut conn).await? {
+                    Ok(false)
+                } else {
+                    Err(CreateUserError::EmailTaken)
+                }
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     async fn replace_password(
         &self,
         id: UserId,
@@ -201,5 +466,18 @@ impl UserRepository for PgUserRepository {
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;
         Ok(revoked.into_iter().map(Session::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_and_the_escape_are_escaped() {
+        assert_eq!(escape_like("ada"), "ada");
+        assert_eq!(escape_like("100%_a\\b"), "100\\%\\_a\\\\b");
+        assert_eq!(escape_like("zoë"), "zoë");
+        assert_eq!(escape_like(""), "");
     }
 }

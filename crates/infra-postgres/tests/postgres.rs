@@ -7,12 +7,15 @@
 use std::time::{Duration, Instant};
 
 use application::ports::{
-    CreateUserError, RoleRepository, Rotation, SessionRepository, UserRepository,
+    CreateRoleError, CreateUserError, RoleChanges, RoleDeletion, RoleRepository, Rotation,
+    SessionRepository, UserChanges, UserQuery, UserRepository,
 };
 use application::{Dependency, PortError};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use domain::{Email, PasswordHash, Role, RoleSlug, Session, SessionId, TokenId, User, UserId};
+use domain::{
+    Email, PasswordHash, Role, RoleId, RoleSlug, Session, SessionId, TokenId, User, UserId,
+};
 use infra_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use infra_postgres::{
     PgPool, PgRoleRepository, PgSessionRepository, PgUserRepository, PoolSettings, connect, ping,
@@ -66,6 +69,37 @@ impl Fixture {
         user
     }
 
+    /// A stored user named `name`, holding `role`, created at `t0 + created`.
+    async fn member(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        role: &Role,
+        created: TimeDelta,
+        is_active: bool,
+    ) -> User {
+        let user = User {
+            is_active,
+            ..User::register(
+                Email::parse(email).unwrap(),
+                name.map(str::to_owned),
+                role.to_ref(),
+                t0() + created,
+            )
+        };
+        self.users
+            .create(&user, &PasswordHash::new("$argon2id$old"))
+            .await
+            .unwrap();
+        user
+    }
+
+    /// The ids of one page of users matching `query`, and the total.
+    async fn listed(&self, query: UserQuery) -> (Vec<UserId>, u64) {
+        let page = self.users.list(&query).await.unwrap();
+        (ids(&page.items), page.total)
+    }
+
     /// A stored session of `user` created at `t0 + created` and expiring at `t0 + expires`.
     async fn session(
         &self,
@@ -92,6 +126,50 @@ impl Fixture {
         let live = self.sessions.list_live(user.id, t0()).await.unwrap();
         live.iter().map(|session| session.id).collect()
     }
+
+    /// A primary admin (not stored) with this email.
+    fn admin(&self, email: &str) -> User {
+        User::primary_admin(Email::parse(email).unwrap(), self.role.to_ref(), t0())
+    }
+
+    /// The number of rows `sql` (a `SELECT count(*) AS count …`) counts.
+    async fn count(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            count: i64,
+        }
+        let mut conn = AsyncPgConnection::establish(&self._db.url).await.unwrap();
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut conn)
+            .await
+            .unwrap()
+            .count
+    }
+
+    async fn primary_admins(&self) -> i64 {
+        self.count("SELECT count(*) AS count FROM users WHERE is_primary_admin")
+            .await
+    }
+
+    async fn stored_role(&self, slug: &str, created_at: DateTime<Utc>) -> Role {
+        let role = new_role(slug, created_at);
+        self.roles.create(&role).await.unwrap();
+        role
+    }
+}
+
+/// A role (not stored) created and last changed at `at`.
+fn new_role(slug: &str, at: DateTime<Utc>) -> Role {
+    Role {
+        id: RoleId::generate(),
+        slug: RoleSlug::parse(slug).unwrap(),
+        name: format!("The {slug}"),
+        description: Some(format!("What {slug} may do")),
+        created_at: at,
+        updated_at: at,
+    }
 }
 
 fn rotation(session: SessionId, presented: TokenId, now: DateTime<Utc>) -> Rotation {
@@ -108,6 +186,29 @@ fn rotation(session: SessionId, presented: TokenId, now: DateTime<Utc>) -> Rotat
 fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
     ids.sort();
     ids
+}
+
+/// Page `page` of `per_page` users, without filters.
+fn page(page: u32, per_page: u32) -> UserQuery {
+    UserQuery {
+        page,
+        per_page,
+        q: None,
+        role: None,
+        is_active: None,
+    }
+}
+
+/// The first page of 100 users whose email or name contains `q`.
+fn search(q: &str) -> UserQuery {
+    UserQuery {
+        q: Some(q.into()),
+        ..page(1, 100)
+    }
+}
+
+fn ids(users: &[User]) -> Vec<UserId> {
+    users.iter().map(|user| user.id).collect()
 }
 
 #[tokio::test]
@@ -321,6 +422,704 @@ async fn a_password_change_of_an_unknown_user_revokes_nothing() {
 }
 
 #[tokio::test]
+async fn users_are_listed_by_creation_time_then_id_a_page_at_a_time() {
+    let f = fixture().await;
+    // Stored out of order, with two pairs created at the same instant.
+    let mut stored = Vec::new();
+    for (i, minutes) in [30, -10, 5, 5, 0, 60, 60].into_iter().enumerate() {
+        let email = format!("user{i}@example.com");
+        let user = f
+            .member(&email, None, &f.role, TimeDelta::minutes(minutes), true)
+            .await;
+        stored.push(user);
+    }
+    stored.sort_by_key(|user| (user.created_at, user.id));
+
+    let all = f.users.list(&page(1, 100)).await.unwrap();
+    assert_eq!(all.items, stored, "whole users, with their role");
+    assert_eq!(all.total, 7);
+
+    assert_eq!(f.listed(page(1, 3)).await, (ids(&stored[0..3]), 7));
+    assert_eq!(f.listed(page(2, 3)).await, (ids(&stored[3..6]), 7));
+    // The last page is partial; past the end is empty, with the same total.
+    assert_eq!(f.listed(page(3, 3)).await, (ids(&stored[6..]), 7));
+    assert_eq!(f.listed(page(4, 3)).await, (vec![], 7));
+    assert_eq!(f.listed(page(u32::MAX, 100)).await, (vec![], 7));
+    assert_eq!(f.listed(page(7, 1)).await, (ids(&stored[6..]), 7));
+    assert_eq!(f.listed(page(1, 7)).await, (ids(&stored), 7));
+}
+
+#[tokio::test]
+async fn an_empty_store_lists_nothing() {
+    let f = fixture().await;
+    assert_eq!(f.listed(page(1, 20)).await, (vec![], 0));
+    assert_eq!(f.listed(page(2, 20)).await, (vec![], 0));
+}
+
+#[tokio::test]
+async fn the_search_matches_email_or_name_in_any_case_and_literally() {
+    let f = fixture().await;
+    let member = |email: &'static str, name: Option<&'static str>, minutes: i64| {
+        f.member(email, name, &f.role, TimeDelta::minutes(minutes), true)
+    };
+    let ada = member("ada@example.com", Some("Ada Lovelace"), 0).await;
+    let grace = member("Grace@Navy.example.org", Some("Grace Hopper"), 1).await;
+    let nameless = member("nobody@example.net", None, 2).await;
+    let percent = member("p1@example.com", Some("50% off"), 3).await;
+    let fifty = member("p2@example.com", Some("500 off"), 4).await;
+    let underscore = member("a_b@example.com", None, 5).await;
+    let axb = member("axb@example.com", Some("AXB"), 6).await;
+    let backslash = member("b1@example.com", Some(r"back\slash"), 7).await;
+
+    // Case-insensitive, on the email or the name.
+    assert_eq!(f.listed(search("LOVELACE")).await, (vec![ada.id], 1));
+    assert_eq!(f.listed(search("navy.EXAMPLE")).await, (vec![grace.id], 1));
+    assert_eq!(f.listed(search("grace")).await, (vec![grace.id], 1));
+    assert_eq!(
+        f.listed(search("Hopper@")).await,
+        (vec![], 0),
+        "email and name are matched apart"
+    );
+    // A user without a name is found by its email, and not lost by the others.
+    assert_eq!(f.listed(search("NOBODY")).await, (vec![nameless.id], 1));
+    assert_eq!(
+        f.listed(search(".net")).await,
+        (vec![nameless.id], 1),
+        "a NULL name matches nothing but does not hide the email"
+    );
+    // `%`, `_` and `\` are themselves, not wildcards or escapes.
+    assert_eq!(f.listed(search("50%")).await, (vec![percent.id], 1));
+    assert_eq!(f.listed(search("a_b")).await, (vec![underscore.id], 1));
+    assert_eq!(f.listed(search("%")).await, (vec![percent.id], 1));
+    assert_eq!(f.listed(search("_")).await, (vec![underscore.id], 1));
+    assert_eq!(f.listed(search(r"k\s")).await, (vec![backslash.id], 1));
+    assert_eq!(f.listed(search(r"\")).await, (vec![backslash.id], 1));
+    assert_eq!(f.listed(search("0 off")).await, (vec![fifty.id], 1));
+    assert_eq!(f.listed(search("AX")).await, (vec![axb.id], 1));
+    // The search pages and counts like any listing.
+    let everyone = vec![
+        ada.id,
+        grace.id,
+        nameless.id,
+        percent.id,
+        fifty.id,
+        underscore.id,
+        axb.id,
+        backslash.id,
+    ];
+    assert_eq!(f.listed(search("@")).await, (everyone.clone(), 8));
+    let second = UserQuery {
+        q: Some("EXAMPLE.COM".into()),
+        ..page(2, 2)
+    };
+    assert_eq!(f.listed(second).await, (vec![fifty.id, underscore.id], 6));
+    assert_eq!(f.listed(search("")).await, (everyone, 8));
+    assert_eq!(f.listed(search("zzz")).await, (vec![], 0));
+}
+
+#[tokio::test]
+async fn the_role_filter_matches_the_slug_and_an_unknown_slug_matches_nobody() {
+    let f = fixture().await;
+    let editors = f.stored_role("editors", t0()).await;
+    let member = f
+        .member("m@example.com", None, &f.role, TimeDelta::zero(), true)
+        .await;
+    let editor = f
+        .member("e@example.com", None, &editors, TimeDelta::minutes(1), true)
+        .await;
+    let other_editor = f
+        .member(
+            "e2@example.com",
+            None,
+            &editors,
+            TimeDelta::minutes(2),
+            false,
+        )
+        .await;
+    let by_role = |slug: &str| UserQuery {
+        role: Some(RoleSlug::parse(slug).unwrap()),
+        ..page(1, 20)
+    };
+
+    let listed = f.users.list(&by_role("editors")).await.unwrap();
+    assert_eq!(listed.items, vec![editor.clone(), other_editor.clone()]);
+    assert_eq!(listed.total, 2);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|user| user.role == editors.to_ref())
+    );
+    assert_eq!(f.listed(by_role("members")).await, (vec![member.id], 1));
+    assert_eq!(f.listed(by_role("nobody-has-it")).await, (vec![], 0));
+    let unknown = UserQuery {
+        page: 3,
+        ..by_role("nobody-has-it")
+    };
+    assert_eq!(f.listed(unknown).await, (vec![], 0));
+}
+
+#[tokio::test]
+async fn the_active_filter_and_the_other_filters_combine() {
+    let f = fixture().await;
+    let editors = f.stored_role("editors", t0()).await;
+    let at = TimeDelta::minutes;
+    let ada = f
+        .member("ada@example.com", Some("Ada"), &f.role, at(0), true)
+        .await;
+    let ada_old = f
+        .member("ada.old@example.com", Some("Ada"), &f.role, at(1), false)
+        .await;
+    let ada_editor = f
+        .member("ada.ed@example.com", Some("Ada"), &editors, at(2), true)
+        .await;
+    let ada_editor_old = f
+        .member("x@example.com", Some("ADA"), &editors, at(3), false)
+        .await;
+    let grace = f
+        .member("grace@example.com", None, &editors, at(4), true)
+        .await;
+    let query = |q: Option<&str>, role: Option<&str>, is_active: Option<bool>| UserQuery {
+        q: q.map(str::to_owned),
+        role: role.map(|slug| RoleSlug::parse(slug).unwrap()),
+        is_active,
+        ..page(1, 20)
+    };
+
+    assert_eq!(
+        f.listed(query(None, None, Some(true))).await,
+        (vec![ada.id, ada_editor.id, grace.id], 3)
+    );
+    assert_eq!(
+        f.listed(query(None, None, Some(false))).await,
+        (vec![ada_old.id, ada_editor_old.id], 2)
+    );
+    assert_eq!(
+        f.listed(query(Some("ada"), Some("editors"), None)).await,
+        (vec![ada_editor.id, ada_editor_old.id], 2)
+    );
+    assert_eq!(
+        f.listed(query(Some("ada"), Some("editors"), Some(false)))
+            .await,
+        (vec![ada_editor_old.id], 1)
+    );
+    assert_eq!(
+        f.listed(query(Some("ada"), None, Some(true))).await,
+        (vec![ada.id, ada_editor.id], 2)
+    );
+    assert_eq!(
+        f.listed(query(None, Some("editors"), Some(true))).await,
+        (vec![ada_editor.id, grace.id], 2)
+    );
+    assert_eq!(
+        f.listed(query(Some("grace"), Some("members"), None)).await,
+        (vec![], 0)
+    );
+    // Paged: the total still counts every match.
+    let paged = UserQuery {
+        per_page: 1,
+        page: 2,
+        ..query(None, Some("editors"), None)
+    };
+    assert_eq!(f.listed(paged).await, (vec![ada_editor_old.id], 3));
+}
+
+#[tokio::test]
+async fn an_update_sets_only_the_given_fields_and_the_time() {
+    let f = fixture().await;
+    let editors = f.stored_role("editors", t0()).await;
+    let user = f.user("Ada@Example.com").await;
+    let bystander = f.user("grace@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let at = |minutes| t0() + TimeDelta::minutes(minutes);
+
+    // The name alone, cleared.
+    let cleared = UserChanges {
+        name: Some(None),
+        ..UserChanges::default()
+    };
+    let (updated, revoked) = f
+        .users
+        .update(user.id, &cleared, false, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = User {
+        name: None,
+        updated_at: at(1),
+        ..user.clone()
+    };
+    assert_eq!(updated, expected);
+    assert!(revoked.is_empty());
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$old"))
+    );
+
+    // Nothing: only the time moves.
+    let (touched, _) = f
+        .users
+        .update(user.id, &UserChanges::default(), false, at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        touched,
+        User {
+            updated_at: at(2),
+            ..updated.clone()
+        }
+    );
+
+    // Everything else at once.
+    let new_email = Email::parse("Ada.Lovelace@Example.org").unwrap();
+    let everything = UserChanges {
+        email: Some(new_email.clone()),
+        name: Some(Some("Countess".into())),
+        role: Some(editors.id),
+        is_active: Some(false),
+        is_superuser: Some(true),
+        is_verified: Some(true),
+        password_hash: Some(PasswordHash::new("$argon2id$new")),
+    };
+    let (changed, revoked) = f
+        .users
+        .update(user.id, &everything, false, at(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = User {
+        id: user.id,
+        email: new_email.clone(),
+        name: Some("Countess".into()),
+        is_active: false,
+        is_superuser: true,
+        is_verified: true,
+        is_primary_admin: false,
+        role: editors.to_ref(),
+        created_at: user.created_at,
+        updated_at: at(3),
+    };
+    assert_eq!(changed, expected);
+    assert_eq!(changed.email.as_str(), "Ada.Lovelace@Example.org");
+    assert!(revoked.is_empty());
+    assert_eq!(
+        f.users.find_by_id(user.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    // The email lookup follows the new address, in any case, with the new hash.
+    let lookup = Email::parse("ada.lovelace@EXAMPLE.ORG").unwrap();
+    let (found, hash) = f.users.find_credentials(&lookup).await.unwrap().unwrap();
+    assert_eq!(found, expected);
+    assert_eq!(hash, PasswordHash::new("$argon2id$new"));
+    assert!(
+        f.users
+            .find_credentials(&user.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Without `revoke_sessions` the sessions stay; other users are untouched.
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+    assert_eq!(
+        f.users.find_by_id(bystander.id).await.unwrap(),
+        Some(bystander)
+    );
+
+    // The user's own email in another case is no conflict.
+    let recased = UserChanges {
+        email: Some(Email::parse("ADA.LOVELACE@example.org").unwrap()),
+        ..UserChanges::default()
+    };
+    let (recased, _) = f
+        .users
+        .update(user.id, &recased, false, at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recased.email.as_str(), "ADA.LOVELACE@example.org");
+}
+
+#[tokio::test]
+async fn an_update_keeps_the_primary_admin_mark() {
+    let f = fixture().await;
+    let admin = f.admin("root@example.com");
+    f.users
+        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+        .await
+        .unwrap();
+
+    let changes = UserChanges {
+        email: Some(Email::parse("new-root@example.com").unwrap()),
+        is_superuser: Some(false),
+        ..UserChanges::default()
+    };
+    let (updated, _) = f
+        .users
+        .update(admin.id, &changes, true, t0() + TimeDelta::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert!(updated.is_primary_admin);
+    assert!(!updated.is_superuser);
+    assert_eq!(f.primary_admins().await, 1);
+}
+
+#[tokio::test]
+async fn an_update_to_a_taken_email_is_refused_and_changes_nothing() {
+    let f = fixture().await;
+    let owner = f.user("Zoë@Example.org").await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let changes = UserChanges {
+        email: Some(Email::parse("ZOË@example.ORG").unwrap()),
+        name: Some(Some("Thief".into())),
+        is_active: Some(false),
+        password_hash: Some(PasswordHash::new("$argon2id$new")),
+        ..UserChanges::default()
+    };
+
+    let result = f
+        .users
+        .update(user.id, &changes, true, t0() + TimeDelta::minutes(1))
+        .await;
+
+    assert!(
+        matches!(result, Err(CreateUserError::EmailTaken)),
+        "{result:?}"
+    );
+    assert_eq!(
+        f.users.find_by_id(user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$old"))
+    );
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+    let (found, _) = f
+        .users
+        .find_credentials(&owner.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, owner);
+}
+
+#[tokio::test]
+async fn an_update_of_an_unknown_user_is_none_and_revokes_nothing() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let changes = UserChanges {
+        email: Some(Email::parse("ghost@example.com").unwrap()),
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+
+    let updated = f
+        .users
+        .update(UserId::generate(), &changes, true, t0())
+        .await
+        .unwrap();
+
+    assert!(updated.is_none());
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), Some(user));
+    assert_eq!(f.count("SELECT count(*) AS count FROM users").await, 1);
+}
+
+#[tokio::test]
+async fn an_update_to_an_unknown_role_is_unexpected_and_changes_nothing() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let changes = UserChanges {
+        role: Some(RoleId::generate()),
+        name: Some(None),
+        ..UserChanges::default()
+    };
+
+    let result = f.users.update(user.id, &changes, false, t0()).await;
+
+    assert!(
+        matches!(result, Err(CreateUserError::Port(PortError::Unexpected(_)))),
+        "{result:?}"
+    );
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), Some(user));
+}
+
+#[tokio::test]
+async fn an_update_that_revokes_sessions_returns_exactly_the_live_ones() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let other = f.user("grace@example.com").await;
+    let (live_a, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let (live_b, _) = f
+        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
+        .await;
+    let (expired, _) = f
+        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
+        .await;
+    let (revoked, _) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let earlier = t0() - TimeDelta::minutes(30);
+    f.sessions
+        .revoke(revoked.id, earlier)
+        .await
+        .unwrap()
+        .unwrap();
+    let (others, _) = f
+        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+
+    let now = t0() + TimeDelta::seconds(5);
+    let (updated, revoked_now) = f
+        .users
+        .update(user.id, &deactivate, true, now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert!(!updated.is_active);
+    assert_eq!(updated.updated_at, now);
+    let ids = sorted(revoked_now.iter().map(|session| session.id).collect());
+    assert_eq!(ids, sorted(vec![live_a.id, live_b.id]));
+    assert!(
+        revoked_now
+            .iter()
+            .all(|session| session.revoked_at == Some(now) && session.user_id == user.id)
+    );
+    assert!(f.live_ids(&user).await.is_empty());
+    assert_eq!(f.live_ids(&other).await, vec![others.id]);
+    let expired = f.sessions.find(expired.id).await.unwrap().unwrap();
+    assert_eq!(expired.session.revoked_at, None);
+    let revoked = f.sessions.find(revoked.id).await.unwrap().unwrap();
+    assert_eq!(revoked.session.revoked_at, Some(earlier));
+
+    // Again: nothing left to revoke.
+    let (_, none_left) = f
+        .users
+        .update(user.id, &UserChanges::default(), true, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none_left.is_empty());
+}
+
+#[tokio::test]
+async fn an_update_without_revoking_leaves_the_sessions_live() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (a, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let (b, _) = f
+        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
+        .await;
+    let changes = UserChanges {
+        password_hash: Some(PasswordHash::new("$argon2id$new")),
+        ..UserChanges::default()
+    };
+
+    let (_, revoked) = f
+        .users
+        .update(user.id, &changes, false, t0())
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert!(revoked.is_empty());
+    assert_eq!(sorted(f.live_ids(&user).await), sorted(vec![a.id, b.id]));
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$new"))
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_fails_midway_changes_nothing() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    // Make the second step (revoking the sessions) fail, after the user was updated.
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    conn.batch_execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
+         CREATE TRIGGER refuse BEFORE UPDATE ON sessions FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .await
+    .unwrap();
+    let changes = UserChanges {
+        is_active: Some(false),
+        password_hash: Some(PasswordHash::new("$argon2id$new")),
+        ..UserChanges::default()
+    };
+
+    let result = f.users.update(user.id, &changes, true, t0()).await;
+
+    assert!(
+        matches!(result, Err(CreateUserError::Port(PortError::Unexpected(_)))),
+        "{result:?}"
+    );
+    assert_eq!(
+        f.users.find_by_id(user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$old"))
+    );
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+}
+
+#[tokio::test]
+async fn deleting_a_user_returns_its_live_sessions_and_frees_its_email() {
+    let f = fixture().await;
+    let user = f.user("Ada@Example.com").await;
+    let other = f.user("grace@example.com").await;
+    let (live_a, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let (live_b, _) = f
+        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
+        .await;
+    let (expired, _) = f
+        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
+        .await;
+    let (revoked, _) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    f.sessions
+        .revoke(revoked.id, t0() - TimeDelta::minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let (others, _) = f
+        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+
+    let live = f.users.delete(user.id, t0()).await.unwrap().unwrap();
+
+    // The live sessions, as they were (not marked revoked).
+    let mut live = live;
+    live.sort_by_key(|session| session.id);
+    let mut expected = vec![live_a.clone(), live_b.clone()];
+    expected.sort_by_key(|session| session.id);
+    assert_eq!(live, expected);
+    // The user and every one of its sessions are gone; others stay.
+    assert!(f.users.find_by_id(user.id).await.unwrap().is_none());
+    for gone in [live_a.id, live_b.id, expired.id, revoked.id] {
+        assert!(f.sessions.find(gone).await.unwrap().is_none());
+    }
+    assert_eq!(f.live_ids(&other).await, vec![others.id]);
+    assert!(f.users.find_by_id(other.id).await.unwrap().is_some());
+    assert!(
+        f.users
+            .find_credentials(&user.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(f.listed(page(1, 20)).await, (vec![other.id], 1));
+    // The email can be used again, in any case.
+    let again = f.user("ada@EXAMPLE.com").await;
+    assert_eq!(f.users.find_by_id(again.id).await.unwrap(), Some(again));
+    // A second delete finds nothing.
+    assert_eq!(f.users.delete(user.id, t0()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn deleting_a_user_without_live_sessions_returns_none_of_them() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (expired, _) = f
+        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
+        .await;
+
+    assert_eq!(f.users.delete(user.id, t0()).await.unwrap(), Some(vec![]));
+    assert!(f.users.find_by_id(user.id).await.unwrap().is_none());
+    assert!(f.sessions.find(expired.id).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_committed_while_its_user_is_deleted_is_reported() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    // A login's session insert, not yet committed: its foreign-key check holds a share lock on
+    // the user's row.
+    let mut login = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    let session = SessionId::generate();
+    login
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, \
+             current_refresh_jti) VALUES ('{}', '{}', '{}', '{}', '{}', '{}')",
+            session.as_uuid(),
+            user.id.as_uuid(),
+            t0().to_rfc3339(),
+            t0().to_rfc3339(),
+            (t0() + TimeDelta::days(1)).to_rfc3339(),
+            TokenId::generate().as_uuid(),
+        ))
+        .await
+        .unwrap();
+
+    let users = f.users.clone();
+    let id = user.id;
+    let delete = tokio::spawn(async move { users.delete(id, t0()).await });
+    // The delete waits for the login's lock...
+    let waiting = "SELECT count(*) AS count FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let started = Instant::now();
+    while f.count(waiting).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the delete never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    login.batch_execute("COMMIT").await.unwrap();
+
+    // ...then sees the session the cascade removes, and reports it.
+    let live = delete.await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        live.iter().map(|session| session.id).collect::<Vec<_>>(),
+        vec![session]
+    );
+    assert!(f.sessions.find(session).await.unwrap().is_none());
+    assert!(f.users.find_by_id(user.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_user_is_none() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+
+    assert_eq!(
+        f.users.delete(UserId::generate(), t0()).await.unwrap(),
+        None
+    );
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), Some(user));
+}
+
+#[tokio::test]
 async fn ensuring_a_role_is_idempotent() {
     let f = fixture().await;
     let slug = RoleSlug::parse("application-access").unwrap();
@@ -366,6 +1165,407 @@ async fn concurrent_ensures_create_one_role() {
 
     let stored = f.roles.find_by_slug(&slug).await.unwrap().unwrap();
     assert!(ids.iter().all(|id| *id == stored.id), "{ids:?}");
+}
+
+#[tokio::test]
+async fn the_primary_admin_is_created_once_and_never_overwritten() {
+    let f = fixture().await;
+    let admin = f.admin("Root@Example.com");
+
+    let created = f
+        .users
+        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+        .await
+        .unwrap();
+    assert!(created);
+
+    // Another configuration, then the same email again: neither replaces the stored admin.
+    let mut other = f.admin("other-root@example.com");
+    other.name = Some("Other".into());
+    other.created_at = t0() + TimeDelta::hours(1);
+    other.updated_at = other.created_at;
+    let again = f
+        .users
+        .create_primary_admin(&other, &PasswordHash::new("$argon2id$other"))
+        .await
+        .unwrap();
+    assert!(!again);
+    let same_email = f.admin("root@example.com");
+    let again = f
+        .users
+        .create_primary_admin(&same_email, &PasswordHash::new("$argon2id$same"))
+        .await
+        .unwrap();
+    assert!(!again);
+
+    let stored = f.users.find_by_id(admin.id).await.unwrap().unwrap();
+    assert_eq!(stored, admin);
+    assert!(stored.is_primary_admin && stored.is_superuser && stored.is_verified);
+    assert_eq!(
+        f.users.password_hash(admin.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$admin"))
+    );
+    assert!(f.users.find_by_id(other.id).await.unwrap().is_none());
+    assert!(f.users.find_by_id(same_email.id).await.unwrap().is_none());
+    assert!(
+        f.users
+            .find_credentials(&other.email)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(f.primary_admins().await, 1);
+    assert_eq!(f.count("SELECT count(*) AS count FROM users").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_concurrent_primary_admin_creations_exactly_one_wins() {
+    let f = fixture().await;
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    for round in 0..20 {
+        conn.batch_execute("DELETE FROM users").await.unwrap();
+        // Different emails in even rounds; in odd rounds both configure the same one.
+        let contenders = [
+            f.admin(&format!("root-a-{round}@example.com")),
+            if round % 2 == 0 {
+                f.admin(&format!("root-b-{round}@example.com"))
+            } else {
+                f.admin(&format!("root-a-{round}@example.com"))
+            },
+        ];
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(contenders.len()));
+        let tasks: Vec<_> = contenders
+            .iter()
+            .cloned()
+            .map(|admin| {
+                let users = f.users.clone();
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    users
+                        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+                        .await
+                })
+            })
+            .collect();
+        let mut wins = Vec::new();
+        for task in tasks {
+            wins.push(task.await.unwrap().unwrap());
+        }
+
+        assert_eq!(wins.iter().filter(|won| **won).count(), 1, "{wins:?}");
+        assert_eq!(f.primary_admins().await, 1);
+        let winner = &contenders[wins.iter().position(|won| *won).unwrap()];
+        let stored = f.users.find_by_id(winner.id).await.unwrap().unwrap();
+        assert!(stored.is_primary_admin);
+    }
+}
+
+#[tokio::test]
+async fn a_primary_admin_with_a_normal_users_email_is_refused_and_nothing_is_stored() {
+    let f = fixture().await;
+    let user = f.user("Ada@Example.com").await;
+    let admin = f.admin("ada@example.COM");
+
+    let result = f
+        .users
+        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+        .await;
+
+    assert!(
+        matches!(result, Err(CreateUserError::EmailTaken)),
+        "{result:?}"
+    );
+    assert!(f.users.find_by_id(admin.id).await.unwrap().is_none());
+    assert_eq!(f.primary_admins().await, 0);
+    assert_eq!(f.count("SELECT count(*) AS count FROM users").await, 1);
+    let stored = f.users.find_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored, user);
+    assert!(!stored.is_primary_admin);
+    // With a free email it can still be made.
+    let admin = f.admin("root@example.com");
+    assert!(
+        f.users
+            .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_primary_admin_mark_is_read_back_by_every_lookup() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let admin = f.admin("root@example.com");
+    f.users
+        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+        .await
+        .unwrap();
+
+    assert!(
+        f.users
+            .find_by_id(admin.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_primary_admin
+    );
+    let (by_email, hash) = f
+        .users
+        .find_credentials(&admin.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_email, admin);
+    assert!(by_email.is_primary_admin);
+    assert_eq!(hash, PasswordHash::new("$argon2id$admin"));
+
+    assert!(
+        !f.users
+            .find_by_id(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_primary_admin
+    );
+    let (by_email, _) = f
+        .users
+        .find_credentials(&user.email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!by_email.is_primary_admin);
+}
+
+#[tokio::test]
+async fn the_database_itself_refuses_a_second_primary_admin() {
+    let f = fixture().await;
+    let admin = f.admin("root@example.com");
+    f.users
+        .create_primary_admin(&admin, &PasswordHash::new("$argon2id$admin"))
+        .await
+        .unwrap();
+    let user = f.user("ada@example.com").await;
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+
+    // Not through the adapter: by hand, by an UPDATE, or by `create` with the mark set.
+    let promoted = conn
+        .batch_execute(&format!(
+            "UPDATE users SET is_primary_admin = true WHERE id = '{}'",
+            user.id.as_uuid()
+        ))
+        .await;
+    assert!(promoted.is_err());
+    let mut second = f.admin("second-root@example.com");
+    second.is_primary_admin = true;
+    let created = f
+        .users
+        .create(&second, &PasswordHash::new("$argon2id$second"))
+        .await;
+    assert!(
+        matches!(
+            created,
+            Err(CreateUserError::Port(PortError::Unexpected(_)))
+        ),
+        "{created:?}"
+    );
+
+    assert_eq!(f.primary_admins().await, 1);
+    assert!(
+        f.users
+            .find_by_id(admin.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_primary_admin
+    );
+}
+
+#[tokio::test]
+async fn roles_are_listed_by_creation_time_then_id() {
+    let f = fixture().await;
+    let late = f.stored_role("late", t0() + TimeDelta::hours(2)).await;
+    let early = f.stored_role("early", t0() - TimeDelta::hours(1)).await;
+    let tie_a = f.stored_role("tie-a", t0() + TimeDelta::hours(1)).await;
+    let tie_b = f.stored_role("tie-b", t0() + TimeDelta::hours(1)).await;
+    let (tie_low, tie_high) = if tie_a.id < tie_b.id {
+        (tie_a, tie_b)
+    } else {
+        (tie_b, tie_a)
+    };
+
+    let listed = f.roles.list().await.unwrap();
+
+    let ids: Vec<_> = listed.iter().map(|role| role.id).collect();
+    assert_eq!(
+        ids,
+        vec![early.id, f.role.id, tie_low.id, tie_high.id, late.id]
+    );
+    assert_eq!(listed[0], early);
+    assert_eq!(listed[1], f.role);
+}
+
+#[tokio::test]
+async fn a_created_role_is_found_and_a_taken_slug_is_refused() {
+    let f = fixture().await;
+    let role = new_role("editors", t0());
+
+    f.roles.create(&role).await.unwrap();
+
+    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(role.clone()));
+    assert_eq!(
+        f.roles.find_by_slug(&role.slug).await.unwrap(),
+        Some(role.clone())
+    );
+    assert_eq!(f.roles.find(RoleId::generate()).await.unwrap(), None);
+
+    let twin = Role {
+        name: "Other editors".into(),
+        description: None,
+        ..new_role("editors", t0() + TimeDelta::hours(1))
+    };
+    let result = f.roles.create(&twin).await;
+    assert!(
+        matches!(result, Err(CreateRoleError::SlugTaken)),
+        "{result:?}"
+    );
+    assert_eq!(f.roles.find(twin.id).await.unwrap(), None);
+    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(role));
+    assert_eq!(f.roles.list().await.unwrap().len(), 2);
+
+    // A role without a description.
+    let bare = Role {
+        description: None,
+        ..new_role("viewers", t0())
+    };
+    f.roles.create(&bare).await.unwrap();
+    assert_eq!(f.roles.find(bare.id).await.unwrap(), Some(bare));
+}
+
+#[tokio::test]
+async fn a_role_update_sets_only_the_given_fields_and_the_time() {
+    let f = fixture().await;
+    let role = f.stored_role("editors", t0()).await;
+    let at = |minutes| t0() + TimeDelta::minutes(minutes);
+
+    let renamed = f
+        .roles
+        .update(
+            role.id,
+            &RoleChanges {
+                name: Some("Writers".into()),
+                description: None,
+            },
+            at(1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        renamed,
+        Role {
+            name: "Writers".into(),
+            updated_at: at(1),
+            ..role.clone()
+        }
+    );
+
+    let described = f
+        .roles
+        .update(
+            role.id,
+            &RoleChanges {
+                name: None,
+                description: Some(Some("Write articles".into())),
+            },
+            at(2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(described.name, "Writers");
+    assert_eq!(described.description.as_deref(), Some("Write articles"));
+    assert_eq!(described.updated_at, at(2));
+
+    let cleared = f
+        .roles
+        .update(
+            role.id,
+            &RoleChanges {
+                name: None,
+                description: Some(None),
+            },
+            at(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cleared.name, "Writers");
+    assert_eq!(cleared.description, None);
+    assert_eq!(cleared.updated_at, at(3));
+
+    // No field: only the time moves, and the row comes back.
+    let touched = f
+        .roles
+        .update(role.id, &RoleChanges::default(), at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        touched,
+        Role {
+            updated_at: at(4),
+            ..cleared
+        }
+    );
+    assert_eq!(touched.created_at, t0());
+    assert_eq!(touched.slug, role.slug);
+    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(touched));
+
+    let unknown = f
+        .roles
+        .update(
+            RoleId::generate(),
+            &RoleChanges {
+                name: Some("Ghosts".into()),
+                description: Some(None),
+            },
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown, None);
+    // Other roles are untouched.
+    assert_eq!(f.roles.find(f.role.id).await.unwrap(), Some(f.role.clone()));
+}
+
+#[tokio::test]
+async fn a_role_is_deleted_once_and_never_while_a_user_holds_it() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let unused = f.stored_role("editors", t0()).await;
+
+    assert_eq!(
+        f.roles.delete(unused.id).await.unwrap(),
+        RoleDeletion::Deleted
+    );
+    assert_eq!(f.roles.find(unused.id).await.unwrap(), None);
+    assert_eq!(
+        f.roles.delete(unused.id).await.unwrap(),
+        RoleDeletion::NotFound
+    );
+    assert_eq!(
+        f.roles.delete(RoleId::generate()).await.unwrap(),
+        RoleDeletion::NotFound
+    );
+
+    assert_eq!(
+        f.roles.delete(f.role.id).await.unwrap(),
+        RoleDeletion::InUse
+    );
+    assert_eq!(f.roles.find(f.role.id).await.unwrap(), Some(f.role.clone()));
+    let holder = f.users.find_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(holder.role, f.role.to_ref());
 }
 
 #[tokio::test]

@@ -226,6 +226,9 @@ struct CachedUser {
     is_active: bool,
     is_superuser: bool,
     is_verified: bool,
+    // Entries cached before the field existed read as "not primary" until they expire.
+    #[serde(default)]
+    is_primary_admin: bool,
     role: CachedRole,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -247,6 +250,7 @@ impl From<&User> for CachedUser {
             is_active: user.is_active,
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
+            is_primary_admin: user.is_primary_admin,
             role: CachedRole {
                 id: user.role.id.as_uuid(),
                 slug: user.role.slug.as_str().to_owned(),
@@ -267,6 +271,7 @@ impl CachedUser {
             is_active: self.is_active,
             is_superuser: self.is_superuser,
             is_verified: self.is_verified,
+            is_primary_admin: self.is_primary_admin,
             role: RoleRef {
                 id: RoleId::from_uuid(self.role.id),
                 slug: RoleSlug::parse(&self.role.slug)
@@ -310,6 +315,7 @@ mod tests {
             is_active: true,
             is_superuser: false,
             is_verified: true,
+            is_primary_admin: true,
             role: RoleRef {
                 id: RoleId::generate(),
                 slug: RoleSlug::parse("application-access").unwrap(),

@@ -77,6 +77,7 @@ fn user() -> User {
         is_active: true,
         is_superuser: true,
         is_verified: false,
+        is_primary_admin: false,
         role: RoleRef {
             id: RoleId::generate(),
             slug: RoleSlug::parse("application-access").unwrap(),

@@ -1,15 +1,16 @@
 //! `/api/access`: the user's own account.
 
 use actix_web::ResponseError;
-use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use application::use_cases::{LoginRequest, PasswordChange, SignUpRequest};
 use domain::SessionId;
 
 use crate::cookies::REFRESH_COOKIE;
 use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
-use crate::extract::{Authenticated, JsonBody, PasswordForm, access_token, path_id};
+use crate::extract::{
+    Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id,
+};
 use crate::{ApiError, AppState};
 
 pub(crate) const PATHS: &[&str] = &[
@@ -146,10 +147,8 @@ async fn change_password(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Authenticated(principal) =
-        Authenticated::from_request(&request, &mut Payload::None).await?;
-    let JsonBody(body) =
-        JsonBody::<PasswordChangeBody>::from_request(&request, &mut payload.into_inner()).await?;
+    let (Authenticated(principal), body) =
+        caller_then_json::<Authenticated, PasswordChangeBody>(&request, payload).await?;
     let change = PasswordChange {
         current_password: body.current_password,
         new_password: body.new_password,

@@ -1,4 +1,6 @@
 mod access;
+mod roles;
+mod users;
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
@@ -6,6 +8,8 @@ use crate::ApiError;
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     access::configure(config);
+    roles::configure(config);
+    users::configure(config);
 }
 
 /// Unknown paths are a 404, known paths with another method a 405, both in problem+json.
@@ -13,6 +17,8 @@ pub(crate) async fn not_found(request: HttpRequest) -> HttpResponse {
     let known_path = request.match_pattern().is_some()
         || access::PATHS
             .iter()
+            .chain(roles::PATHS)
+            .chain(users::PATHS)
             .any(|path| matches_path(path, request.path()));
     let error = if known_path {
         ApiError::MethodNotAllowed

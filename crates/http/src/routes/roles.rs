@@ -1,0 +1,78 @@
+//! `/api/roles`: superusers manage the roles users hold.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use application::use_cases::{NewRole, RoleUpdate};
+use domain::RoleId;
+
+use crate::dto::{NewRoleBody, RoleDto, RoleUpdateBody};
+use crate::extract::{Superuser, caller_then_json, path_id};
+use crate::{ApiError, AppState};
+
+pub(crate) const PATHS: &[&str] = &["/api/roles", "/api/roles/{id}"];
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/api/roles")
+            .route("", web::get().to(list))
+            .route("", web::post().to(create))
+            .route("/{id}", web::patch().to(update))
+            .route("/{id}", web::delete().to(delete)),
+    );
+}
+
+type State = web::Data<AppState>;
+
+async fn list(state: State, Superuser(principal): Superuser) -> Result<HttpResponse, ApiError> {
+    let roles = state.use_cases.list_roles.execute(&principal).await?;
+    Ok(HttpResponse::Ok().json(roles.iter().map(RoleDto::from).collect::<Vec<_>>()))
+}
+
+async fn create(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (Superuser(principal), body) =
+        caller_then_json::<Superuser, NewRoleBody>(&request, payload).await?;
+    let new = NewRole {
+        slug: body.slug,
+        name: body.name,
+        description: body.description,
+    };
+    let role = state.use_cases.create_role.execute(&principal, new).await?;
+    tracing::info!(user_id = %principal.user.id, role = %role.slug, "role created");
+    Ok(HttpResponse::Created().json(RoleDto::from(&role)))
+}
+
+async fn update(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (Superuser(principal), body) =
+        caller_then_json::<Superuser, RoleUpdateBody>(&request, payload).await?;
+    let id = RoleId::from_uuid(path_id(&path, "id")?);
+    let update = RoleUpdate {
+        name: body.name,
+        description: body.description,
+    };
+    let role = state
+        .use_cases
+        .update_role
+        .execute(&principal, id, update)
+        .await?;
+    tracing::info!(user_id = %principal.user.id, role = %role.slug, "role updated");
+    Ok(HttpResponse::Ok().json(RoleDto::from(&role)))
+}
+
+async fn delete(
+    state: State,
+    Superuser(principal): Superuser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = RoleId::from_uuid(path_id(&path, "id")?);
+    state.use_cases.delete_role.execute(&principal, id).await?;
+    tracing::info!(user_id = %principal.user.id, role_id = %id, "role deleted");
+    Ok(HttpResponse::NoContent().finish())
+}

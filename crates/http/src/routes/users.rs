@@ -1,0 +1,224 @@
+//! `/api/users`: superusers administer accounts.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use application::FieldError;
+use application::use_cases::{ListUsersRequest, NewUserRequest, UserPatch};
+use domain::UserId;
+
+use crate::dto::{NewUserBody, SessionDto, UserDto, UserPageDto, UserPatchBody};
+use crate::extract::{Superuser, caller_then_json, path_id};
+use crate::{ApiError, AppState};
+
+pub(crate) const PATHS: &[&str] = &["/api/users", "/api/users/{id}", "/api/users/{id}/sessions"];
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/api/users")
+            .route("", web::get().to(list))
+            .route("", web::post().to(create))
+            .route("/{id}", web::get().to(get))
+            .route("/{id}", web::patch().to(update))
+            .route("/{id}", web::delete().to(delete))
+            .route("/{id}/sessions", web::get().to(sessions))
+            .route("/{id}/sessions", web::delete().to(revoke_sessions)),
+    );
+}
+
+type State = web::Data<AppState>;
+
+async fn list(
+    state: State,
+    request: HttpRequest,
+    Superuser(principal): Superuser,
+) -> Result<HttpResponse, ApiError> {
+    let query = list_query(request.query_string())?;
+    let (page, per_page) = (query.page, query.per_page);
+    let users = state
+        .use_cases
+        .list_users
+        .execute(&principal, query)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserPageDto {
+        items: users.items.iter().map(UserDto::from).collect(),
+        page,
+        per_page,
+        total: users.total,
+    }))
+}
+
+/// `page`, `per_page`, `q`, `role`, `is_active`; every malformed one is reported.
+fn list_query(raw: &str) -> Result<ListUsersRequest, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|_| ApiError::invalid("query", "not a valid query string"))?;
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let mut errors = Vec::new();
+    let mut number = |name: &'static str, default: u32| match get(name).map(str::parse::<u32>) {
+        None => default,
+        Some(Ok(value)) => value,
+        Some(Err(_)) => {
+            errors.push(FieldError::new(name, "must be a whole number"));
+            default
+        }
+    };
+    let (page, per_page) = (number("page", 1), number("per_page", 20));
+    let is_active = match get("is_active") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errors.push(FieldError::new("is_active", "must be true or false"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(ListUsersRequest {
+        page,
+        per_page,
+        q: get("q").map(str::to_owned),
+        role: get("role").map(str::to_owned),
+        is_active,
+    })
+}
+
+async fn create(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (Superuser(principal), body) =
+        caller_then_json::<Superuser, NewUserBody>(&request, payload).await?;
+    let new = NewUserRequest {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        role: body.role,
+        is_active: body.is_active,
+        is_superuser: body.is_superuser,
+        is_verified: body.is_verified,
+    };
+    let user = state.use_cases.create_user.execute(&principal, new).await?;
+    tracing::info!(admin_id = %principal.user.id, user_id = %user.id, "user created by an admin");
+    Ok(HttpResponse::Created().json(UserDto::from(&user)))
+}
+
+async fn get(
+    state: State,
+    Superuser(principal): Superuser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = UserId::from_uuid(path_id(&path, "id")?);
+    let user = state.use_cases.get_user.execute(&principal, id).await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+async fn update(
+    state: State,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (Superuser(principal), body) =
+        caller_then_json::<Superuser, UserPatchBody>(&request, payload).await?;
+    let id = UserId::from_uuid(path_id(&path, "id")?);
+    let patch = UserPatch {
+        email: body.email,
+        name: body.name,
+        role: body.role,
+        is_active: body.is_active,
+        is_superuser: body.is_superuser,
+        is_verified: body.is_verified,
+        password: body.password,
+    };
+    let user = state
+        .use_cases
+        .update_user
+        .execute(&principal, id, patch)
+        .await?;
+    tracing::info!(admin_id = %principal.user.id, user_id = %user.id, "user changed by an admin");
+    Ok(HttpResponse::Ok().json(UserDto::from(&user)))
+}
+
+async fn delete(
+    state: State,
+    Superuser(principal): Superuser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = UserId::from_uuid(path_id(&path, "id")?);
+    state.use_cases.delete_user.execute(&principal, id).await?;
+    tracing::info!(admin_id = %principal.user.id, user_id = %id, "user deleted by an admin");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn sessions(
+    state: State,
+    Superuser(principal): Superuser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = UserId::from_uuid(path_id(&path, "id")?);
+    let sessions = state
+        .use_cases
+        .list_user_sessions
+        .execute(&principal, id)
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        sessions
+            .into_iter()
+            .map(SessionDto::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+async fn revoke_sessions(
+    state: State,
+    Superuser(principal): Superuser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = UserId::from_uuid(path_id(&path, "id")?);
+    state
+        .use_cases
+        .revoke_user_sessions
+        .execute(&principal, id)
+        .await?;
+    tracing::info!(admin_id = %principal.user.id, user_id = %id, "every session of a user revoked by an admin");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_query_has_defaults_and_reports_every_bad_parameter() {
+        let defaults = list_query("").unwrap();
+        assert_eq!(
+            (defaults.page, defaults.per_page, defaults.is_active),
+            (1, 20, None)
+        );
+        let full = list_query("page=2&per_page=5&q=ada%20l&role=editors&is_active=false").unwrap();
+        assert_eq!(
+            (
+                full.page,
+                full.per_page,
+                full.q.as_deref(),
+                full.role.as_deref(),
+                full.is_active
+            ),
+            (2, 5, Some("ada l"), Some("editors"), Some(false))
+        );
+        let Err(ApiError::Validation(errors)) = list_query("page=x&per_page=-1&is_active=yes")
+        else {
+            panic!("expected 422")
+        };
+        assert_eq!(
+            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+            ["page", "per_page", "is_active"]
+        );
+    }
+}

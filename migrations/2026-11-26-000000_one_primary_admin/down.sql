@@ -1,0 +1,2 @@
+-- Without the index, nothing but the application stops a second primary admin.
+DROP INDEX users_one_primary_admin;
