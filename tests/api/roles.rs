@@ -297,7 +297,10 @@ async fn a_role_users_hold_cannot_be_deleted() {
 
 #[actix_web::test]
 async fn two_servers_starting_at_once_create_one_admin_and_one_default_role() {
-    let (mut settings, database) = test_settings(Backend::Real).await;
+    // An empty database, not even migrated: both instances migrate, then bootstrap, at once.
+    let (mut settings, _) = test_settings(Backend::Real).await;
+    let database = Some(std::sync::Arc::new(infra_postgres::testing::empty_database().await.unwrap()));
+    settings.database_url = Some(authd::Secret::new(database.as_ref().unwrap().url.clone()));
     settings.admin_email = Some(ADMIN_EMAIL.into());
     settings.admin_password = Some(authd::Secret::new(ADMIN_PASSWORD));
     let (first, second) = futures_util::join!(
