@@ -299,17 +299,14 @@ async fn a_role_users_hold_cannot_be_deleted() {
 async fn two_servers_starting_at_once_create_one_admin_and_one_default_role() {
     // An empty database, not even migrated: both instances migrate, then bootstrap, at once.
     let (mut settings, _) = test_settings(Backend::Real).await;
-    let database = Some(std::sync::Arc::new(
-        infra_postgres::testing::empty_database().await.unwrap(),
-    ));
-    settings.database_url = Some(authd::Secret::new(database.as_ref().unwrap().url.clone()));
+    let database = std::sync::Arc::new(infra_postgres::testing::empty_database().await.unwrap());
+    settings.database_url = Some(authd::Secret::new(database.url.clone()));
     settings.admin_email = Some(ADMIN_EMAIL.into());
     settings.admin_password = Some(authd::Secret::new(ADMIN_PASSWORD));
     let (first, second) = futures_util::join!(
-        start(settings.clone(), database.clone()),
-        start(settings, database.clone())
+        start(settings.clone(), Some(database.clone())),
+        start(settings, Some(database.clone()))
     );
-    let database = database.unwrap();
     let admins = database
         .execute("SELECT id FROM users WHERE is_primary_admin")
         .await
