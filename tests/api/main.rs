@@ -12,6 +12,7 @@ mod cli;
 mod login;
 mod logout;
 mod me;
+mod ops;
 mod password;
 mod refresh;
 mod resilience;

@@ -406,6 +406,15 @@ pub trait TokenVerifier: Send + Sync {
     ) -> Result<RefreshClaims, TokenRejected>;
 }
 
+/// Whether a dependency answers, for the readiness check.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// `Ok` when the dependency answers a trivial request within the adapter's own (short)
+    /// timeout; `Unavailable` otherwise.
+    async fn ping(&self) -> Result<(), PortError>;
+}
+
 /// The time, as a port so tests can set it.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 pub trait Clock: Send + Sync {

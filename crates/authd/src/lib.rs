@@ -16,19 +16,21 @@ use actix_web::dev::Server;
 use anyhow::Context;
 use application::AuthSettings;
 use application::ports::{
-    AuthCache, Clock, LoginThrottle, PasswordHasher, RoleRepository, SessionRepository,
+    AuthCache, Clock, LoginThrottle, PasswordHasher, Probe, RoleRepository, SessionRepository,
     TokenIssuer, TokenVerifier, UserRepository,
 };
 use application::use_cases::{
-    AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CreateRole, CreateUser,
-    DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn,
-    LogOut, LogOutEverywhere, Refresh, RevokeSession, RevokeUserSessions, SignUp, UpdateRole,
-    UpdateUser,
+    AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole,
+    CreateUser, DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions,
+    ListUsers, LogIn, LogOut, LogOutEverywhere, Refresh, RevokeSession, RevokeUserSessions, SignUp,
+    UpdateRole, UpdateUser,
 };
 use chrono::TimeDelta;
 use domain::{LoginBackoff, PasswordPolicy, SessionLifetime};
 use infra_crypto::{Argon2Hasher, JoseTokenCodec, KeyRing, SigningKey, TokenSettings};
-use infra_memory::{InMemoryAuthCache, InMemoryLoginThrottle, InMemoryStore, SystemClock};
+use infra_memory::{
+    InMemoryAuthCache, InMemoryLoginThrottle, InMemoryProbe, InMemoryStore, SystemClock,
+};
 
 pub use settings::{Secret, Settings};
 
@@ -40,12 +42,14 @@ struct Store {
     users: Arc<dyn UserRepository>,
     roles: Arc<dyn RoleRepository>,
     sessions: Arc<dyn SessionRepository>,
+    probe: Arc<dyn Probe>,
 }
 
 /// The cache side.
 struct Cache {
     cache: Arc<dyn AuthCache>,
     throttle: Arc<dyn LoginThrottle>,
+    probe: Arc<dyn Probe>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -77,6 +81,7 @@ impl Application {
                 leeway: TimeDelta::seconds(60),
             },
         ));
+        let jwks = codec.keys().jwks();
         let issuer: Arc<dyn TokenIssuer> = codec.clone();
         let verifier: Arc<dyn TokenVerifier> = codec;
         let hasher: Arc<dyn PasswordHasher> =
@@ -189,6 +194,10 @@ impl Application {
                 sessions: store.sessions.clone(),
                 clock: clock.clone(),
             },
+            check_readiness: CheckReadiness {
+                database: store.probe.clone(),
+                cache: cache.probe.clone(),
+            },
             revoke_user_sessions: RevokeUserSessions {
                 users: store.users.clone(),
                 sessions: store.sessions.clone(),
@@ -219,6 +228,7 @@ impl Application {
                 },
                 trusted_proxies: settings.trusted_proxies.clone(),
                 body_limit: settings.body_limit,
+                jwks,
             }),
         };
 
@@ -294,6 +304,7 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
             users: memory.clone(),
             roles: memory.clone(),
             sessions: memory,
+            probe: Arc::new(InMemoryProbe),
         });
     };
     let applied = infra_postgres::run_migrations(url.expose())
@@ -314,7 +325,8 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
     Ok(Store {
         users: Arc::new(infra_postgres::PgUserRepository::new(pool.clone())),
         roles: Arc::new(infra_postgres::PgRoleRepository::new(pool.clone())),
-        sessions: Arc::new(infra_postgres::PgSessionRepository::new(pool)),
+        sessions: Arc::new(infra_postgres::PgSessionRepository::new(pool.clone())),
+        probe: Arc::new(infra_postgres::PgProbe::new(pool)),
     })
 }
 
@@ -333,6 +345,7 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
         return Ok(Cache {
             cache: Arc::new(InMemoryAuthCache::default()),
             throttle: local_throttle,
+            probe: Arc::new(InMemoryProbe),
         });
     };
     let client = infra_redis::connect(&infra_redis::RedisSettings {
@@ -347,13 +360,14 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
             settings.redis_prefix.clone(),
         )),
         throttle: Arc::new(infra_redis::RedisLoginThrottle::new(
-            client,
+            client.clone(),
             settings.redis_prefix.clone(),
             LoginBackoff::new(settings.login_max_failures),
             settings.login_ip_max_failures,
             IP_WINDOW,
             local_throttle,
         )),
+        probe: Arc::new(infra_redis::RedisProbe::new(client)),
     })
 }
 

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use application::use_cases::{
-    Authenticate, ChangePassword, CreateRole, CreateUser, DeleteRole, DeleteUser, GetUser,
-    ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere, Refresh,
-    RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
+    Authenticate, ChangePassword, CheckReadiness, CreateRole, CreateUser, DeleteRole, DeleteUser,
+    GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere,
+    Refresh, RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
 };
 
 use crate::{CookieSettings, TrustedProxies};
@@ -30,6 +30,7 @@ pub struct UseCases {
     pub delete_user: DeleteUser,
     pub list_user_sessions: ListUserSessions,
     pub revoke_user_sessions: RevokeUserSessions,
+    pub check_readiness: CheckReadiness,
 }
 
 /// Transport settings.
@@ -41,6 +42,8 @@ pub struct HttpSettings {
     pub trusted_proxies: TrustedProxies,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The JWKS document served at `/.well-known/jwks.json`.
+    pub jwks: serde_json::Value,
 }
 
 /// Everything a handler needs, shared by the workers.

@@ -89,6 +89,13 @@ impl SigningKey {
                     None,
                 ),
             };
+        // josekit's public form keeps only the key material and `use`; a JWKS entry also needs
+        // the `kid` tokens name and the `alg` it is pinned to.
+        let public = public.map(|mut public: Jwk| {
+            public.set_key_id(kid.clone());
+            public.set_algorithm(algorithm.name());
+            public
+        });
         Ok(Self {
             kid,
             algorithm,
@@ -162,6 +169,18 @@ impl KeyRing {
     pub fn keys(&self) -> &[SigningKey] {
         &self.keys
     }
+
+    /// The JWKS document of the public keys, signing and verify-only alike (`{"keys": []}`
+    /// for HS256, whose secret is never published).
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .filter_map(SigningKey::public_jwk)
+            .map(|jwk| serde_json::Value::Object(jwk.as_ref().clone()))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
 }
 
 /// A new private key as a JWK JSON document with a fresh `kid`, its `alg` and `use: sig`.
@@ -195,6 +214,8 @@ mod tests {
                     public.parameter("d").is_none(),
                     "the public JWK leaks the private part"
                 );
+                assert_eq!(public.key_id(), Some(key.kid()));
+                assert_eq!(public.algorithm(), Some(algorithm.name()));
             }
         }
     }
@@ -208,6 +229,28 @@ mod tests {
         jwk.set_algorithm("EdDSA");
         assert!(SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).is_ok());
         assert!(SigningKey::from_jwk_bytes(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_jwks_lists_every_public_key_and_no_secret() {
+        let load = |algorithm| {
+            SigningKey::from_jwk_bytes(generate_key(algorithm).unwrap().as_bytes()).unwrap()
+        };
+        let ring = KeyRing::new(vec![
+            load(Algorithm::EdDSA),
+            load(Algorithm::ES256),
+            load(Algorithm::HS256),
+        ])
+        .unwrap();
+        let jwks = ring.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0]["kid"], ring.keys()[0].kid());
+        assert_eq!(keys[1]["alg"], "ES256");
+        assert!(
+            keys.iter()
+                .all(|key| key.get("d").is_none() && key.get("k").is_none())
+        );
     }
 
     #[test]

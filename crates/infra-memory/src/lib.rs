@@ -11,10 +11,12 @@
 
 mod cache;
 mod clock;
+mod probe;
 mod store;
 mod throttle;
 
 pub use cache::InMemoryAuthCache;
 pub use clock::SystemClock;
+pub use probe::InMemoryProbe;
 pub use store::InMemoryStore;
 pub use throttle::InMemoryLoginThrottle;

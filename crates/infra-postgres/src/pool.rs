@@ -81,3 +81,23 @@ pub async fn ping(pool: &PgPool) -> Result<(), PortError> {
         }
     }
 }
+
+/// [`application::ports::Probe`] of the database: [`ping`] through the pool.
+#[derive(Clone)]
+pub struct PgProbe {
+    pool: PgPool,
+}
+
+impl PgProbe {
+    /// A probe drawing its connection from `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl application::ports::Probe for PgProbe {
+    async fn ping(&self) -> Result<(), PortError> {
+        ping(&self.pool).await
+    }
+}

@@ -221,3 +221,24 @@ mod tests {
         assert!(connect(&settings).await.is_err());
     }
 }
+
+/// [`application::ports::Probe`] of Redis: [`ping`], failing fast while disconnected and
+/// bounded by the command timeout otherwise.
+#[derive(Clone)]
+pub struct RedisProbe {
+    client: Pool,
+}
+
+impl RedisProbe {
+    /// A probe on `client`.
+    pub fn new(client: Pool) -> Self {
+        Self { client }
+    }
+}
+
+#[async_trait::async_trait]
+impl application::ports::Probe for RedisProbe {
+    async fn ping(&self) -> Result<(), PortError> {
+        ping(&self.client).await
+    }
+}

@@ -1,4 +1,5 @@
 mod access;
+mod ops;
 mod roles;
 mod users;
 
@@ -8,6 +9,7 @@ use crate::ApiError;
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     access::configure(config);
+    ops::configure(config);
     roles::configure(config);
     users::configure(config);
 }
@@ -17,6 +19,7 @@ pub(crate) async fn not_found(request: HttpRequest) -> HttpResponse {
     let known_path = request.match_pattern().is_some()
         || access::PATHS
             .iter()
+            .chain(ops::PATHS)
             .chain(roles::PATHS)
             .chain(users::PATHS)
             .any(|path| matches_path(path, request.path()));

@@ -1,0 +1,52 @@
+//! Operations: liveness, readiness, and the published signing keys.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::AppState;
+
+pub(crate) const PATHS: &[&str] = &["/health", "/ready", "/.well-known/jwks.json"];
+
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/.well-known/jwks.json", web::get().to(jwks));
+}
+
+/// The process answers: nothing else is checked (that is `/ready`).
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Postgres and Redis each answer within their short timeouts: `200`, else a `503` problem
+/// naming what failed in `checks`.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let readiness = state.use_cases.check_readiness.execute().await;
+    let word = |up: bool| if up { "ok" } else { "unavailable" };
+    let checks = json!({"database": word(readiness.database), "cache": word(readiness.cache)});
+    if readiness.is_ready() {
+        return HttpResponse::Ok().json(json!({"status": "ok", "checks": checks}));
+    }
+    let failed: Vec<&str> = [("database", readiness.database), ("cache", readiness.cache)]
+        .into_iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| name)
+        .collect();
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("Service Unavailable"),
+            "status": status.as_u16(),
+            "detail": format!("Not ready: the {} is unavailable", failed.join(" and the ")),
+            "checks": checks,
+        }))
+}
+
+/// The public keys that verify access tokens, signing and verify-only alike.
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(&state.settings.jwks)
+}

@@ -1,0 +1,14 @@
+use application::PortError;
+use application::ports::Probe;
+use async_trait::async_trait;
+
+/// The readiness probe of an in-process adapter: it is there as long as the process is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InMemoryProbe;
+
+#[async_trait]
+impl Probe for InMemoryProbe {
+    async fn ping(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
