@@ -189,3 +189,45 @@ fn sigterm_stops_the_server_gracefully_with_status_0() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Every variable the deploy files set is one authd reads (a typo there would be ignored
+/// silently by the container, so it is caught here).
+#[test]
+fn the_deploy_files_set_only_variables_authd_knows() {
+    let help = String::from_utf8(authd().arg("--help").output().unwrap().stdout).unwrap();
+    // Read by the log filter rather than by a flag.
+    let outside_help = ["RUST_LOG"];
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut files = vec![
+        deploy.join("Dockerfile"),
+        deploy.join("compose.yaml"),
+        deploy.join("authd.env.example"),
+    ];
+    files.extend(
+        std::fs::read_dir(deploy.join("k8s"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path()),
+    );
+    let mut seen = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in
+            text.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        {
+            let is_setting = word.starts_with("AUTHD_")
+                || ["DATABASE_URL", "REDIS_URL", "RUST_LOG"].contains(&word);
+            if is_setting {
+                seen += 1;
+                assert!(
+                    help.contains(word) || outside_help.contains(&word),
+                    "{} sets {word}, which authd does not read",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(
+        seen > 20,
+        "the deploy files set only {seen} settings: were they found?"
+    );
+}

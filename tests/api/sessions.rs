@@ -125,3 +125,31 @@ async fn someone_elses_or_a_malformed_session_id_is_refused(backend: Backend) {
         .await;
     assert_eq!(malformed.invalid_fields(), ["sid"]);
 }
+
+/// The client IP of a session: `X-Forwarded-For` only from a trusted proxy.
+#[actix_web::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    for (trusted, expected) in [
+        ("10.0.0.0/8, 127.0.0.1", "203.0.113.50"),
+        ("10.0.0.0/8", "127.0.0.1"),
+    ] {
+        let app = crate::helpers::spawn_with(Backend::Memory, |settings| {
+            settings.trusted_proxies = trusted.parse().unwrap();
+        })
+        .await;
+        let browser = app.browser();
+        let email = crate::helpers::unique_email();
+        browser.signup(&email, PASSWORD).await;
+        let form = [("username", email.as_str()), ("password", PASSWORD)];
+        let forwarded = [("x-forwarded-for", "198.51.100.1, 203.0.113.50")];
+        assert_eq!(
+            browser
+                .send("POST", "/api/access/login", &forwarded, Body::Form(&form))
+                .await
+                .status,
+            204
+        );
+        let sessions = browser.sessions().await.json();
+        assert_eq!(sessions[0]["ip"], expected, "trusting {trusted}");
+    }
+}
