@@ -231,3 +231,196 @@ fn the_deploy_files_set_only_variables_authd_knows() {
         "the deploy files set only {seen} settings: were they found?"
     );
 }
+
+/// A server process of the real binary, its port, and every log line it has written so far.
+struct Process {
+    child: std::process::Child,
+    base: String,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn start(envs: &[(&str, String)]) -> Self {
+        let mut command = authd();
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("AUTHD_LOG_FORMAT", "json");
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let collected = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if event["message"] == "authd ready; SIGTERM or Ctrl-C stops it gracefully" {
+                        let _ = port_tx.send(event["port"].as_u64().unwrap());
+                    }
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server never became ready");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            logs,
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[actix_web::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    // A slow hash makes the login last long enough to be in flight at the signal.
+    let mut server = Process::start(&[
+        ("AUTHD_ARGON2_ITERATIONS", "60".into()),
+        ("AUTHD_COOKIE_SECURE", "false".into()),
+    ]);
+    let browser = crate::helpers::Browser::new(&server.base);
+    let email = crate::helpers::unique_email();
+    assert_eq!(
+        browser
+            .signup(&email, crate::helpers::PASSWORD)
+            .await
+            .status,
+        201
+    );
+    let started = std::time::Instant::now();
+    let login = actix_web::rt::spawn(async move {
+        browser.login(&email, crate::helpers::PASSWORD).await.status
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    let status = server.terminate();
+    assert_eq!(login.await.unwrap(), 204, "the in-flight login was cut off");
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() > Duration::from_millis(100));
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("shutdown requested"), "{logs}");
+}
+
+/// Drives every access and admin flow on Postgres + Redis with debug logging, then looks for
+/// each secret it used in everything the server logged.
+#[actix_web::test]
+async fn no_secret_reaches_the_logs() {
+    use crate::helpers::{Body, Browser};
+    let database = infra_postgres::testing::fresh_database().await.unwrap();
+    let dir = temp_dir();
+    let key_file = dir.join("signing.jwk");
+    let key = infra_crypto::generate_key(infra_crypto::Algorithm::EdDSA).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    let private_part = serde_json::from_str::<serde_json::Value>(&key).unwrap()["d"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_password = "admin secret passphrase 1";
+    let mut server = Process::start(&[
+        ("DATABASE_URL", database.url.clone()),
+        ("REDIS_URL", crate::helpers::redis_url()),
+        (
+            "AUTHD_REDIS_PREFIX",
+            format!("authd-logs-{}", uuid::Uuid::now_v7().simple()),
+        ),
+        ("AUTHD_JWT_KEY_FILES", key_file.display().to_string()),
+        ("AUTHD_ADMIN_EMAIL", "root@example.com".into()),
+        ("AUTHD_ADMIN_PASSWORD", admin_password.into()),
+        ("AUTHD_COOKIE_SECURE", "false".into()),
+        ("RUST_LOG", "debug".into()),
+    ]);
+    let user_password = "user secret passphrase 2";
+    let new_password = "user secret passphrase 3";
+    let email = crate::helpers::unique_email();
+    let browser = Browser::new(&server.base);
+    let mut secrets = vec![
+        admin_password.to_owned(),
+        user_password.to_owned(),
+        new_password.to_owned(),
+        private_part,
+    ];
+
+    assert_eq!(browser.signup(&email, user_password).await.status, 201);
+    browser.login(&email, "wrong secret passphrase 4").await;
+    secrets.push("wrong secret passphrase 4".into());
+    assert_eq!(browser.login(&email, user_password).await.status, 204);
+    secrets.extend([
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    ]);
+    assert_eq!(browser.refresh().await.status, 204);
+    secrets.extend([
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    ]);
+    assert_eq!(browser.me().await.status, 200);
+    let change =
+        serde_json::json!({"current_password": user_password, "new_password": new_password});
+    assert_eq!(
+        browser
+            .send("PATCH", "/api/access/password", &[], Body::Json(change))
+            .await
+            .status,
+        204
+    );
+
+    let admin = Browser::new(&server.base);
+    assert_eq!(
+        admin.login("root@example.com", admin_password).await.status,
+        204
+    );
+    secrets.push(admin.cookie("access_token").unwrap());
+    let created = serde_json::json!({"email": crate::helpers::unique_email(), "password": "made secret passphrase 5"});
+    secrets.push("made secret passphrase 5".into());
+    assert_eq!(
+        admin
+            .send("POST", "/api/users", &[], Body::Json(created))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(admin.logout().await.status, 204);
+
+    assert_eq!(server.terminate().code(), Some(0));
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("login succeeded") && logs.contains("\"status\":204"),
+        "the logs were not captured"
+    );
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret reached the logs: {secret}"
+        );
+    }
+    assert!(
+        !logs.contains("$argon2id$"),
+        "a password hash reached the logs"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
