@@ -50,6 +50,7 @@ pub struct TestApp {
     pub base: String,
     pub settings: Settings,
     handle: ServerHandle,
+    pub metrics_port: Option<u16>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub database: Option<Arc<TestDatabase>>,
 }
@@ -118,15 +119,16 @@ pub async fn start(settings: Settings, database: Option<Arc<TestDatabase>>) -> T
             let application = Application::build_on(server_settings, listener)
                 .await
                 .expect("server builds");
-            let _ = ready.send(application.handle());
+            let _ = ready.send((application.handle(), application.metrics_port()));
             let _ = application.run_until_stopped().await;
         });
     });
-    let handle = handle.await.expect("server started");
+    let (handle, metrics_port) = handle.await.expect("server started");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         settings,
         handle,
+        metrics_port,
         thread: Some(thread),
         database,
     }

@@ -31,6 +31,7 @@ use infra_crypto::{Argon2Hasher, JoseTokenCodec, KeyRing, SigningKey, TokenSetti
 use infra_memory::{
     InMemoryAuthCache, InMemoryLoginThrottle, InMemoryProbe, InMemoryStore, SystemClock,
 };
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use settings::{Secret, Settings};
 
@@ -43,6 +44,8 @@ struct Store {
     roles: Arc<dyn RoleRepository>,
     sessions: Arc<dyn SessionRepository>,
     probe: Arc<dyn Probe>,
+    /// For the pool gauges, when the store is Postgres.
+    pool: Option<infra_postgres::PgPool>,
 }
 
 /// The cache side.
@@ -56,6 +59,9 @@ struct Cache {
 pub struct Application {
     server: Server,
     port: u16,
+    /// The `/metrics` listener, when `AUTHD_METRICS_LISTEN` gives it its own address.
+    metrics_server: Option<Server>,
+    metrics_port: Option<u16>,
 }
 
 impl Application {
@@ -220,6 +226,23 @@ impl Application {
                 default_role: settings.default_role.clone(),
             },
         };
+        let render = metrics_renderer(store.pool.clone())?;
+        let (metrics_server, metrics_port) = match settings.metrics_listen {
+            Some(address) => {
+                let metrics_listener = TcpListener::bind(address)
+                    .with_context(|| format!("AUTHD_METRICS_LISTEN: cannot bind {address}"))?;
+                let metrics_port = metrics_listener.local_addr()?.port();
+                let render = render.clone();
+                let server = HttpServer::new(move || http::metrics_app(render.clone()))
+                    .workers(1)
+                    .disable_signals()
+                    .listen(metrics_listener)?
+                    .run();
+                tracing::info!(port = metrics_port, "metrics listening");
+                (Some(server), Some(metrics_port))
+            }
+            None => (None, None),
+        };
         let state = http::AppState {
             use_cases: Arc::new(use_cases),
             settings: Arc::new(http::HttpSettings {
@@ -229,6 +252,7 @@ impl Application {
                 trusted_proxies: settings.trusted_proxies.clone(),
                 body_limit: settings.body_limit,
                 jwks,
+                metrics: metrics_server.is_none().then_some(render),
             }),
         };
 
@@ -242,12 +266,22 @@ impl Application {
             .listen(listener)?
             .run();
         tracing::info!(port, workers = settings.workers, "authd listening");
-        Ok(Self { server, port })
+        Ok(Self {
+            server,
+            port,
+            metrics_server,
+            metrics_port,
+        })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate metrics listener, if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// A handle to stop the server gracefully.
@@ -257,7 +291,16 @@ impl Application {
 
     /// Serves until stopped through [`handle`](Self::handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+        let served = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        served
     }
 
     /// Serves until SIGTERM or Ctrl-C, then stops gracefully: no new connections, in-flight
@@ -275,8 +318,52 @@ impl Application {
             port = self.port,
             "authd ready; SIGTERM or Ctrl-C stops it gracefully"
         );
-        self.server.await
+        self.run_until_stopped().await
     }
+}
+
+/// The Prometheus recorder is process-wide: installed once, shared by every server of the
+/// process (the test suite runs many).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    const LATENCY_BUCKETS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ];
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("authd_http_request_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        )?
+        .build_recorder();
+    let handle = recorder.handle();
+    // Another server of this process may have won the race; its recorder serves both.
+    if metrics::set_global_recorder(recorder).is_ok() {
+        let _ = HANDLE.set(handle);
+    }
+    HANDLE
+        .get()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("a metrics recorder not made by authd is installed"))
+}
+
+/// Renders `/metrics`, reading the pool gauges at scrape time.
+fn metrics_renderer(pool: Option<infra_postgres::PgPool>) -> anyhow::Result<http::RenderMetrics> {
+    let handle = metrics_handle()?;
+    Ok(Arc::new(move || {
+        if let Some(pool) = &pool {
+            let status = pool.status();
+            metrics::gauge!("authd_db_pool_size").set(status.size as f64);
+            metrics::gauge!("authd_db_pool_max_size").set(status.max_size as f64);
+            metrics::gauge!("authd_db_pool_in_use")
+                .set(status.size.saturating_sub(status.available) as f64);
+            metrics::gauge!("authd_db_pool_waiting").set(status.waiting as f64);
+        }
+        handle.run_upkeep();
+        handle.render()
+    }))
 }
 
 /// Resolves on SIGTERM or Ctrl-C; SIGTERM is listened for from the moment this returns.
@@ -305,6 +392,7 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
             roles: memory.clone(),
             sessions: memory,
             probe: Arc::new(InMemoryProbe),
+            pool: None,
         });
     };
     let applied = infra_postgres::run_migrations(url.expose())
@@ -326,7 +414,8 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
         users: Arc::new(infra_postgres::PgUserRepository::new(pool.clone())),
         roles: Arc::new(infra_postgres::PgRoleRepository::new(pool.clone())),
         sessions: Arc::new(infra_postgres::PgSessionRepository::new(pool.clone())),
-        probe: Arc::new(infra_postgres::PgProbe::new(pool)),
+        probe: Arc::new(infra_postgres::PgProbe::new(pool.clone())),
+        pool: Some(pool),
     })
 }
 
@@ -453,9 +542,6 @@ async fn bootstrap(
         AdminOutcome::EmailTaken => tracing::warn!(
             "AUTHD_ADMIN_EMAIL belongs to an existing user who is not the primary admin: no primary admin was created"
         ),
-    }
-    if settings.metrics_listen.is_some() {
-        tracing::warn!("AUTHD_METRICS_LISTEN is read, but /metrics is not built yet");
     }
     Ok(())
 }

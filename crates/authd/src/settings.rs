@@ -259,7 +259,7 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
-    pub metrics_listen: Option<String>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -346,7 +346,15 @@ impl TryFrom<Args> for Settings {
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
             admin_email: args.admin_email,
             admin_password: args.admin_password.map(Secret::new),
-            metrics_listen: args.metrics_listen,
+            metrics_listen: args
+                .metrics_listen
+                .filter(|listen| !listen.is_empty())
+                .map(|listen| {
+                    listen.parse().with_context(|| {
+                        format!("AUTHD_METRICS_LISTEN {listen:?} is not an address:port")
+                    })
+                })
+                .transpose()?,
         };
         Ok(settings)
     }

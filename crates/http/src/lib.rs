@@ -10,6 +10,7 @@ mod cookies;
 mod dto;
 mod errors;
 mod extract;
+mod metrics;
 mod middleware;
 mod routes;
 mod state;
@@ -17,6 +18,7 @@ mod state;
 pub use client_ip::TrustedProxies;
 pub use cookies::CookieSettings;
 pub use errors::ApiError;
+pub use metrics::RenderMetrics;
 pub use state::{AppState, HttpSettings, UseCases};
 
 use actix_web::web;
@@ -40,4 +42,25 @@ pub fn app(
         .default_service(web::to(routes::not_found))
         .wrap(actix_web::middleware::from_fn(middleware::log_request))
         .wrap(actix_web::middleware::from_fn(middleware::request_id))
+}
+
+/// An app serving only `/metrics`, for a separate (private) listener.
+pub fn metrics_app(
+    render: RenderMetrics,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new().route(
+        "/metrics",
+        web::get().to(move || {
+            let render = render.clone();
+            async move { routes::metrics_response(&render) }
+        }),
+    )
 }

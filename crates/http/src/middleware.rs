@@ -53,6 +53,12 @@ pub(crate) async fn log_request(
         .get::<RequestId>()
         .map(|id| id.0.clone());
     let response = next.call(request).await?;
+    crate::metrics::request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     let user_id = response
         .request()
         .extensions()

@@ -34,7 +34,7 @@ pub struct UseCases {
 }
 
 /// Transport settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpSettings {
     /// Cookie attributes and lifetimes.
     pub cookies: CookieSettings,
@@ -44,6 +44,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// The JWKS document served at `/.well-known/jwks.json`.
     pub jwks: serde_json::Value,
+    /// Serves `/metrics` on this listener when set (unset: a separate listener has it).
+    pub metrics: Option<crate::RenderMetrics>,
 }
 
 /// Everything a handler needs, shared by the workers.

@@ -41,6 +41,12 @@ fn is_unavailable(error: &Error) -> bool {
 
 /// `Unavailable(Cache)` when Redis cannot be reached or timed out; `Unexpected` otherwise.
 pub(crate) fn port_error(error: Error) -> PortError {
+    let kind = if is_unavailable(&error) {
+        "unavailable"
+    } else {
+        "unexpected"
+    };
+    metrics::counter!("authd_redis_errors_total", "kind" => kind).increment(1);
     if is_unavailable(&error) {
         // The port error carries no detail; this is where the reason is kept.
         tracing::debug!(error = ?error, "Redis unavailable");

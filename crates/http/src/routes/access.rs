@@ -3,7 +3,9 @@
 use actix_web::ResponseError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use application::use_cases::{LoginRequest, PasswordChange, SignUpRequest};
+use application::use_cases::{
+    LoginError, LoginRequest, PasswordChange, RefreshError, SignUpRequest,
+};
 use domain::SessionId;
 
 use crate::cookies::REFRESH_COOKIE;
@@ -11,6 +13,7 @@ use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
 use crate::extract::{
     Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id,
 };
+use crate::metrics;
 use crate::{ApiError, AppState};
 
 pub(crate) const PATHS: &[&str] = &[
@@ -79,8 +82,15 @@ async fn log_in(
         .execute(attempt)
         .await
         .inspect_err(|error| {
+            metrics::login(match error {
+                LoginError::Throttled { .. } => "throttled",
+                LoginError::BadCredentials => "failure",
+                LoginError::Inactive => "inactive",
+                LoginError::Port(_) => "error",
+            });
             tracing::info!(reason = %error, client_ip = ?ip, "login failed");
         })?;
+    metrics::login("success");
     tracing::info!(user_id = %logged_in.user.id, session_id = %logged_in.session.id, client_ip = ?ip, "login succeeded");
     let mut response = HttpResponse::NoContent();
     state
@@ -100,11 +110,21 @@ async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
     };
     match state.use_cases.refresh.execute(&token).await {
         Ok(pair) => {
+            metrics::refresh("success");
             let mut response = HttpResponse::NoContent();
             state.settings.cookies.set_pair(&mut response, &pair);
             response.finish()
         }
         Err(error) => {
+            metrics::refresh(if matches!(error, RefreshError::Port(_)) {
+                "error"
+            } else {
+                "failure"
+            });
+            if matches!(error, RefreshError::Reused) {
+                metrics::refresh_reuse_detected();
+                metrics::sessions_revoked("reuse");
+            }
             let error = ApiError::from(error);
             if error.status_code() == StatusCode::UNAUTHORIZED {
                 // A dead refresh token is no use to the browser: drop both cookies.
@@ -127,7 +147,10 @@ async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
         .execute(access.as_deref(), refresh.as_deref())
         .await
     {
-        Ok(()) => cleared(&state, HttpResponse::NoContent()),
+        Ok(()) => {
+            metrics::sessions_revoked("logout");
+            cleared(&state, HttpResponse::NoContent())
+        }
         Err(error) => {
             let error = ApiError::from(error);
             let clear = error.status_code() == StatusCode::UNAUTHORIZED;
@@ -158,6 +181,7 @@ async fn change_password(
         .change_password
         .execute(&principal, change)
         .await?;
+    metrics::sessions_revoked("password");
     tracing::info!(user_id = %principal.user.id, "password changed; every session revoked");
     Ok(cleared(&state, HttpResponse::NoContent()))
 }
@@ -186,6 +210,7 @@ async fn revoke_session(
         .revoke_session
         .execute(&principal, id)
         .await?;
+    metrics::sessions_revoked("session");
     tracing::info!(user_id = %principal.user.id, session_id = %id, "session revoked by its owner");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -199,6 +224,7 @@ async fn log_out_everywhere(
         .log_out_everywhere
         .execute(&principal)
         .await?;
+    metrics::sessions_revoked("logout_all");
     tracing::info!(user_id = %principal.user.id, "logged out everywhere");
     Ok(cleared(&state, HttpResponse::NoContent()))
 }

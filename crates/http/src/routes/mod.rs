@@ -3,6 +3,8 @@ mod ops;
 mod roles;
 mod users;
 
+pub(crate) use ops::metrics_response;
+
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::ApiError;

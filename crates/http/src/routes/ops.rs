@@ -6,13 +6,29 @@ use serde_json::json;
 
 use crate::AppState;
 
-pub(crate) const PATHS: &[&str] = &["/health", "/ready", "/.well-known/jwks.json"];
+pub(crate) const PATHS: &[&str] = &["/health", "/ready", "/.well-known/jwks.json", "/metrics"];
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
-        .route("/.well-known/jwks.json", web::get().to(jwks));
+        .route("/.well-known/jwks.json", web::get().to(jwks))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Prometheus text, when this listener serves it (`AUTHD_METRICS_LISTEN` unset).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match &state.settings.metrics {
+        Some(render) => metrics_response(render),
+        None => crate::ApiError::NotFound("metrics are served on AUTHD_METRICS_LISTEN".into())
+            .response_with(|_| {}),
+    }
+}
+
+pub(crate) fn metrics_response(render: &crate::RenderMetrics) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(render())
 }
 
 /// The process answers: nothing else is checked (that is `/ready`).

@@ -186,6 +186,7 @@ async fn revoke_sessions(
         .revoke_user_sessions
         .execute(&principal, id)
         .await?;
+    crate::metrics::sessions_revoked("admin");
     tracing::info!(admin_id = %principal.user.id, user_id = %id, "every session of a user revoked by an admin");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,36 @@
+//! The metrics authd records, through the `metrics` facade (the binary installs the Prometheus
+//! recorder). Names and labels are part of the operator contract: see the README's list.
+
+use std::sync::Arc;
+
+/// Renders the Prometheus text exposition of every metric, refreshing gauges first.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+pub(crate) fn request(route: &str, method: &str, status: u16, seconds: f64) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("authd_http_requests_total", &labels).increment(1);
+    metrics::histogram!("authd_http_request_duration_seconds", &labels[..2]).record(seconds);
+}
+
+/// `success`, `failure` (bad credentials), `throttled`, `inactive` or `error`.
+pub(crate) fn login(outcome: &'static str) {
+    metrics::counter!("authd_logins_total", "outcome" => outcome).increment(1);
+}
+
+/// `success`, `failure` or `error`; reuse is counted on its own as well.
+pub(crate) fn refresh(outcome: &'static str) {
+    metrics::counter!("authd_refreshes_total", "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn refresh_reuse_detected() {
+    metrics::counter!("authd_refresh_reuse_detected_total").increment(1);
+}
+
+/// Why sessions were revoked: `logout`, `session`, `logout_all`, `password`, `admin`.
+pub(crate) fn sessions_revoked(reason: &'static str) {
+    metrics::counter!("authd_session_revocations_total", "reason" => reason).increment(1);
+}
