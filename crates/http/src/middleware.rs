@@ -8,6 +8,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
+use actix_web::web::Data;
+use tracing::Instrument;
+
+use crate::AppState;
 use crate::extract::LoggedUser;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,7 +56,22 @@ pub(crate) async fn log_request(
         .extensions()
         .get::<RequestId>()
         .map(|id| id.0.clone());
-    let response = next.call(request).await?;
+    let client_ip = request
+        .app_data::<Data<AppState>>()
+        .and_then(|state| state.settings.trusted_proxies.client_ip(request.request()))
+        .map(|ip| ip.to_string());
+    // Every event of the request (failed logins, reuse detections, revocations, admin
+    // changes) carries its request id and client IP through this span.
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id
+            .as_ref()
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("-"),
+        client_ip = client_ip.as_deref().unwrap_or("-"),
+    );
+    let response = next.call(request).instrument(span.clone()).await?;
+    let _entered = span.enter();
     crate::metrics::request(
         &route,
         method.as_str(),
