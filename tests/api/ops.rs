@@ -235,3 +235,74 @@ async fn metrics_can_have_a_listener_of_their_own() {
     let metrics = Browser::new(&format!("http://127.0.0.1:{port}"));
     assert!(metrics_text(&metrics).await.contains("authd_"));
 }
+
+/// The document lists exactly what the server serves: every documented operation reaches a
+/// handler, and every method the server answers on a registered path is documented.
+#[actix_web::test]
+async fn the_openapi_document_matches_the_served_routes() {
+    let app = spawn_app(Backend::Memory).await;
+    let browser = app.browser();
+    let response = browser.send("GET", "/openapi.json", &[], Body::Empty).await;
+    assert_eq!(response.status, 200);
+    let document = response.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        (
+            schemes["cookie"]["in"].as_str(),
+            schemes["cookie"]["name"].as_str()
+        ),
+        (Some("cookie"), Some("access_token"))
+    );
+    let paths = document["paths"].as_object().unwrap();
+    let concrete = |template: &str| {
+        template
+            .replace("{sid}", &uuid::Uuid::now_v7().to_string())
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+    };
+    let routed = |response: &crate::helpers::Response| {
+        let no_route = response.status == 404
+            && response.json()["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("No route"));
+        !no_route && response.status != 405
+    };
+
+    let registered: Vec<&str> = http::registered_paths().collect();
+    for path in paths.keys() {
+        assert!(
+            registered.contains(&path.as_str()),
+            "{path} is documented but not registered"
+        );
+    }
+    for path in &registered {
+        let documented = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} is served but not documented"));
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let response = browser
+                .send(method, &concrete(path), &[], Body::Empty)
+                .await;
+            let in_document = documented.get(method.to_lowercase()).is_some();
+            assert_eq!(
+                routed(&response),
+                in_document,
+                "{method} {path}: served {}, documented {in_document}",
+                routed(&response)
+            );
+            if in_document {
+                let operation = &documented[method.to_lowercase()];
+                assert!(
+                    operation["responses"]
+                        .as_object()
+                        .is_some_and(|r| !r.is_empty()),
+                    "{method} {path} has no responses"
+                );
+            }
+        }
+    }
+    // Error answers are documented as problem+json.
+    let conflict = &paths["/api/access/signup"]["post"]["responses"]["409"]["content"]["application/problem+json"];
+    assert!(conflict.is_object(), "409 of signup is not problem+json");
+}

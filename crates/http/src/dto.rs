@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::extract::{Field, Kind, Schema};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RoleRefDto {
     id: Uuid,
     slug: String,
@@ -24,7 +24,7 @@ pub(crate) struct RoleRefDto {
 }
 
 /// `User` of API.md.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct UserDto {
     id: Uuid,
     email: String,
@@ -58,7 +58,7 @@ impl From<&User> for UserDto {
 }
 
 /// `Session` of API.md.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SessionDto {
     id: Uuid,
     created_at: DateTime<Utc>,
@@ -84,7 +84,7 @@ impl From<SessionView> for SessionDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct SignUpBody {
     pub email: String,
     pub password: String,
@@ -124,7 +124,7 @@ impl Schema for SignUpBody {
     ];
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct PasswordChangeBody {
     pub current_password: String,
     pub new_password: String,
@@ -146,7 +146,7 @@ impl Schema for PasswordChangeBody {
 }
 
 /// `Role` of API.md.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct RoleDto {
     id: Uuid,
     slug: String,
@@ -169,7 +169,7 @@ impl From<&domain::Role> for RoleDto {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewRoleBody {
     pub slug: String,
     pub name: String,
@@ -208,11 +208,12 @@ impl Schema for NewRoleBody {
     ];
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct RoleUpdateBody {
     pub name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
 }
 
@@ -251,7 +252,7 @@ fn present<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewUserBody {
     pub email: String,
     pub password: String,
@@ -317,11 +318,12 @@ impl Schema for NewUserBody {
     ];
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct UserPatchBody {
     pub email: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     pub role: Option<String>,
     pub is_active: Option<bool>,
@@ -399,7 +401,7 @@ impl Schema for UserPatchBody {
 }
 
 /// `{items, page, per_page, total}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct UserPageDto {
     pub items: Vec<UserDto>,
     pub page: u32,

@@ -12,6 +12,7 @@ mod errors;
 mod extract;
 mod metrics;
 mod middleware;
+mod openapi;
 mod routes;
 mod state;
 
@@ -19,6 +20,8 @@ pub use client_ip::TrustedProxies;
 pub use cookies::CookieSettings;
 pub use errors::ApiError;
 pub use metrics::RenderMetrics;
+pub use openapi::document as openapi_document;
+pub use routes::registered_paths;
 pub use state::{AppState, HttpSettings, UseCases};
 
 use actix_web::web;

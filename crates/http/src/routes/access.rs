@@ -14,6 +14,7 @@ use crate::extract::{
     Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id,
 };
 use crate::metrics;
+use crate::openapi::{LoginFormSchema, ProblemSchema};
 use crate::{ApiError, AppState};
 
 pub(crate) const PATHS: &[&str] = &[
@@ -45,7 +46,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 
 type State = web::Data<AppState>;
 
-async fn sign_up(
+#[utoipa::path(post, path = "/api/access/signup", tag = "access", request_body = SignUpBody, responses((status = 201, description = "The new user", body = UserDto), (status = 409, description = "Email taken", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid email, password or name", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Not JSON", body = ProblemSchema, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = ProblemSchema, content_type = "application/problem+json")))]
+pub(crate) async fn sign_up(
     state: State,
     JsonBody(body): JsonBody<SignUpBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -59,7 +61,8 @@ async fn sign_up(
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
-async fn log_in(
+#[utoipa::path(post, path = "/api/access/login", tag = "access", request_body(content = LoginFormSchema, content_type = "application/x-www-form-urlencoded"), responses((status = 204, description = "Logged in; sets the access_token and refresh_token cookies"), (status = 401, description = "Bad credentials", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Inactive account", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not a form", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Missing field", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "Throttled; see Retry-After", body = ProblemSchema, content_type = "application/problem+json")))]
+pub(crate) async fn log_in(
     state: State,
     request: HttpRequest,
     form: PasswordForm,
@@ -100,7 +103,8 @@ async fn log_in(
     Ok(response.finish())
 }
 
-async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
+#[utoipa::path(post, path = "/api/access/refresh", tag = "access", responses((status = 204, description = "Rotated; sets both new cookies"), (status = 401, description = "Missing, invalid, revoked or reused refresh token", body = ProblemSchema, content_type = "application/problem+json")))]
+pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
     let token = request
         .cookie(REFRESH_COOKIE)
         .map(|cookie| cookie.value().to_owned())
@@ -136,7 +140,8 @@ async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
+#[utoipa::path(post, path = "/api/access/logout", tag = "access", responses((status = 204, description = "Session revoked; cookies cleared"), (status = 401, description = "No live session named", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
     let access = access_token(&request);
     let refresh = request
         .cookie(REFRESH_COOKIE)
@@ -165,7 +170,8 @@ async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
 
 /// Authenticates before reading the body, so the answer's order is fixed: 401, then 422 (body
 /// and policy), then 400 (wrong current password).
-async fn change_password(
+#[utoipa::path(patch, path = "/api/access/password", tag = "access", request_body = PasswordChangeBody, responses((status = 204, description = "Changed; every session revoked; cookies cleared"), (status = 422, description = "Invalid body or policy", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Wrong current password", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn change_password(
     state: State,
     request: HttpRequest,
     payload: web::Payload,
@@ -186,11 +192,13 @@ async fn change_password(
     Ok(cleared(&state, HttpResponse::NoContent()))
 }
 
-async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
+#[utoipa::path(get, path = "/api/access/me", tag = "access", responses((status = 200, description = "The caller", body = UserDto), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(UserDto::from(&principal.user))
 }
 
-async fn list_sessions(
+#[utoipa::path(get, path = "/api/access/sessions", tag = "access", responses((status = 200, description = "The live sessions of the caller", body = [SessionDto]), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn list_sessions(
     state: State,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -199,7 +207,8 @@ async fn list_sessions(
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn revoke_session(
+#[utoipa::path(delete, path = "/api/access/sessions/{sid}", tag = "access", params(("sid" = uuid::Uuid, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not a live session of the caller", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Not a UUID", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn revoke_session(
     state: State,
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
@@ -215,7 +224,8 @@ async fn revoke_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn log_out_everywhere(
+#[utoipa::path(post, path = "/api/access/logout-all", tag = "access", responses((status = 204, description = "Every session revoked; cookies cleared"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn log_out_everywhere(
     state: State,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, ApiError> {

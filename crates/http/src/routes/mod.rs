@@ -1,7 +1,7 @@
-mod access;
-mod ops;
-mod roles;
-mod users;
+pub(crate) mod access;
+pub(crate) mod ops;
+pub(crate) mod roles;
+pub(crate) mod users;
 
 pub(crate) use ops::metrics_response;
 
@@ -16,15 +16,20 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     users::configure(config);
 }
 
+/// Every path template the server registers (the 405 logic and the OpenAPI test use it).
+pub fn registered_paths() -> impl Iterator<Item = &'static str> {
+    access::PATHS
+        .iter()
+        .chain(ops::PATHS)
+        .chain(roles::PATHS)
+        .chain(users::PATHS)
+        .copied()
+}
+
 /// Unknown paths are a 404, known paths with another method a 405, both in problem+json.
 pub(crate) async fn not_found(request: HttpRequest) -> HttpResponse {
     let known_path = request.match_pattern().is_some()
-        || access::PATHS
-            .iter()
-            .chain(ops::PATHS)
-            .chain(roles::PATHS)
-            .chain(users::PATHS)
-            .any(|path| matches_path(path, request.path()));
+        || registered_paths().any(|path| matches_path(path, request.path()));
     let error = if known_path {
         ApiError::MethodNotAllowed
     } else {

@@ -5,19 +5,33 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
+use crate::openapi::ProblemSchema;
 
-pub(crate) const PATHS: &[&str] = &["/health", "/ready", "/.well-known/jwks.json", "/metrics"];
+pub(crate) const PATHS: &[&str] = &[
+    "/health",
+    "/ready",
+    "/.well-known/jwks.json",
+    "/metrics",
+    "/openapi.json",
+];
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
         .route("/.well-known/jwks.json", web::get().to(jwks))
-        .route("/metrics", web::get().to(metrics));
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi));
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
+pub(crate) async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
 }
 
 /// Prometheus text, when this listener serves it (`AUTHD_METRICS_LISTEN` unset).
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Served on AUTHD_METRICS_LISTEN instead")))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match &state.settings.metrics {
         Some(render) => metrics_response(render),
         None => crate::ApiError::NotFound("metrics are served on AUTHD_METRICS_LISTEN".into())
@@ -32,13 +46,15 @@ pub(crate) fn metrics_response(render: &crate::RenderMetrics) -> HttpResponse {
 }
 
 /// The process answers: nothing else is checked (that is `/ready`).
-async fn health() -> HttpResponse {
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process runs", content_type = "application/json")))]
+pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Postgres and Redis each answer within their short timeouts: `200`, else a `503` problem
 /// naming what failed in `checks`.
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Postgres and Redis answer", content_type = "application/json"), (status = 503, description = "Not ready; checks names what failed", body = ProblemSchema, content_type = "application/problem+json")))]
+pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let readiness = state.use_cases.check_readiness.execute().await;
     let word = |up: bool| if up { "ok" } else { "unavailable" };
     let checks = json!({"database": word(readiness.database), "cache": word(readiness.cache)});
@@ -63,6 +79,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The public keys that verify access tokens, signing and verify-only alike.
-async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "The public keys that verify access tokens", content_type = "application/json")))]
+pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(&state.settings.jwks)
 }

@@ -6,6 +6,7 @@ use domain::RoleId;
 
 use crate::dto::{NewRoleBody, RoleDto, RoleUpdateBody};
 use crate::extract::{Superuser, caller_then_json, path_id};
+use crate::openapi::ProblemSchema;
 use crate::{ApiError, AppState};
 
 pub(crate) const PATHS: &[&str] = &["/api/roles", "/api/roles/{id}"];
@@ -22,12 +23,17 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 
 type State = web::Data<AppState>;
 
-async fn list(state: State, Superuser(principal): Superuser) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/roles", tag = "admin", responses((status = 200, description = "Every role", body = [RoleDto]), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn list(
+    state: State,
+    Superuser(principal): Superuser,
+) -> Result<HttpResponse, ApiError> {
     let roles = state.use_cases.list_roles.execute(&principal).await?;
     Ok(HttpResponse::Ok().json(roles.iter().map(RoleDto::from).collect::<Vec<_>>()))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/roles", tag = "admin", request_body = NewRoleBody, responses((status = 201, description = "The new role", body = RoleDto), (status = 409, description = "Slug taken", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn create(
     state: State,
     request: HttpRequest,
     payload: web::Payload,
@@ -44,7 +50,8 @@ async fn create(
     Ok(HttpResponse::Created().json(RoleDto::from(&role)))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/roles/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), request_body = RoleUpdateBody, responses((status = 200, description = "The role", body = RoleDto), (status = 404, description = "No such role", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn update(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
@@ -66,7 +73,8 @@ async fn update(
     Ok(HttpResponse::Ok().json(RoleDto::from(&role)))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/roles/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "No such role", body = ProblemSchema, content_type = "application/problem+json"), (status = 409, description = "Held by users, or the default role", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn delete(
     state: State,
     Superuser(principal): Superuser,
     path: web::Path<String>,

@@ -7,6 +7,7 @@ use domain::UserId;
 
 use crate::dto::{NewUserBody, SessionDto, UserDto, UserPageDto, UserPatchBody};
 use crate::extract::{Superuser, caller_then_json, path_id};
+use crate::openapi::ProblemSchema;
 use crate::{ApiError, AppState};
 
 pub(crate) const PATHS: &[&str] = &["/api/users", "/api/users/{id}", "/api/users/{id}/sessions"];
@@ -26,7 +27,8 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 
 type State = web::Data<AppState>;
 
-async fn list(
+#[utoipa::path(get, path = "/api/users", tag = "admin", params(("page" = Option<u32>, Query, description = "From 1; default 1"), ("per_page" = Option<u32>, Query, description = "1 to 100; default 20"), ("q" = Option<String>, Query, description = "Case-insensitive substring of email or name"), ("role" = Option<String>, Query, description = "Role slug"), ("is_active" = Option<bool>, Query)), responses((status = 200, description = "One page of users", body = UserPageDto), (status = 422, description = "Bad query", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn list(
     state: State,
     request: HttpRequest,
     Superuser(principal): Superuser,
@@ -87,7 +89,8 @@ fn list_query(raw: &str) -> Result<ListUsersRequest, ApiError> {
     })
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/users", tag = "admin", request_body = NewUserBody, responses((status = 201, description = "The new user", body = UserDto), (status = 409, description = "Email taken", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn create(
     state: State,
     request: HttpRequest,
     payload: web::Payload,
@@ -108,7 +111,8 @@ async fn create(
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
-async fn get(
+#[utoipa::path(get, path = "/api/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 200, description = "The user", body = UserDto), (status = 404, description = "No such user", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn get(
     state: State,
     Superuser(principal): Superuser,
     path: web::Path<String>,
@@ -118,7 +122,8 @@ async fn get(
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), request_body = UserPatchBody, responses((status = 200, description = "The user", body = UserDto), (status = 404, description = "No such user", body = ProblemSchema, content_type = "application/problem+json"), (status = 409, description = "Email taken", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid fields", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser, or a protection", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn update(
     state: State,
     request: HttpRequest,
     path: web::Path<String>,
@@ -145,7 +150,8 @@ async fn update(
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }
 
-async fn delete(
+#[utoipa::path(delete, path = "/api/users/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Deleted, sessions revoked"), (status = 404, description = "No such user", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser, or a protection", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn delete(
     state: State,
     Superuser(principal): Superuser,
     path: web::Path<String>,
@@ -156,7 +162,8 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn sessions(
+#[utoipa::path(get, path = "/api/users/{id}/sessions", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 200, description = "The live sessions of the user", body = [SessionDto]), (status = 404, description = "No such user", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn sessions(
     state: State,
     Superuser(principal): Superuser,
     path: web::Path<String>,
@@ -175,7 +182,8 @@ async fn sessions(
     ))
 }
 
-async fn revoke_sessions(
+#[utoipa::path(delete, path = "/api/users/{id}/sessions", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Every session revoked"), (status = 404, description = "No such user", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser, or the primary admin", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+pub(crate) async fn revoke_sessions(
     state: State,
     Superuser(principal): Superuser,
     path: web::Path<String>,
