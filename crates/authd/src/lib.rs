@@ -53,6 +53,8 @@ struct Cache {
     cache: Arc<dyn AuthCache>,
     throttle: Arc<dyn LoginThrottle>,
     probe: Arc<dyn Probe>,
+    /// Closed at shutdown, when the cache is Redis.
+    client: Option<infra_redis::RedisClient>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -62,6 +64,9 @@ pub struct Application {
     /// The `/metrics` listener, when `AUTHD_METRICS_LISTEN` gives it its own address.
     metrics_server: Option<Server>,
     metrics_port: Option<u16>,
+    /// Closed once the server has stopped.
+    pool: Option<infra_postgres::PgPool>,
+    redis: Option<infra_redis::RedisClient>,
 }
 
 impl Application {
@@ -271,6 +276,8 @@ impl Application {
             port,
             metrics_server,
             metrics_port,
+            pool: store.pool,
+            redis: cache.client,
         })
     }
 
@@ -299,6 +306,13 @@ impl Application {
         let served = self.server.await;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
+        }
+        // In-flight requests are done: release the connections.
+        if let Some(pool) = &self.pool {
+            pool.close();
+        }
+        if let Some(redis) = &self.redis {
+            infra_redis::disconnect(redis).await;
         }
         served
     }
@@ -435,6 +449,7 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
             cache: Arc::new(InMemoryAuthCache::default()),
             throttle: local_throttle,
             probe: Arc::new(InMemoryProbe),
+            client: None,
         });
     };
     let client = infra_redis::connect(&infra_redis::RedisSettings {
@@ -456,7 +471,8 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
             IP_WINDOW,
             local_throttle,
         )),
-        probe: Arc::new(infra_redis::RedisProbe::new(client)),
+        probe: Arc::new(infra_redis::RedisProbe::new(client.clone())),
+        client: Some(client),
     })
 }
 

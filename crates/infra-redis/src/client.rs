@@ -242,3 +242,10 @@ impl application::ports::Probe for RedisProbe {
         ping(&self.client).await
     }
 }
+
+/// Closes every connection of the pool and stops its reconnection (at shutdown).
+pub async fn disconnect(client: &Pool) {
+    if let Err(error) = fred::interfaces::ClientLike::quit(client).await {
+        tracing::debug!(%error, "Redis quit failed; the connections close with the process");
+    }
+}
