@@ -174,10 +174,18 @@ impl LogIn {
 }
 
 /// The throttle's key for an attempt: the email's identity form, whether or not such a user
-/// exists (so unknown emails are throttled alike).
+/// exists (so unknown emails are throttled alike). A username that is no email is bounded to
+/// the longest email, so a 64 KiB form field cannot become a 64 KiB counter key.
 fn account_key(username: &str) -> String {
     Email::parse(username).map_or_else(
-        |_| username.trim().to_lowercase(),
+        |_| {
+            username
+                .trim()
+                .to_lowercase()
+                .chars()
+                .take(Email::MAX_LEN)
+                .collect()
+        },
         |email| email.normalized().to_owned(),
     )
 }
@@ -342,6 +350,16 @@ mod tests {
                 .execute(request("nobody@example.com"))
                 .await
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn throttle_keys_are_the_email_identity_and_bounded() {
+        assert_eq!(account_key("  Ada@Example.COM "), "ada@example.com");
+        assert_eq!(account_key("Not An Email"), "not an email");
+        assert_eq!(
+            account_key(&"x".repeat(70_000)).chars().count(),
+            Email::MAX_LEN
         );
     }
 
