@@ -306,12 +306,20 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     ]);
     let browser = crate::helpers::Browser::new(&server.base);
     let email = crate::helpers::unique_email();
+    let hashing = std::time::Instant::now();
     assert_eq!(
         browser
             .signup(&email, crate::helpers::PASSWORD)
             .await
             .status,
         201
+    );
+    // A login costs what the signup's hash cost: it must outlast the 100 ms before the signal,
+    // or this test would prove nothing.
+    let hash_cost = hashing.elapsed();
+    assert!(
+        hash_cost > Duration::from_millis(300),
+        "hashing took only {hash_cost:?}: raise the cost"
     );
     let started = std::time::Instant::now();
     let login = actix_web::rt::spawn(async move {
