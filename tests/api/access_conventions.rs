@@ -42,6 +42,9 @@ async fn every_response_carries_a_request_id(backend: Backend) {
         replaced.header("x-request-id").as_deref(),
         Some(too_long.as_str())
     );
+    // Replaced by a fresh one, not dropped.
+    let fresh = replaced.header("x-request-id").expect("a request id");
+    assert!(fresh.parse::<uuid::Uuid>().is_ok(), "{fresh}");
 }
 
 async fn unknown_routes_and_methods_are_problems(backend: Backend) {

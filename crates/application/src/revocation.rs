@@ -20,6 +20,13 @@ pub(crate) struct Revoker {
 }
 
 impl Revoker {
+    pub fn new(sessions: &Arc<dyn SessionRepository>, cache: &Arc<dyn AuthCache>) -> Self {
+        Self {
+            sessions: sessions.clone(),
+            cache: cache.clone(),
+        }
+    }
+
     /// Revokes one session; `None` when it was not live.
     pub async fn revoke(
         &self,

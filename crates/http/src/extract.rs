@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::cookies::ACCESS_COOKIE;
+use crate::cookies::{ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::{ApiError, AppState};
 
 /// The JSON type of a body field.
@@ -233,6 +233,14 @@ pub(crate) fn access_token(request: &HttpRequest) -> Option<String> {
             .map(|cookie| cookie.value().to_owned())
             .filter(|value| !value.is_empty())
     })
+}
+
+/// The `refresh_token` cookie, when present and not empty.
+pub(crate) fn refresh_token(request: &HttpRequest) -> Option<String> {
+    request
+        .cookie(REFRESH_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 /// The authenticated caller. A missing or invalid token is a 401.

@@ -20,7 +20,6 @@ pub use client_ip::TrustedProxies;
 pub use cookies::CookieSettings;
 pub use errors::ApiError;
 pub use metrics::RenderMetrics;
-pub use openapi::document as openapi_document;
 pub use routes::registered_paths;
 pub use state::{AppState, HttpSettings, UseCases};
 

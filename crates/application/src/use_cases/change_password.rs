@@ -68,10 +68,7 @@ impl ChangePassword {
         let hash = self.hasher.hash(&new_password).await?;
 
         let now = self.clock.now();
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         revoker.forget_live(user.id, now).await?;
         let revoked = self.users.replace_password(user.id, &hash, now).await?;
         revoker.remember(&revoked, now).await;

@@ -39,10 +39,7 @@ impl LogOut {
         let from_refresh = refresh_token
             .and_then(|token| self.verifier.verify_refresh(token, now).ok())
             .map(|claims| claims.session_id);
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         for session in [from_access, from_refresh].into_iter().flatten() {
             if revoker.revoke(session, now).await?.is_some() {
                 return Ok(());
@@ -62,10 +59,7 @@ pub struct LogOutEverywhere {
 impl LogOutEverywhere {
     /// Revokes all the principal's sessions.
     pub async fn execute(&self, principal: &Principal) -> Result<(), PortError> {
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         revoker
             .revoke_all(principal.user.id, self.clock.now())
             .await?;

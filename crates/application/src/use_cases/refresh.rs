@@ -80,7 +80,9 @@ impl Refresh {
                         session_id = %claims.session_id,
                         "refresh token reuse detected; revoking the session"
                     );
-                    self.revoker().revoke(claims.session_id, now).await?;
+                    Revoker::new(&self.sessions, &self.cache)
+                        .revoke(claims.session_id, now)
+                        .await?;
                     return Err(RefreshError::Reused);
                 }
                 RefreshVerdict::Rotate => {
@@ -115,13 +117,6 @@ impl Refresh {
             }
         }
         Err(RefreshError::Revoked)
-    }
-
-    fn revoker(&self) -> Revoker {
-        Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        }
     }
 }
 

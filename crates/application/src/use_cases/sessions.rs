@@ -71,10 +71,7 @@ impl RevokeSession {
         if !owned_and_live {
             return Err(RevokeSessionError::NotFound);
         }
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         match revoker.revoke(id, now).await? {
             Some(_) => Ok(()),
             None => Err(RevokeSessionError::NotFound),

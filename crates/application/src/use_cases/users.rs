@@ -238,10 +238,7 @@ impl UpdateUser {
         let revoke = changes.is_active == Some(false) || changes.password_hash.is_some();
 
         let now = self.clock.now();
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         // Invalidate before the change (a cache that cannot be reached fails it here, changing
         // nothing), and again after, in case a reader cached the old profile in between.
         self.cache.forget_user(id).await?;
@@ -345,10 +342,7 @@ impl DeleteUser {
         check_admin_action(&principal.user, &target, AdminAction::Delete)
             .map_err(|p| AdminError::Forbidden(p.to_string()))?;
         let now = self.clock.now();
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         self.cache.forget_user(id).await?;
         revoker.forget_live(id, now).await?;
         let revoked = self
@@ -410,10 +404,7 @@ impl RevokeUserSessions {
             .ok_or(AdminError::NotFound("user"))?;
         check_admin_action(&principal.user, &target, AdminAction::RevokeSessions)
             .map_err(|p| AdminError::Forbidden(p.to_string()))?;
-        let revoker = Revoker {
-            sessions: self.sessions.clone(),
-            cache: self.cache.clone(),
-        };
+        let revoker = Revoker::new(&self.sessions, &self.cache);
         revoker.revoke_all(id, self.clock.now()).await?;
         Ok(())
     }

@@ -8,10 +8,9 @@ use application::use_cases::{
 };
 use domain::SessionId;
 
-use crate::cookies::REFRESH_COOKIE;
 use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
 use crate::extract::{
-    Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id,
+    Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id, refresh_token,
 };
 use crate::metrics;
 use crate::openapi::{LoginFormSchema, ProblemSchema};
@@ -105,12 +104,11 @@ pub(crate) async fn log_in(
 
 #[utoipa::path(post, path = "/api/access/refresh", tag = "access", responses((status = 204, description = "Rotated; sets both new cookies"), (status = 401, description = "Missing, invalid, revoked or reused refresh token", body = ProblemSchema, content_type = "application/problem+json")))]
 pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
-    let token = request
-        .cookie(REFRESH_COOKIE)
-        .map(|cookie| cookie.value().to_owned())
-        .filter(|value| !value.is_empty());
-    let Some(token) = token else {
-        return unauthorized_clearing(&state, "no refresh token");
+    let Some(token) = refresh_token(&request) else {
+        return clearing_when_unauthorized(
+            &state,
+            ApiError::Unauthorized("no refresh token".into()),
+        );
     };
     match state.use_cases.refresh.execute(&token).await {
         Ok(pair) => {
@@ -129,13 +127,7 @@ pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse 
                 metrics::refresh_reuse_detected();
                 metrics::sessions_revoked("reuse");
             }
-            let error = ApiError::from(error);
-            if error.status_code() == StatusCode::UNAUTHORIZED {
-                // A dead refresh token is no use to the browser: drop both cookies.
-                error.response_with(|response| state.settings.cookies.clear(response))
-            } else {
-                error.response_with(|_| {})
-            }
+            clearing_when_unauthorized(&state, ApiError::from(error))
         }
     }
 }
@@ -143,9 +135,7 @@ pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse 
 #[utoipa::path(post, path = "/api/access/logout", tag = "access", responses((status = 204, description = "Session revoked; cookies cleared"), (status = 401, description = "No live session named", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
 pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
     let access = access_token(&request);
-    let refresh = request
-        .cookie(REFRESH_COOKIE)
-        .map(|cookie| cookie.value().to_owned());
+    let refresh = refresh_token(&request);
     match state
         .use_cases
         .log_out
@@ -156,15 +146,7 @@ pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse 
             metrics::sessions_revoked("logout");
             cleared(&state, HttpResponse::NoContent())
         }
-        Err(error) => {
-            let error = ApiError::from(error);
-            let clear = error.status_code() == StatusCode::UNAUTHORIZED;
-            error.response_with(|response| {
-                if clear {
-                    state.settings.cookies.clear(response);
-                }
-            })
-        }
+        Err(error) => clearing_when_unauthorized(&state, ApiError::from(error)),
     }
 }
 
@@ -244,7 +226,12 @@ fn cleared(state: &AppState, mut response: actix_web::HttpResponseBuilder) -> Ht
     response.finish()
 }
 
-fn unauthorized_clearing(state: &AppState, detail: &str) -> HttpResponse {
-    ApiError::Unauthorized(detail.into())
-        .response_with(|response| state.settings.cookies.clear(response))
+/// The error answer; a 401 also drops both cookies, which are no use to the browser any more.
+fn clearing_when_unauthorized(state: &AppState, error: ApiError) -> HttpResponse {
+    let clear = error.status_code() == StatusCode::UNAUTHORIZED;
+    error.response_with(|response| {
+        if clear {
+            state.settings.cookies.clear(response);
+        }
+    })
 }
