@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build
+.PHONY: help run test lint fmt build bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's 
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+bench: ## Load benchmark: release authd on Postgres + Redis (core 0), every scenario, targets checked (BENCHMARKS.md)
+	bench/run.sh $(ARGS)
 
 build: ## Release build of the binary
 	$(CARGO) build --release -p authd

@@ -6,11 +6,16 @@
 //!
 //! Keys are JWK files ([`generate_key`] writes one): one format for the three algorithms, and
 //! each key carries its `kid` and its `alg`, so the algorithm is pinned per key.
+//!
+//! [`CachingVerifier`] remembers access tokens that passed, until they expire, so the
+//! signature of a token is checked once, not on each of its requests.
 
 mod jwt;
 mod keys;
 mod password;
+mod verified;
 
 pub use jwt::{JoseTokenCodec, TokenSettings};
 pub use keys::{Algorithm, KeyRing, SigningKey, generate_key};
 pub use password::{Argon2Hasher, Argon2Settings};
+pub use verified::CachingVerifier;

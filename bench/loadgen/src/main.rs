@@ -1,0 +1,174 @@
+//! `loadgen`: drives a running authd with K concurrent clients, each with its own user and
+//! session, through the benchmark scenarios, and prints one table with the targets checked.
+//! `make bench` starts the server and calls this; see BENCHMARKS.md.
+
+mod argon;
+mod client;
+mod report;
+mod scenario;
+mod server;
+mod stats;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::report::{Report, Row};
+use crate::scenario::{Client, Scenario};
+use crate::stats::Recorder;
+
+#[derive(Debug, Parser)]
+#[command(about = "Load generator for authd: prints req/s, latency percentiles and statuses")]
+struct Cli {
+    /// host:port of the server under test.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    address: String,
+    /// Concurrent clients, each with its own user and session.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds of load before each measured window.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Seconds of each measured window.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Scenarios to run, in order (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// The server's pid, to report its memory and CPU use.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Argon2id memory cost of the server, for the one-core hash-rate baseline.
+    #[arg(long, env = "AUTHD_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    argon2_memory_kib: u32,
+    /// Argon2id time cost.
+    #[arg(long, env = "AUTHD_ARGON2_ITERATIONS", default_value_t = 2)]
+    argon2_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, env = "AUTHD_ARGON2_PARALLELISM", default_value_t = 1)]
+    argon2_parallelism: u32,
+    /// Also write the table, as Markdown, to this file.
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(report) if report.all_met() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Report> {
+    let scenarios = if cli.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        cli.scenarios.clone()
+    };
+    let mut report = Report::new(cli.clients, cli.warmup, cli.duration);
+    report.idle_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
+
+    let run_id = format!("{}-{}", std::process::id(), unix_seconds());
+    eprintln!("enrolling {} clients (signup + login each)", cli.clients);
+    let mut clients = Vec::with_capacity(cli.clients);
+    let enrolments: Vec<_> = (0..cli.clients)
+        .map(|index| {
+            let (address, run_id) = (cli.address.clone(), run_id.clone());
+            tokio::spawn(async move { Client::enrol(&address, &run_id, index).await })
+        })
+        .collect();
+    for enrolment in enrolments {
+        clients.push(enrolment.await??);
+    }
+    report.enrolled_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
+
+    for scenario in scenarios {
+        if scenario == Scenario::Login {
+            eprintln!("measuring the one-core Argon2id hash rate");
+            report.argon2_per_second = Some(argon::hashes_per_second(
+                cli.argon2_memory_kib,
+                cli.argon2_iterations,
+                cli.argon2_parallelism,
+                Duration::from_secs(cli.duration.min(5)),
+            )?);
+        }
+        eprintln!("running {}", scenario.name());
+        let (back, row) = measure(scenario, clients, &cli).await?;
+        clients = back;
+        report.rows.push(row);
+    }
+
+    if let Some((rss, peak)) = cli.server_pid.and_then(server::memory) {
+        report.final_rss = Some(rss);
+        report.peak_rss = Some(peak);
+    }
+    let table = report.render();
+    println!("{table}");
+    if let Some(path) = &cli.markdown {
+        std::fs::write(path, &table)?;
+    }
+    Ok(report)
+}
+
+/// Runs one scenario with every client: warm-up, then the measured window.
+async fn measure(
+    scenario: Scenario,
+    clients: Vec<Client>,
+    cli: &Cli,
+) -> anyhow::Result<(Vec<Client>, Row)> {
+    let window = Duration::from_secs(cli.duration);
+    let measure_from = Instant::now() + Duration::from_secs(cli.warmup);
+    let end = measure_from + window;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(client.run(scenario, measure_from, end)))
+        .collect();
+
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_before = cli.server_pid.and_then(server::cpu_time);
+    tokio::time::sleep_until(end.into()).await;
+    let cpu_after = cli.server_pid.and_then(server::cpu_time);
+
+    let mut recorder = Recorder::default();
+    let mut clients = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (client, recorded) = task.await?;
+        clients.push(client);
+        recorder.merge(recorded);
+    }
+    let mut summary = recorder.summarize(window);
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        summary.server_cpu = Some((after - before).as_secs_f64() / window.as_secs_f64());
+    }
+    let rss_after = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
+    Ok((
+        clients,
+        Row {
+            scenario,
+            summary,
+            rss_after,
+        },
+    ))
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

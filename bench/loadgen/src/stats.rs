@@ -1,0 +1,123 @@
+//! What one scenario measured: latencies, statuses, and the server's CPU time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Status code recorded for a request that got no HTTP response at all (connection error).
+pub const NO_RESPONSE: u16 = 0;
+
+/// One client's measurements; merged into the scenario's after the run.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    latencies_us: Vec<u32>,
+    statuses: BTreeMap<u16, u64>,
+}
+
+impl Recorder {
+    pub fn record(&mut self, status: u16, latency: Duration) {
+        let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.latencies_us.push(micros);
+        *self.statuses.entry(status).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: Recorder) {
+        self.latencies_us.extend(other.latencies_us);
+        for (status, count) in other.statuses {
+            *self.statuses.entry(status).or_default() += count;
+        }
+    }
+
+    /// The summary over a measured window of `window`.
+    pub fn summarize(mut self, window: Duration) -> Summary {
+        self.latencies_us.sort_unstable();
+        let count = self.latencies_us.len();
+        let errors = self
+            .statuses
+            .iter()
+            .filter(|(status, _)| !(200..300).contains(*status))
+            .map(|(_, count)| count)
+            .sum();
+        Summary {
+            requests: count as u64,
+            per_second: count as f64 / window.as_secs_f64(),
+            p50: percentile(&self.latencies_us, 50.0),
+            p90: percentile(&self.latencies_us, 90.0),
+            p99: percentile(&self.latencies_us, 99.0),
+            max: self.latencies_us.last().copied().map_or(0.0, millis),
+            errors,
+            statuses: self.statuses,
+            server_cpu: None,
+        }
+    }
+}
+
+/// Nearest-rank percentile in milliseconds of sorted microsecond latencies.
+fn percentile(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    millis(sorted_us[rank.clamp(1, sorted_us.len()) - 1])
+}
+
+fn millis(micros: u32) -> f64 {
+    f64::from(micros) / 1000.0
+}
+
+/// A scenario's result. Latencies are in milliseconds.
+#[derive(Debug)]
+pub struct Summary {
+    pub requests: u64,
+    pub per_second: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Responses that were not 2xx, including requests that got no response.
+    pub errors: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    /// Share of one core the server used during the window, when its pid is known.
+    pub server_cpu: Option<f64>,
+}
+
+impl Summary {
+    /// `204×1200 401×3` or `no response×2`.
+    pub fn statuses_text(&self) -> String {
+        self.statuses
+            .iter()
+            .map(|(status, count)| match *status {
+                NO_RESPONSE => format!("no-response×{count}"),
+                status => format!("{status}×{count}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let mut recorder = Recorder::default();
+        for micros in (1..=100).rev() {
+            recorder.record(200, Duration::from_micros(micros * 1000));
+        }
+        recorder.record(503, Duration::from_micros(500_000));
+        let summary = recorder.summarize(Duration::from_secs(2));
+        assert_eq!(summary.requests, 101);
+        assert!((summary.per_second - 50.5).abs() < 1e-9);
+        assert_eq!(summary.p50, 51.0);
+        assert_eq!(summary.p99, 100.0);
+        assert_eq!(summary.max, 500.0);
+        assert_eq!(summary.errors, 1);
+        assert_eq!(summary.statuses_text(), "200×100 503×1");
+    }
+
+    #[test]
+    fn an_empty_window_has_no_latencies() {
+        let summary = Recorder::default().summarize(Duration::from_secs(1));
+        assert_eq!((summary.requests, summary.p99, summary.max), (0, 0.0, 0.0));
+    }
+}
