@@ -26,6 +26,9 @@ cleanup() {
 trap cleanup EXIT
 
 psql -q "$pg_admin_url" -c "CREATE DATABASE $database" >/dev/null
+if [[ -n "${BENCH_SYNCHRONOUS_COMMIT:-}" ]]; then
+  psql -q "$pg_admin_url" -c "ALTER DATABASE $database SET synchronous_commit = $BENCH_SYNCHRONOUS_COMMIT" >/dev/null
+fi
 database_url="${pg_admin_url%/*}/$database"
 target/release/authd keys generate --algorithm EdDSA --out "$work/signing.jwk" >/dev/null
 
@@ -33,7 +36,7 @@ target/release/authd keys generate --algorithm EdDSA --out "$work/signing.jwk" >
 # written to a file, as a deployment would ship them.
 env DATABASE_URL="$database_url" REDIS_URL="$redis_url" AUTHD_REDIS_PREFIX="bench-$$" \
     AUTHD_LISTEN="127.0.0.1:$port" AUTHD_JWT_KEY_FILES="$work/signing.jwk" \
-    AUTHD_COOKIE_SECURE=false AUTHD_LOG_FORMAT=json \
+    AUTHD_COOKIE_SECURE=false AUTHD_LOG_FORMAT="${BENCH_LOG_FORMAT:-json}" RUST_LOG="${BENCH_RUST_LOG:-info}" \
     taskset -c "$server_core" target/release/authd serve >"$work/authd.log" 2>&1 &
 server_pid=$!
 

@@ -133,19 +133,22 @@ fn read_config(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// Installs the log subscriber on standard error: `RUST_LOG` (default `info`) in the chosen format.
-pub fn init_logging(format: LogFormat) {
+pub fn init_logging(format: LogFormat) -> std::io::Result<crate::logging::LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never in files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Logs go to standard error, so a command's own output (migrate, keys) stays clean.
+    let (writer, guard) = crate::logging::start(std::io::stderr())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, never in files or log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Ok(guard)
 }
 
 #[cfg(test)]

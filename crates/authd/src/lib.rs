@@ -5,6 +5,7 @@
 //! suite builds an [`Application`] the same way `authd serve` does.
 
 pub mod cli;
+pub mod logging;
 pub mod settings;
 
 use std::net::TcpListener;
@@ -367,6 +368,17 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     let handle = recorder.handle();
     // Another server of this process may have won the race; its recorder serves both.
     if metrics::set_global_recorder(recorder).is_ok() {
+        // Histogram samples are buffered until upkeep folds them into the buckets; without a
+        // scraper they would pile up at 8 bytes per request. A thread of its own does it.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                }
+            })?;
         let _ = HANDLE.set(handle);
     }
     HANDLE

@@ -31,12 +31,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    authd::cli::init_logging(settings.log_format);
+    let logs = match authd::cli::init_logging(settings.log_format) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("authd: cannot start logging: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
         Command::Keys(KeysCommand::Generate { algorithm, out }) => generate_key(&algorithm, &out),
     };
+    // Every queued log line is out before the final word.
+    drop(logs);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,0 +1,115 @@
+//! The token codec per algorithm: signing, verifying, sealing a pair, and a verification the
+//! `CachingVerifier` answers from memory.
+
+// A setup failure must abort the benchmark, not be measured.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use application::ports::{TokenIssuer, TokenVerifier};
+use application::{AccessClaims, RefreshClaims, TokenPair};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use domain::{SessionId, TokenId, UserId};
+use infra_crypto::{Algorithm, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey};
+use infra_crypto::{TokenSettings, generate_key};
+
+const LEEWAY: TimeDelta = TimeDelta::seconds(60);
+
+fn codec(algorithm: Algorithm) -> JoseTokenCodec {
+    let jwk = generate_key(algorithm).expect("generate a key");
+    let key = SigningKey::from_jwk_bytes(jwk.as_bytes()).expect("load the key");
+    JoseTokenCodec::new(
+        KeyRing::new(vec![key]).expect("a key ring"),
+        TokenSettings {
+            issuer: "authd".to_owned(),
+            audience: "authd".to_owned(),
+            leeway: LEEWAY,
+        },
+    )
+}
+
+/// Claims shaped like the ones login mints (JWT times are whole seconds).
+fn claims(now: DateTime<Utc>) -> (AccessClaims, RefreshClaims) {
+    let (user_id, session_id) = (UserId::generate(), SessionId::generate());
+    let access = AccessClaims {
+        user_id,
+        session_id,
+        token_id: TokenId::generate(),
+        issued_at: now,
+        expires_at: now + TimeDelta::minutes(15),
+        email: "ada.lovelace@example.com".to_owned(),
+        role: "application-access".to_owned(),
+        is_superuser: false,
+    };
+    let refresh = RefreshClaims {
+        user_id,
+        session_id,
+        token_id: TokenId::generate(),
+        issued_at: now,
+        expires_at: now + TimeDelta::days(7),
+    };
+    (access, refresh)
+}
+
+fn tokens(c: &mut Criterion) {
+    for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256] {
+        let codec = Arc::new(codec(algorithm));
+        let now = Utc::now().trunc_subsecs(0);
+        let (access, refresh) = claims(now);
+        let access_token = codec.sign_access(&access).unwrap();
+        let refresh_token = codec.sign_refresh(&refresh).unwrap();
+        let pair = TokenPair {
+            issued_at: now,
+            access_token: access_token.clone(),
+            access_expires_at: access.expires_at,
+            refresh_token: refresh_token.clone(),
+            refresh_expires_at: refresh.expires_at,
+        };
+        // Sealed with the refresh token the pair replaced, as a rotation does.
+        let presented = codec.sign_refresh(&claims(now).1).unwrap();
+        let sealed = codec.seal(&pair, &presented).unwrap();
+        assert_eq!(codec.unseal(&sealed, &presented).as_ref(), Some(&pair));
+        let caching = CachingVerifier::new(codec.clone(), LEEWAY, 10_000);
+
+        let mut group = c.benchmark_group(format!("tokens/{algorithm}"));
+        group.bench_function("sign_access", |b| {
+            b.iter(|| codec.sign_access(black_box(&access)).unwrap());
+        });
+        group.bench_function("sign_refresh", |b| {
+            b.iter(|| codec.sign_refresh(black_box(&refresh)).unwrap());
+        });
+        group.bench_function("verify_access", |b| {
+            b.iter(|| codec.verify_access(black_box(&access_token), now).unwrap());
+        });
+        group.bench_function("verify_refresh", |b| {
+            b.iter(|| {
+                codec
+                    .verify_refresh(black_box(&refresh_token), now)
+                    .unwrap()
+            });
+        });
+        group.bench_function("seal", |b| {
+            b.iter(|| codec.seal(black_box(&pair), black_box(&presented)).unwrap());
+        });
+        group.bench_function("unseal", |b| {
+            b.iter(|| {
+                codec
+                    .unseal(black_box(&sealed), black_box(&presented))
+                    .unwrap()
+            });
+        });
+        group.bench_function("verify_access_cached_hit", |b| {
+            b.iter(|| {
+                caching
+                    .verify_access(black_box(&access_token), now)
+                    .unwrap()
+            });
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, tokens);
+criterion_main!(benches);
