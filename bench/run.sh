@@ -29,7 +29,19 @@ psql -q "$pg_admin_url" -c "CREATE DATABASE $database" >/dev/null
 if [[ -n "${BENCH_SYNCHRONOUS_COMMIT:-}" ]]; then
   psql -q "$pg_admin_url" -c "ALTER DATABASE $database SET synchronous_commit = $BENCH_SYNCHRONOUS_COMMIT" >/dev/null
 fi
-database_url="${pg_admin_url%/*}/$database"
+database_url="$database_url"
+# A third baseline: how many one-row UPDATE commits Postgres makes per second here, with 16
+# connections (authd's default pool). A refresh commits once; this bounds it on slow disks.
+commit_rate=""
+if command -v pgbench >/dev/null; then
+  printf 'UPDATE bench_commit SET n = n + 1 WHERE id = (random() * 999)::int;\n' >"$work/commit.sql"
+  psql -q "$database_url" \
+    -c "CREATE TABLE bench_commit (id int PRIMARY KEY, n int); INSERT INTO bench_commit SELECT g, 0 FROM generate_series(0, 999) g" >/dev/null
+  commit_rate="$(pgbench -n -c 16 -j 1 -T 3 -f "$work/commit.sql" "$database_url" 2>/dev/null \
+    | awk '/^tps/ { printf "%.0f", $3 }')"
+  psql -q "$database_url" -c "DROP TABLE bench_commit" >/dev/null
+fi
+
 target/release/authd keys generate --algorithm EdDSA --out "$work/signing.jwk" >/dev/null
 
 # Production defaults, but for plain-http cookies, a private Redis prefix and JSON logs
@@ -53,6 +65,11 @@ taskset -c "$client_core" target/release/loadgen --address "127.0.0.1:$port" \
     --server-pid "$server_pid" --markdown bench/results/latest.md "$@"
 status=$?
 set -e
+if [[ -n "$commit_rate" ]]; then
+  line="Postgres baseline: $commit_rate one-row UPDATE commits/s (pgbench, 16 connections, synchronous_commit=$(psql -At "$database_url" -c 'SHOW synchronous_commit'))"
+  echo "$line"
+  echo "$line" >>bench/results/latest.md
+fi
 echo "authd wrote $(wc -l <"$work/authd.log") log lines, $(grep -cE '"level":"(WARN|ERROR)"' "$work/authd.log" || true) of them warnings or errors"
 grep -E '"level":"(WARN|ERROR)"' "$work/authd.log" | head -5 || true
 exit "$status"

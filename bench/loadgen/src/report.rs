@@ -117,7 +117,10 @@ impl Report {
             out,
             "| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | server CPU | RSS after | responses | target | met |"
         );
-        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+        let _ = writeln!(
+            out,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
+        );
         for row in &self.rows {
             let s = &row.summary;
             let (target, met) = match self.verdict(row) {
@@ -127,9 +130,10 @@ impl Report {
             let cpu = s
                 .server_cpu
                 .map_or_else(|| "?".to_owned(), |cpu| format!("{:.0} %", cpu * 100.0));
-            let rss = row
-                .rss_after
-                .map_or_else(|| "?".to_owned(), |rss| format!("{:.1} MB", rss as f64 / MB));
+            let rss = row.rss_after.map_or_else(
+                || "?".to_owned(),
+                |rss| format!("{:.1} MB", rss as f64 / MB),
+            );
             let _ = writeln!(
                 out,
                 "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu} | {rss} | {} | {target} | {met} |",

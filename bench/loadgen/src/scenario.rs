@@ -98,7 +98,13 @@ impl Client {
             r#"{{"email":"{}","password":"{}"}}"#,
             client.email, client.password
         );
-        let request = post(&client.host, "/api/access/signup", "", "application/json", &body);
+        let request = post(
+            &client.host,
+            "/api/access/signup",
+            "",
+            "application/json",
+            &body,
+        );
         let response = client.connection.send(&request).await?;
         anyhow::ensure!(
             response.status == 201,

@@ -296,7 +296,11 @@ mod tests {
         let params = Params::new(1024, 1, 1, None).unwrap();
         let ours = hash_phc(&params, b"correct horse").unwrap();
         let parsed = Phc::new(&ours).unwrap();
-        assert!(argon2(&params).verify_password(b"correct horse", &parsed).is_ok());
+        assert!(
+            argon2(&params)
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
         let reference = argon2(&params).hash_password(b"battery staple").unwrap();
         assert!(verify_phc(&reference, b"battery staple").unwrap());
         assert!(!verify_phc(&reference, b"battery stapler").unwrap());

@@ -163,7 +163,11 @@ mod tests {
         assert_eq!(checks(&inner), 1);
         let late = last_valid + TimeDelta::seconds(1);
         assert!(caching.verify_access("token", late).is_err());
-        assert_eq!(checks(&inner), 2, "an expired entry goes back to the verifier");
+        assert_eq!(
+            checks(&inner),
+            2,
+            "an expired entry goes back to the verifier"
+        );
     }
 
     #[test]
@@ -184,7 +188,11 @@ mod tests {
         }
         assert!(caching.verified.lock().unwrap().len() <= 3);
         caching.verify_access("d", now).unwrap();
-        assert_eq!(checks(&inner), 4, "the newest token is remembered after a reset");
+        assert_eq!(
+            checks(&inner),
+            4,
+            "the newest token is remembered after a reset"
+        );
         let (inner, disabled, now) = verifier(0);
         disabled.verify_access("a", now).unwrap();
         disabled.verify_access("a", now).unwrap();

@@ -20,7 +20,12 @@ pub struct InMemoryAuthCache {
 struct Entries {
     sessions: HashMap<SessionId, (bool, Instant)>,
     users: HashMap<UserId, (Option<User>, Instant)>,
+    /// The size at which expired entries are next swept out.
+    sweep_at: usize,
 }
+
+/// The smallest size that triggers a sweep.
+const SWEEP_FLOOR: usize = 10_000;
 
 impl InMemoryAuthCache {
     /// Live marks last at most `max_session_ttl`, users `user_ttl`, invalidations
@@ -40,10 +45,14 @@ impl InMemoryAuthCache {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        // Expired entries go on every write-sized batch, so the maps stay bounded by what is live.
-        if entries.sessions.len() + entries.users.len() > 10_000 {
+        // Expired entries are swept when the maps have doubled since the last sweep, so they
+        // stay bounded by twice what is live and a sweep costs O(1) per call on average (a
+        // sweep on every call past a fixed size made each call scan everything).
+        let size = entries.sessions.len() + entries.users.len();
+        if size > entries.sweep_at.max(SWEEP_FLOOR) {
             entries.sessions.retain(|_, (_, until)| *until > now);
             entries.users.retain(|_, (_, until)| *until > now);
+            entries.sweep_at = 2 * (entries.sessions.len() + entries.users.len());
         }
         f(&mut entries, now)
     }
@@ -179,6 +188,41 @@ mod tests {
         assert_eq!(
             cache.lookup(sid, uid).await.unwrap().session,
             SessionMark::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_swept_once_the_maps_have_grown() {
+        let cache = InMemoryAuthCache::new(
+            Duration::from_millis(20),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let size = |cache: &InMemoryAuthCache| cache.with(|entries, _| entries.sessions.len());
+        for _ in 0..SWEEP_FLOOR {
+            let sid = SessionId::generate();
+            cache.mark_live(sid, Duration::from_secs(60)).await.unwrap();
+        }
+        assert_eq!(size(&cache), SWEEP_FLOOR, "no sweep below the floor");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let live = SessionId::generate();
+        cache
+            .mark_live(live, Duration::from_secs(60))
+            .await
+            .unwrap();
+        cache
+            .mark_live(SessionId::generate(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            size(&cache),
+            2,
+            "the expired marks are gone, the live ones stay"
+        );
+        let uid = UserId::generate();
+        assert_eq!(
+            cache.lookup(live, uid).await.unwrap().session,
+            SessionMark::Live
         );
     }
 }
