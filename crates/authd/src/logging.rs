@@ -1,5 +1,5 @@
 //! Log output: lines go through a queue to a thread of their own, which writes them to standard
-//! error, many lines per write. A line waits at most [`GATHER`] (10 ms) before it is written;
+//! error, many lines per write. A line waits at most 10 ms before it is written;
 //! [`LogGuard`] flushes what is left at exit. Writing each line with its own system call from
 //! the request's thread cost about a tenth of a simple request's time (see BENCHMARKS.md).
 
@@ -49,7 +49,7 @@ pub fn start(out: impl Write + Send + 'static) -> io::Result<(LogWriter, LogGuar
 fn write_lines(lines: &mpsc::Receiver<Message>, out: impl Write) {
     let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     // Output errors are ignored: there is nowhere left to report them.
-    let mut handle = |message, out: &mut io::BufWriter<_>| match message {
+    let handle = |message, out: &mut io::BufWriter<_>| match message {
         Message::Line(line) => {
             let _ = out.write_all(&line);
         }
