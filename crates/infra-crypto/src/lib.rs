@@ -1,7 +1,7 @@
 //! # Crypto adapters
 //!
 //! The token codec ([`JoseTokenCodec`], JWTs with josekit: EdDSA by default, ES256 or HS256)
-//! and the password hasher ([`Argon2Hasher`], Argon2id on a bounded blocking pool). Both
+//! and the password hasher ([`Argon2Hasher`], Argon2id on a few threads of its own). Both
 //! implement application ports; nothing here knows about HTTP or storage.
 //!
 //! Keys are JWK files ([`generate_key`] writes one): one format for the three algorithms, and
