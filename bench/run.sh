@@ -26,10 +26,10 @@ cleanup() {
 trap cleanup EXIT
 
 psql -q "$pg_admin_url" -c "CREATE DATABASE $database" >/dev/null
+database_url="${pg_admin_url%/*}/$database"
 if [[ -n "${BENCH_SYNCHRONOUS_COMMIT:-}" ]]; then
   psql -q "$pg_admin_url" -c "ALTER DATABASE $database SET synchronous_commit = $BENCH_SYNCHRONOUS_COMMIT" >/dev/null
 fi
-database_url="$database_url"
 # A third baseline: how many one-row UPDATE commits Postgres makes per second here, with 16
 # connections (authd's default pool). A refresh commits once; this bounds it on slow disks.
 commit_rate=""
@@ -42,12 +42,13 @@ if command -v pgbench >/dev/null; then
   psql -q "$database_url" -c "DROP TABLE bench_commit" >/dev/null
 fi
 
-target/release/authd keys generate --algorithm EdDSA --out "$work/signing.jwk" >/dev/null
+algorithm="${BENCH_JWT_ALGORITHM:-EdDSA}"
+target/release/authd keys generate --algorithm "$algorithm" --out "$work/signing.jwk" >/dev/null
 
 # Production defaults, but for plain-http cookies, a private Redis prefix and JSON logs
 # written to a file, as a deployment would ship them.
 env DATABASE_URL="$database_url" REDIS_URL="$redis_url" AUTHD_REDIS_PREFIX="bench-$$" \
-    AUTHD_LISTEN="127.0.0.1:$port" AUTHD_JWT_KEY_FILES="$work/signing.jwk" \
+    AUTHD_LISTEN="127.0.0.1:$port" AUTHD_JWT_ALGORITHM="$algorithm" AUTHD_JWT_KEY_FILES="$work/signing.jwk" \
     AUTHD_COOKIE_SECURE=false AUTHD_LOG_FORMAT="${BENCH_LOG_FORMAT:-json}" RUST_LOG="${BENCH_RUST_LOG:-info}" \
     taskset -c "$server_core" target/release/authd serve >"$work/authd.log" 2>&1 &
 server_pid=$!
