@@ -59,6 +59,28 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The test Redis server's "host:port", from `redis_url()`.
+pub fn redis_address() -> String {
+    redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Retries `attempt` until it answers `status`, for up to 10 s (a pool or client reconnecting);
+/// `what` names the wait in the failure.
+pub async fn eventually(what: &str, status: u16, mut attempt: impl AsyncFnMut() -> u16) {
+    let mut last = 0;
+    for _ in 0..50 {
+        last = attempt().await;
+        if last == status {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what}: still {last}, never {status}");
+}
+
 /// Settings of a test server: cheap Argon2 (the cost does not change behaviour), secure
 /// cookies as in production, a short shutdown.
 pub async fn test_settings(backend: Backend) -> (Settings, Option<Arc<TestDatabase>>) {
@@ -182,11 +204,7 @@ impl Drop for TestApp {
 /// One Redis command over a plain connection (RESP), answered as its raw first line.
 pub async fn redis_command(parts: &[&str]) -> String {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let address = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let mut stream = tokio::net::TcpStream::connect(redis_address())
         .await
         .expect("redis");
     let mut command = format!("*{}\r\n", parts.len());
@@ -256,6 +274,29 @@ impl Response {
         body
     }
 
+    /// Asserts that both session cookies are cleared as the server clears them: an empty value,
+    /// `Max-Age=0`, and the path each was set on (`/` for the access cookie, `/api/access` for
+    /// the refresh cookie), so the browser drops the very cookies it holds.
+    pub fn assert_clears_session_cookies(&self) {
+        for (name, path) in [
+            ("access_token", "Path=/"),
+            ("refresh_token", "Path=/api/access"),
+        ] {
+            let line = self
+                .set_cookie(name)
+                .unwrap_or_else(|| panic!("no Set-Cookie for {name}"));
+            let mut parts = line.split("; ");
+            assert_eq!(parts.next(), Some(format!("{name}=").as_str()), "{line}");
+            let attributes: Vec<&str> = parts.collect();
+            for expected in ["Max-Age=0", path] {
+                assert!(
+                    attributes.contains(&expected),
+                    "{name} is not cleared: {line}"
+                );
+            }
+        }
+    }
+
     /// The fields named by a 422.
     pub fn invalid_fields(&self) -> Vec<String> {
         let body = self.problem(422);
@@ -275,6 +316,7 @@ pub struct Browser {
     jar: RefCell<BTreeMap<String, String>>,
 }
 
+#[derive(Clone)]
 pub enum Body<'a> {
     Empty,
     Json(Value),
@@ -416,5 +458,22 @@ impl Browser {
             Body::Empty,
         )
         .await
+    }
+}
+
+/// Asserts that every route (method, path, body) is for superusers only: 403 to `member`, a
+/// logged-in user who is none, and 401 to `stranger`, a client without credentials.
+pub async fn assert_superuser_only(
+    member: &Browser,
+    stranger: &Browser,
+    routes: &[(&str, &str, Body<'_>)],
+) {
+    for (method, path, body) in routes {
+        let refused = member.send(method, path, &[], body.clone()).await;
+        assert_eq!(refused.status, 403, "{method} {path} as a member");
+        refused.problem(403);
+        let refused = stranger.send(method, path, &[], body.clone()).await;
+        assert_eq!(refused.status, 401, "{method} {path} without credentials");
+        refused.problem(401);
     }
 }

@@ -1,9 +1,6 @@
-use std::time::Duration;
-
-use authd::Secret;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Body, Browser, both, redis_url, spawn_app, start, test_settings};
+use crate::helpers::{Backend, Body, Browser, both, eventually, spawn_app, start, test_settings};
 use crate::proxy::Proxy;
 
 both!(
@@ -57,24 +54,8 @@ async fn an_access_token_verifies_with_nothing_but_the_jwks(backend: Backend) {
 #[actix_web::test]
 async fn ready_names_each_unreachable_dependency_and_recovers() {
     let (mut settings, database) = test_settings(Backend::Real).await;
-    let database_proxy = Proxy::start("127.0.0.1:5432".into()).await;
-    let url = database.as_ref().unwrap().url.replacen(
-        "127.0.0.1:5432",
-        &format!("127.0.0.1:{}", database_proxy.port),
-        1,
-    );
-    settings.database_url = Some(Secret::new(url));
-    let cache_proxy = Proxy::start(
-        redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned(),
-    )
-    .await;
-    settings.redis_url = Some(Secret::new(format!(
-        "redis://127.0.0.1:{}",
-        cache_proxy.port
-    )));
+    let database_proxy = Proxy::for_database(&mut settings, database.as_ref().unwrap()).await;
+    let cache_proxy = Proxy::for_redis(&mut settings).await;
     let app = start(settings, database).await;
     let browser = app.browser();
     let ready = || browser.send("GET", "/ready", &[], Body::Empty);
@@ -98,15 +79,12 @@ async fn ready_names_each_unreachable_dependency_and_recovers() {
             200
         );
         proxy.restore();
-        let mut status = 0;
-        for _ in 0..50 {
-            status = ready().await.status;
-            if status == 200 {
-                break;
-            }
-            actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(status, 200, "not ready again after the {down} came back");
+        eventually(
+            &format!("ready again after the {down} came back"),
+            200,
+            async || ready().await.status,
+        )
+        .await;
     }
 }
 

@@ -4,8 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use authd::{Secret, Settings};
+use infra_postgres::testing::TestDatabase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::helpers::redis_address;
 
 pub struct Proxy {
     pub port: u16,
@@ -45,6 +49,28 @@ impl Proxy {
             }
         });
         Self { port, up, cut }
+    }
+
+    /// A proxy in front of the test Postgres, with `settings` pointed at `database` through it.
+    pub async fn for_database(settings: &mut Settings, database: &TestDatabase) -> Self {
+        let proxy = Self::start("127.0.0.1:5432".into()).await;
+        let url = database
+            .url
+            .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+        assert_ne!(
+            url, database.url,
+            "test database URL is not on 127.0.0.1:5432: {}",
+            database.url
+        );
+        settings.database_url = Some(Secret::new(url));
+        proxy
+    }
+
+    /// A proxy in front of the test Redis, with `settings` pointed at it through the proxy.
+    pub async fn for_redis(settings: &mut Settings) -> Self {
+        let proxy = Self::start(redis_address()).await;
+        settings.redis_url = Some(Secret::new(format!("redis://127.0.0.1:{}", proxy.port)));
+        proxy
     }
 
     /// Drops every open connection and refuses new ones.

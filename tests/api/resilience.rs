@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use authd::Secret;
 use futures_util::future::join_all;
 
 use crate::helpers::{
-    Backend, Browser, PASSWORD, redis_url, spawn_with, start, test_settings, unique_email,
+    Backend, Browser, PASSWORD, eventually, spawn_with, start, test_settings, unique_email,
 };
 use crate::proxy::Proxy;
 
@@ -106,33 +105,11 @@ async fn instances_sharing_postgres_and_redis_agree_on_rotation_revocation_and_t
     second.browser().login(&email, PASSWORD).await.problem(429);
 }
 
-/// Retries `attempt` until it answers `status`, for up to 10 s (a pool or client reconnecting).
-async fn eventually(status: u16, mut attempt: impl AsyncFnMut() -> u16) {
-    let mut last = 0;
-    for _ in 0..50 {
-        last = attempt().await;
-        if last == status {
-            return;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("still {last}, never {status}");
-}
-
 #[actix_web::test]
 async fn a_database_outage_is_a_503_naming_it_and_the_server_recovers() {
     let (mut settings, database) = test_settings(Backend::Real).await;
     let database = database.unwrap();
-    let proxy = Proxy::start("127.0.0.1:5432".into()).await;
-    let url = database
-        .url
-        .replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
-    assert_ne!(
-        url, database.url,
-        "test database URL is not on 127.0.0.1:5432: {}",
-        database.url
-    );
-    settings.database_url = Some(Secret::new(url));
+    let proxy = Proxy::for_database(&mut settings, &database).await;
     let app = start(settings, Some(database)).await;
     let (browser, email) = app.logged_in().await;
 
@@ -147,7 +124,7 @@ async fn a_database_outage_is_a_503_naming_it_and_the_server_recovers() {
     browser.refresh().await.problem(503);
 
     proxy.restore();
-    eventually(201, async || {
+    eventually("a signup after the database came back", 201, async || {
         app.browser().signup(&unique_email(), PASSWORD).await.status
     })
     .await;
@@ -159,12 +136,7 @@ async fn a_database_outage_is_a_503_naming_it_and_the_server_recovers() {
 #[actix_web::test]
 async fn a_redis_outage_falls_back_or_answers_503_and_the_server_recovers() {
     let (mut settings, database) = test_settings(Backend::Real).await;
-    let upstream = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = Proxy::start(upstream).await;
-    settings.redis_url = Some(Secret::new(format!("redis://127.0.0.1:{}", proxy.port)));
+    let proxy = Proxy::for_redis(&mut settings).await;
     let app = start(settings, database).await;
     let (browser, email) = app.logged_in().await;
 
@@ -189,6 +161,9 @@ async fn a_redis_outage_falls_back_or_answers_503_and_the_server_recovers() {
 
     proxy.restore();
     assert_eq!(browser.me().await.status, 200);
-    eventually(204, async || browser.logout().await.status).await;
+    eventually("a logout after Redis came back", 204, async || {
+        browser.logout().await.status
+    })
+    .await;
     browser.me().await.problem(401);
 }

@@ -1,7 +1,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, Body, Browser, PASSWORD, TestApp, both, spawn_with, start, test_settings, unique_email,
+    Backend, Body, Browser, PASSWORD, TestApp, assert_superuser_only, both, spawn_with, start,
+    test_settings, unique_email,
 };
 
 both!(
@@ -186,25 +187,34 @@ async fn the_default_role_cannot_be_deleted(backend: Backend) {
 }
 
 async fn only_superusers_may_manage_roles(backend: Backend) {
-    let (app, _) = spawn_with_admin(backend).await;
+    let (app, admin) = spawn_with_admin(backend).await;
     let (member, _) = app.logged_in().await;
-    member
-        .send("GET", "/api/roles", &[], Body::Empty)
-        .await
-        .problem(403);
-    member
+    // A real role, so a refusal cannot be a 404 in disguise.
+    let created = admin
         .send(
             "POST",
             "/api/roles",
             &[],
-            Body::Json(json!({"slug": "mine", "name": "Mine"})),
+            Body::Json(json!({"slug": "editors", "name": "Editors"})),
         )
-        .await
-        .problem(403);
-    app.browser()
-        .send("GET", "/api/roles", &[], Body::Empty)
-        .await
-        .problem(401);
+        .await;
+    assert_eq!(created.status, 201);
+    let role = format!("/api/roles/{}", created.json()["id"].as_str().unwrap());
+    assert_superuser_only(
+        &member,
+        &app.browser(),
+        &[
+            ("GET", "/api/roles", Body::Empty),
+            (
+                "POST",
+                "/api/roles",
+                Body::Json(json!({"slug": "mine", "name": "Mine"})),
+            ),
+            ("PATCH", &role, Body::Json(json!({"name": "Mine"}))),
+            ("DELETE", &role, Body::Empty),
+        ],
+    )
+    .await;
     // Authentication is decided before the body is read.
     app.browser()
         .send(
@@ -215,6 +225,19 @@ async fn only_superusers_may_manage_roles(backend: Backend) {
         )
         .await
         .problem(401);
+    // Nothing the refused requests asked for happened.
+    let roles = admin
+        .send("GET", "/api/roles", &[], Body::Empty)
+        .await
+        .json();
+    let names: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{roles}");
+    assert!(names.contains(&"Editors"), "{roles}");
 }
 
 async fn the_primary_admin_is_created_once_and_never_overwritten(backend: Backend) {

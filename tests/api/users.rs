@@ -1,7 +1,9 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Body, Browser, PASSWORD, TestApp, both, unique_email};
+use crate::helpers::{
+    Backend, Body, Browser, PASSWORD, TestApp, assert_superuser_only, both, unique_email,
+};
 use crate::login::decode_claims;
 use crate::roles::{ADMIN_EMAIL, spawn_with_admin};
 
@@ -487,29 +489,22 @@ async fn admin_endpoints_refuse_members_and_strangers(backend: Backend) {
     let (app, admin) = spawn_with_admin(backend).await;
     let (member, _) = app.logged_in().await;
     let admin_id = admin.me().await.json()["id"].as_str().unwrap().to_owned();
-    let paths = [
-        ("GET", "/api/users".to_owned()),
-        ("POST", "/api/users".to_owned()),
-        ("GET", format!("/api/users/{admin_id}")),
-        ("PATCH", format!("/api/users/{admin_id}")),
-        ("DELETE", format!("/api/users/{admin_id}")),
-        ("GET", format!("/api/users/{admin_id}/sessions")),
-        ("DELETE", format!("/api/users/{admin_id}/sessions")),
-    ];
-    for (method, path) in &paths {
-        let body = || {
-            if *method == "POST" || *method == "PATCH" {
-                Body::Json(json!({}))
-            } else {
-                Body::Empty
-            }
-        };
-        member.send(method, path, &[], body()).await.problem(403);
-        app.browser()
-            .send(method, path, &[], body())
-            .await
-            .problem(401);
-    }
+    let user = format!("/api/users/{admin_id}");
+    let sessions = format!("/api/users/{admin_id}/sessions");
+    assert_superuser_only(
+        &member,
+        &app.browser(),
+        &[
+            ("GET", "/api/users", Body::Empty),
+            ("POST", "/api/users", Body::Json(json!({}))),
+            ("GET", &user, Body::Empty),
+            ("PATCH", &user, Body::Json(json!({}))),
+            ("DELETE", &user, Body::Empty),
+            ("GET", &sessions, Body::Empty),
+            ("DELETE", &sessions, Body::Empty),
+        ],
+    )
+    .await;
 }
 
 async fn concurrent_creates_of_one_email_make_one_user(backend: Backend) {

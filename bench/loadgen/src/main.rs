@@ -12,7 +12,7 @@ mod stats;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use crate::report::{Report, Row};
 use crate::scenario::{Client, Scenario};
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<Report> {
     let scenarios = if cli.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
+        Scenario::value_variants().to_vec()
     } else {
         cli.scenarios.clone()
     };

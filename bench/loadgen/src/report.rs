@@ -190,3 +190,66 @@ impl Report {
 fn mark(met: bool) -> &'static str {
     if met { "yes" } else { "**no**" }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::stats::Recorder;
+
+    /// `count` requests of `status`, each taking `latency`, over one second.
+    fn row(scenario: Scenario, count: u32, status: u16, latency: Duration) -> Row {
+        let mut recorder = Recorder::default();
+        for _ in 0..count {
+            recorder.record(status, latency);
+        }
+        Row {
+            scenario,
+            summary: recorder.summarize(Duration::from_secs(1)),
+            rss_after: None,
+        }
+    }
+
+    fn report(rows: Vec<Row>) -> Report {
+        let mut report = Report::new(64, 1, 1);
+        report.rows = rows;
+        report
+    }
+
+    #[test]
+    fn a_scenario_meets_its_target_only_fast_enough_quick_enough_and_without_errors() {
+        let quick = Duration::from_millis(1);
+        assert!(report(vec![row(Scenario::Me, 15_000, 200, quick)]).all_met());
+        assert!(!report(vec![row(Scenario::Me, 14_999, 200, quick)]).all_met());
+        let slow = Duration::from_millis(6);
+        assert!(!report(vec![row(Scenario::Me, 15_000, 200, slow)]).all_met());
+        let mut with_an_error = row(Scenario::Me, 15_000, 200, quick);
+        with_an_error.summary.errors = 1;
+        assert!(!report(vec![with_an_error]).all_met());
+        assert!(!report(vec![row(Scenario::Signup, 0, 201, quick)]).all_met());
+        // A baseline has no target.
+        assert!(report(vec![row(Scenario::Health, 1, 200, slow)]).all_met());
+    }
+
+    #[test]
+    fn login_is_judged_against_the_argon2_bound_and_memory_against_its_limits() {
+        let mut run = report(vec![row(
+            Scenario::Login,
+            45,
+            204,
+            Duration::from_millis(900),
+        )]);
+        run.argon2_per_second = Some(50.0);
+        assert!(run.all_met());
+        run.argon2_per_second = Some(51.0);
+        assert!(!run.all_met());
+        run.argon2_per_second = Some(50.0);
+        run.idle_rss = Some(19_000_000);
+        run.peak_rss = Some(99_000_000);
+        assert!(run.all_met());
+        run.peak_rss = Some(100_000_000);
+        assert!(!run.all_met());
+        assert!(run.render().contains("TARGETS MISSED"));
+    }
+}

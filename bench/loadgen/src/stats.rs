@@ -81,7 +81,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// `204×1200 401×3` or `no response×2`.
+    /// `204×1200 401×3` or `no-response×2`.
     pub fn statuses_text(&self) -> String {
         self.statuses
             .iter()
@@ -113,6 +113,20 @@ mod tests {
         assert_eq!(summary.max, 500.0);
         assert_eq!(summary.errors, 1);
         assert_eq!(summary.statuses_text(), "200×100 503×1");
+    }
+
+    #[test]
+    fn merged_recorders_add_up_and_missing_responses_are_errors() {
+        let mut one = Recorder::default();
+        one.record(200, Duration::from_millis(1));
+        one.record(NO_RESPONSE, Duration::from_millis(9));
+        let mut other = Recorder::default();
+        other.record(200, Duration::from_millis(3));
+        one.merge(other);
+        let summary = one.summarize(Duration::from_secs(1));
+        assert_eq!((summary.requests, summary.errors), (3, 1));
+        assert_eq!((summary.p50, summary.p90, summary.max), (3.0, 9.0, 9.0));
+        assert_eq!(summary.statuses_text(), "no-response×1 200×2");
     }
 
     #[test]

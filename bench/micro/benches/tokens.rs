@@ -12,16 +12,13 @@ use application::{AccessClaims, RefreshClaims, TokenPair};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use domain::{SessionId, TokenId, UserId};
-use infra_crypto::{Algorithm, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey};
-use infra_crypto::{TokenSettings, generate_key};
+use infra_crypto::{Algorithm, CachingVerifier, JoseTokenCodec, KeyRing, TokenSettings};
 
 const LEEWAY: TimeDelta = TimeDelta::seconds(60);
 
 fn codec(algorithm: Algorithm) -> JoseTokenCodec {
-    let jwk = generate_key(algorithm).expect("generate a key");
-    let key = SigningKey::from_jwk_bytes(jwk.as_bytes()).expect("load the key");
     JoseTokenCodec::new(
-        KeyRing::new(vec![key]).expect("a key ring"),
+        KeyRing::ephemeral(algorithm).expect("a key ring"),
         TokenSettings {
             issuer: "authd".to_owned(),
             audience: "authd".to_owned(),

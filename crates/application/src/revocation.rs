@@ -15,8 +15,8 @@ use crate::ports::{AuthCache, SessionRepository};
 /// mark and asks the store, which says revoked.
 #[derive(Clone)]
 pub(crate) struct Revoker {
-    pub sessions: Arc<dyn SessionRepository>,
-    pub cache: Arc<dyn AuthCache>,
+    sessions: Arc<dyn SessionRepository>,
+    cache: Arc<dyn AuthCache>,
 }
 
 impl Revoker {

@@ -51,17 +51,7 @@ pub enum KeysCommand {
 impl Cli {
     /// Parses the command line, with the `--config` file's values as defaults.
     pub fn parse_with_config(args: Vec<OsString>) -> Result<Self, clap::Error> {
-        // Help shows each setting by its variable name, the name operators know it by.
-        let mut command = Self::command().mut_args(|arg| {
-            match arg
-                .get_env()
-                .and_then(|env| env.to_str())
-                .map(str::to_owned)
-            {
-                Some(env) => arg.value_name(env),
-                None => arg,
-            }
-        });
+        let mut command = Self::command_by_variable();
         if let Some(path) = config_path(&args) {
             let values = read_config(&path).map_err(|error| {
                 Self::command().error(
@@ -88,6 +78,21 @@ impl Cli {
         }
         let matches = command.try_get_matches_from(args)?;
         Self::from_arg_matches(&matches)
+    }
+
+    /// The command, with help showing each setting by its variable name, the name operators
+    /// know it by.
+    fn command_by_variable() -> clap::Command {
+        Self::command().mut_args(|arg| {
+            match arg
+                .get_env()
+                .and_then(|env| env.to_str())
+                .map(str::to_owned)
+            {
+                Some(env) => arg.value_name(env),
+                None => arg,
+            }
+        })
     }
 }
 
@@ -198,7 +203,8 @@ mod tests {
 
     #[test]
     fn help_documents_every_setting_with_its_variable() {
-        let help = Cli::command().render_long_help().to_string();
+        let help = Cli::command_by_variable().render_long_help().to_string();
+        assert!(help.contains("--listen <AUTHD_LISTEN>"), "{help}");
         for variable in [
             "AUTHD_LISTEN",
             "DATABASE_URL",

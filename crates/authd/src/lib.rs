@@ -350,12 +350,17 @@ impl Application {
 }
 
 /// The Prometheus recorder is process-wide: installed once, shared by every server of the
-/// process (the test suite runs many).
+/// process (the test suite runs many). Servers built at the same time wait for the first.
 fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
+    static HANDLE: std::sync::OnceLock<Result<PrometheusHandle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| install_metrics_recorder().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(|error| anyhow::anyhow!(error))
+}
+
+fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     const LATENCY_BUCKETS: &[f64] = &[
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     ];
@@ -366,25 +371,20 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
         )?
         .build_recorder();
     let handle = recorder.handle();
-    // Another server of this process may have won the race; its recorder serves both.
-    if metrics::set_global_recorder(recorder).is_ok() {
-        // Histogram samples are buffered until upkeep folds them into the buckets; without a
-        // scraper they would pile up at 8 bytes per request. A thread of its own does it.
-        let upkeep = handle.clone();
-        std::thread::Builder::new()
-            .name("metrics-upkeep".to_owned())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(5));
-                    upkeep.run_upkeep();
-                }
-            })?;
-        let _ = HANDLE.set(handle);
-    }
-    HANDLE
-        .get()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("a metrics recorder not made by authd is installed"))
+    metrics::set_global_recorder(recorder)
+        .map_err(|_| anyhow::anyhow!("a metrics recorder not made by authd is installed"))?;
+    // Histogram samples are buffered until upkeep folds them into the buckets; without a
+    // scraper they would pile up at 8 bytes per request. A thread of its own does it.
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        })?;
+    Ok(handle)
 }
 
 /// Renders `/metrics`, reading the pool gauges at scrape time.
@@ -399,7 +399,7 @@ fn metrics_renderer(pool: Option<infra_postgres::PgPool>) -> anyhow::Result<http
                 .set(status.size.saturating_sub(status.available) as f64);
             metrics::gauge!("authd_db_pool_waiting").set(status.waiting as f64);
         }
-        handle.run_upkeep();
+        // Rendering folds the buffered histogram samples in itself.
         handle.render()
     }))
 }

@@ -26,20 +26,13 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded: Vec<IpAddr> = request
+        let forwarded = request
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|entry| IpAddr::from_str(entry.trim()).ok())
-            .collect();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !self.trusts(*ip))
-                .unwrap_or(peer),
-        )
+            .filter_map(|entry| IpAddr::from_str(entry.trim()).ok());
+        Some(forwarded.rev().find(|ip| !self.trusts(*ip)).unwrap_or(peer))
     }
 }
 

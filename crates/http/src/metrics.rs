@@ -7,13 +7,20 @@ use std::sync::Arc;
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 pub(crate) fn request(route: &str, method: &str, status: u16, seconds: f64) {
-    let labels = [
-        ("route", route.to_owned()),
-        ("method", method.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("authd_http_requests_total", &labels).increment(1);
-    metrics::histogram!("authd_http_request_duration_seconds", &labels[..2]).record(seconds);
+    // Owned values go into the labels as they are; a slice of pairs would be copied again.
+    metrics::counter!(
+        "authd_http_requests_total",
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+        "status" => status.to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "authd_http_request_duration_seconds",
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+    )
+    .record(seconds);
 }
 
 /// `success`, `failure` (bad credentials), `throttled`, `inactive` or `error`.

@@ -56,6 +56,10 @@ pub(crate) async fn log_request(
         .extensions()
         .get::<RequestId>()
         .map(|id| id.0.clone());
+    let request_id = request_id
+        .as_ref()
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or("-");
     let client_ip = request
         .app_data::<Data<AppState>>()
         .and_then(|state| state.settings.trusted_proxies.client_ip(request.request()))
@@ -64,19 +68,13 @@ pub(crate) async fn log_request(
     // changes) carries its request id and client IP through this span.
     let span = tracing::info_span!(
         "request",
-        request_id = request_id
-            .as_ref()
-            .and_then(|id| id.to_str().ok())
-            .unwrap_or("-"),
+        request_id,
         client_ip = client_ip.as_deref().unwrap_or("-"),
     );
     let response = next.call(request).instrument(span).await?;
-    crate::metrics::request(
-        &route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let latency = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    crate::metrics::request(&route, method.as_str(), status, latency);
     let user_id = response
         .request()
         .extensions()
@@ -85,12 +83,12 @@ pub(crate) async fn log_request(
     // Outside the span, with its fields written out: a JSON line inside a span carries the
     // span's fields twice, re-read from text, which cost more than the rest of the line.
     tracing::info!(
-        request_id = request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or("-"),
+        request_id,
         client_ip = client_ip.as_deref().unwrap_or("-"),
         %method,
         route,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        status,
+        latency_ms = latency * 1000.0,
         user_id = user_id.as_deref().unwrap_or("-"),
         "request"
     );

@@ -40,7 +40,7 @@ impl Default for Argon2Settings {
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
-    jobs: Arc<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     /// Verified against when the user does not exist, so that costs what a real check costs.
     dummy: Arc<str>,
 }
@@ -63,7 +63,7 @@ impl Argon2Hasher {
             .to_string();
         Ok(Self {
             params,
-            jobs: Arc::new(start_threads(threads.max(1))?),
+            jobs: start_threads(threads.max(1))?,
             dummy: dummy.into(),
         })
     }
@@ -77,8 +77,11 @@ impl Argon2Hasher {
         let span = tracing::Span::current();
         self.jobs
             .send(Box::new(move || {
-                // The caller may have gone (a closed connection); the hash is simply dropped.
-                let _ = reply.send(span.in_scope(work));
+                // A caller that has gone (a closed connection) no longer needs its hash: skip
+                // it rather than spend a core on an answer nobody reads.
+                if !reply.is_closed() {
+                    let _ = reply.send(span.in_scope(work));
+                }
             }))
             .map_err(|_| PortError::Unexpected(anyhow!("the Argon2 threads have stopped")))?;
         answer
@@ -121,12 +124,14 @@ thread_local! {
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `hash` on `blocks` blocks of this thread's memory, grown on first use. A stored hash
-/// with a larger memory cost than any before gets memory of its own, returned afterwards.
-fn with_memory<T>(blocks: usize, hash: impl FnOnce(&mut [Block]) -> T) -> T {
+/// Runs `hash` on `blocks` blocks of this thread's memory, which is grown on first use to
+/// `keep` blocks (the current parameters' cost), so hashes at the current cost, and stored
+/// hashes at a smaller one, never allocate. A stored hash with a larger cost gets memory of
+/// its own, returned afterwards.
+fn with_memory<T>(keep: usize, blocks: usize, hash: impl FnOnce(&mut [Block]) -> T) -> T {
     MEMORY.with_borrow_mut(|memory| {
-        if memory.is_empty() {
-            *memory = vec![Block::default(); blocks];
+        if memory.len() < keep {
+            *memory = vec![Block::default(); keep];
         }
         match memory.get_mut(..blocks) {
             Some(reused) => hash(reused),
@@ -139,7 +144,8 @@ fn with_memory<T>(blocks: usize, hash: impl FnOnce(&mut [Block]) -> T) -> T {
 fn hash_phc(params: &Params, password: &[u8]) -> Result<String, password_hash::Error> {
     let salt = password_hash::try_generate_salt()?;
     let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    with_memory(params.block_count(), |memory| {
+    let blocks = params.block_count();
+    with_memory(blocks, blocks, |memory| {
         argon2(params).hash_password_into_with_memory(password, &salt, &mut output, memory)
     })?;
     let phc = Phc {
@@ -152,8 +158,9 @@ fn hash_phc(params: &Params, password: &[u8]) -> Result<String, password_hash::E
     Ok(phc.to_string())
 }
 
-/// Whether `password` hashes to `phc` with the algorithm, version and parameters `phc` names.
-fn verify_phc(phc: &Phc, password: &[u8]) -> Result<bool, password_hash::Error> {
+/// Whether `password` hashes to `phc` with the algorithm, version and parameters `phc` names;
+/// `current` are the hasher's own parameters, whose memory the thread keeps.
+fn verify_phc(phc: &Phc, password: &[u8], current: &Params) -> Result<bool, password_hash::Error> {
     let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
         return Ok(false);
     };
@@ -163,7 +170,7 @@ fn verify_phc(phc: &Phc, password: &[u8]) -> Result<bool, password_hash::Error> 
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
     let mut output = vec![0u8; expected.len()];
-    with_memory(blocks, |memory| {
+    with_memory(current.block_count(), blocks, |memory| {
         argon2.hash_password_into_with_memory(password, salt, &mut output, memory)
     })?;
     // `Output` compares in constant time.
@@ -201,7 +208,7 @@ impl PasswordHasher for Argon2Hasher {
                 return PasswordCheck::Mismatch;
             };
             // The stored hash's own parameters are used to verify, whatever the current ones.
-            let matches = verify_phc(&phc, password.expose().as_bytes()).unwrap_or(false);
+            let matches = verify_phc(&phc, password.expose().as_bytes(), &params).unwrap_or(false);
             if !(matches && real) {
                 return PasswordCheck::Mismatch;
             }
@@ -302,13 +309,55 @@ mod tests {
                 .is_ok()
         );
         let reference = argon2(&params).hash_password(b"battery staple").unwrap();
-        assert!(verify_phc(&reference, b"battery staple").unwrap());
-        assert!(!verify_phc(&reference, b"battery stapler").unwrap());
+        assert!(verify_phc(&reference, b"battery staple", &params).unwrap());
+        assert!(!verify_phc(&reference, b"battery stapler", &params).unwrap());
         // A larger memory cost than this thread has used yet still verifies.
         let bigger = argon2(&Params::new(4096, 1, 1, None).unwrap())
             .hash_password(b"battery staple")
             .unwrap();
-        assert!(verify_phc(&bigger, b"battery staple").unwrap());
+        assert!(verify_phc(&bigger, b"battery staple", &params).unwrap());
+    }
+
+    #[test]
+    fn a_thread_keeps_memory_for_the_current_cost_whatever_it_verifies_first() {
+        let current = Params::new(2048, 1, 1, None).unwrap();
+        let older = argon2(&Params::new(1024, 1, 1, None).unwrap())
+            .hash_password(b"battery staple")
+            .unwrap();
+        let kept = std::thread::spawn(move || {
+            assert!(verify_phc(&older, b"battery staple", &current).unwrap());
+            MEMORY.with_borrow(Vec::len)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(kept, 2048);
+    }
+
+    #[tokio::test]
+    async fn a_hash_whose_caller_has_gone_is_skipped() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let hasher = Argon2Hasher::new(cheap(), 1).unwrap();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(|| std::thread::sleep(std::time::Duration::from_millis(100)))
+                    .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let queued = hasher.run({
+            let ran = ran.clone();
+            move || ran.store(true, Ordering::SeqCst)
+        });
+        // Queued behind the busy job, then abandoned.
+        let abandoned = tokio::time::timeout(std::time::Duration::from_millis(10), queued).await;
+        assert!(abandoned.is_err());
+        busy.await.unwrap().unwrap();
+        // One thread, jobs in order: once this one has run, the abandoned one was handled.
+        hasher.run(|| ()).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
     }
 
     #[tokio::test]

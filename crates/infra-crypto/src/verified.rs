@@ -42,21 +42,22 @@ impl CachingVerifier {
     }
 
     fn remember(&self, token: &str, claims: &AccessClaims, now: DateTime<Utc>) {
+        if self.capacity == 0 {
+            return;
+        }
         let Ok(mut verified) = self.verified.lock() else {
             return;
         };
         if verified.len() >= self.capacity {
-            // Full: drop what expired; if every token is still live, start over. Either way
-            // the cost is paid once per `capacity` insertions.
+            // Full: drop what expired; unless that freed at least half, start over. Either
+            // way at least `capacity / 2` insertions pass before the next scan.
             let leeway = self.leeway;
             verified.retain(|_, claims| now <= claims.expires_at + leeway);
-            if verified.len() >= self.capacity {
+            if verified.len() > self.capacity / 2 {
                 verified.clear();
             }
         }
-        if self.capacity > 0 {
-            verified.insert(token.into(), claims.clone());
-        }
+        verified.insert(token.into(), claims.clone());
     }
 }
 
@@ -104,7 +105,13 @@ mod tests {
             now: DateTime<Utc>,
         ) -> Result<AccessClaims, TokenRejected> {
             self.checks.fetch_add(1, Ordering::SeqCst);
-            if token.starts_with("bad") || now > self.expires_at + TimeDelta::seconds(60) {
+            // "short…" tokens live one minute, the others fifteen.
+            let expires_at = if token.starts_with("short") {
+                self.expires_at - TimeDelta::minutes(14)
+            } else {
+                self.expires_at
+            };
+            if token.starts_with("bad") || now > expires_at + TimeDelta::seconds(60) {
                 return Err(TokenRejected("no".to_owned()));
             }
             Ok(AccessClaims {
@@ -112,7 +119,7 @@ mod tests {
                 session_id: SessionId::generate(),
                 token_id: TokenId::generate(),
                 issued_at: self.expires_at - TimeDelta::minutes(15),
-                expires_at: self.expires_at,
+                expires_at,
                 email: token.to_owned(),
                 role: "member".to_owned(),
                 is_superuser: false,
@@ -197,5 +204,19 @@ mod tests {
         disabled.verify_access("a", now).unwrap();
         disabled.verify_access("a", now).unwrap();
         assert_eq!(checks(&inner), 2, "capacity 0 remembers nothing");
+    }
+
+    #[test]
+    fn a_full_memory_drops_expired_tokens_and_keeps_live_ones() {
+        let (inner, caching, now) = verifier(4);
+        for token in ["short-a", "short-b", "long-a", "long-b"] {
+            caching.verify_access(token, now).unwrap();
+        }
+        // The short tokens are past exp + leeway, the long ones still valid.
+        let later = now + TimeDelta::minutes(3);
+        caching.verify_access("long-c", later).unwrap();
+        assert_eq!(caching.verified.lock().unwrap().len(), 3);
+        caching.verify_access("long-a", later).unwrap();
+        assert_eq!(checks(&inner), 5, "long-a was kept through the sweep");
     }
 }

@@ -225,4 +225,26 @@ mod tests {
             SessionMark::Live
         );
     }
+
+    #[tokio::test]
+    async fn past_the_floor_a_sweep_waits_until_the_maps_have_doubled() {
+        let cache = InMemoryAuthCache::default();
+        let size = |cache: &InMemoryAuthCache| cache.with(|entries, _| entries.sessions.len());
+        let (long, short) = (Duration::from_secs(60), Duration::from_millis(20));
+        for _ in 0..=SWEEP_FLOOR {
+            cache.mark_live(SessionId::generate(), long).await.unwrap();
+        }
+        // This call sweeps (nothing has expired) and sets the next sweep at twice the size.
+        cache.mark_live(SessionId::generate(), long).await.unwrap();
+        for _ in 0..5 {
+            cache.mark_live(SessionId::generate(), short).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cache.mark_live(SessionId::generate(), long).await.unwrap();
+        assert_eq!(
+            size(&cache),
+            SWEEP_FLOOR + 8,
+            "the expired marks wait for the next sweep instead of costing a scan per call"
+        );
+    }
 }

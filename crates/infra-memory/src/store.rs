@@ -29,6 +29,25 @@ struct Data {
 }
 
 impl Data {
+    /// Whether a user other than `except` has `email`.
+    fn email_taken(&self, email: &Email, except: Option<UserId>) -> bool {
+        self.users
+            .values()
+            .any(|(user, _)| Some(user.id) != except && &user.email == email)
+    }
+
+    /// `user`'s live sessions, newest first.
+    fn live_sessions(&self, user: UserId, now: DateTime<Utc>) -> Vec<Session> {
+        let mut live: Vec<Session> = self
+            .sessions
+            .values()
+            .filter(|record| record.session.user_id == user && record.session.is_live(now))
+            .map(|record| record.session.clone())
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        live
+    }
+
     /// The user with its role as the role is now (a rename shows at once, as with a join).
     fn user(&self, stored: &User) -> User {
         let mut user = stored.clone();
@@ -76,11 +95,7 @@ impl UserRepository for InMemoryStore {
         password_hash: &PasswordHash,
     ) -> Result<(), CreateUserError> {
         let mut data = self.data();
-        if data
-            .users
-            .values()
-            .any(|(existing, _)| existing.email == user.email)
-        {
+        if data.email_taken(&user.email, None) {
             return Err(CreateUserError::EmailTaken);
         }
         data.users
@@ -170,11 +185,7 @@ impl UserRepository for InMemoryStore {
             return Ok(None);
         }
         if let Some(email) = &changes.email {
-            if data
-                .users
-                .values()
-                .any(|(other, _)| other.id != id && &other.email == email)
-            {
+            if data.email_taken(email, Some(id)) {
                 return Err(CreateUserError::EmailTaken);
             }
         }
@@ -225,13 +236,7 @@ impl UserRepository for InMemoryStore {
         if data.users.remove(&id).is_none() {
             return Ok(None);
         }
-        let mut live: Vec<Session> = data
-            .sessions
-            .values()
-            .filter(|record| record.session.user_id == id && record.session.is_live(now))
-            .map(|record| record.session.clone())
-            .collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        let live = data.live_sessions(id, now);
         data.sessions
             .retain(|_, record| record.session.user_id != id);
         Ok(Some(live))
@@ -246,11 +251,7 @@ impl UserRepository for InMemoryStore {
         if data.users.values().any(|(user, _)| user.is_primary_admin) {
             return Ok(false);
         }
-        if data
-            .users
-            .values()
-            .any(|(user, _)| user.email == admin.email)
-        {
+        if data.email_taken(&admin.email, None) {
             return Err(CreateUserError::EmailTaken);
         }
         data.users
@@ -384,15 +385,7 @@ impl SessionRepository for InMemoryStore {
     }
 
     async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, PortError> {
-        let mut live: Vec<Session> = self
-            .data()
-            .sessions
-            .values()
-            .filter(|record| record.session.user_id == user && record.session.is_live(now))
-            .map(|record| record.session.clone())
-            .collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(live)
+        Ok(self.data().live_sessions(user, now))
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError> {

@@ -132,12 +132,7 @@ impl RoleRepository for PgRoleRepository {
     }
 
     async fn create(&self, role: &Role) -> Result<(), CreateRoleError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(DbError::from_pool)
-            .map_err(PortError::from)?;
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         // The unique slug decides (a taken one becomes `SlugTaken` in the conversion from
         // `DbError`): two creations racing for one slug cannot both succeed.
         diesel::insert_into(roles::table)

@@ -198,12 +198,7 @@ impl UserRepository for PgUserRepository {
         user: &User,
         password_hash: &PasswordHash,
     ) -> Result<(), CreateUserError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(DbError::from_pool)
-            .map_err(PortError::from)?;
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         // No read-before-write: the unique constraint decides, so two sign-ups racing for one
         // email cannot both succeed, and the loser's single INSERT leaves nothing behind.
         // A taken email becomes `EmailTaken` in the conversion from `DbError`.
@@ -320,12 +315,7 @@ impl UserRepository for PgUserRepository {
         revoke_sessions: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<(User, Vec<Session>)>, CreateUserError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(DbError::from_pool)
-            .map_err(PortError::from)?;
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         let changeset = UserChangeset::of(changes, now);
         // One transaction: a taken email (the unique constraint decides, and becomes
         // `EmailTaken` in the conversion from `DbError`) or any other failure leaves the user
@@ -405,12 +395,7 @@ impl UserRepository for PgUserRepository {
         admin: &User,
         password_hash: &PasswordHash,
     ) -> Result<bool, CreateUserError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(DbError::from_pool)
-            .map_err(PortError::from)?;
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         // Every start-up asks, and once the admin exists this read is all it costs (no failed
         // INSERT in the server's log at each start).
         if primary_admin_exists(&mut conn).await? {

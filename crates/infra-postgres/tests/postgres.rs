@@ -1355,7 +1355,8 @@ async fn the_database_itself_refuses_a_second_primary_admin() {
             user.id.as_uuid()
         ))
         .await;
-    assert!(promoted.is_err());
+    let refused = promoted.unwrap_err().to_string();
+    assert!(refused.contains("users_one_primary_admin"), "{refused}");
     let mut second = f.admin("second-root@example.com");
     second.is_primary_admin = true;
     let created = f

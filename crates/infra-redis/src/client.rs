@@ -80,7 +80,7 @@ fn redacted(url: &str) -> String {
 /// `connect_timeout` passed, whichever comes first: the server can start while Redis is down,
 /// every call then fails fast with `PortError::Unavailable`, and the pool keeps reconnecting in
 /// the background (exponential back-off capped at 2 s) until Redis is back. Fails only on a
-/// configuration error (a bad URL). Call `quit()` on the client at shutdown.
+/// configuration error (a bad URL). Call [`disconnect`] at shutdown.
 pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let mut config = Config::from_url(&settings.url).with_context(|| {
         format!(

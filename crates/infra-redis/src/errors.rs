@@ -41,13 +41,14 @@ fn is_unavailable(error: &Error) -> bool {
 
 /// `Unavailable(Cache)` when Redis cannot be reached or timed out; `Unexpected` otherwise.
 pub(crate) fn port_error(error: Error) -> PortError {
-    let kind = if is_unavailable(&error) {
+    let unavailable = is_unavailable(&error);
+    let kind = if unavailable {
         "unavailable"
     } else {
         "unexpected"
     };
     metrics::counter!("authd_redis_errors_total", "kind" => kind).increment(1);
-    if is_unavailable(&error) {
+    if unavailable {
         // The port error carries no detail; this is where the reason is kept.
         tracing::debug!(error = ?error, "Redis unavailable");
         PortError::Unavailable(Dependency::Cache)

@@ -1,5 +1,7 @@
 //! What every admin operation shares: the superuser gate and the error type.
 
+use domain::Protection;
+
 use crate::use_cases::Principal;
 use crate::{FieldError, PortError};
 
@@ -21,6 +23,13 @@ pub enum AdminError {
     /// A dependency failed.
     #[error(transparent)]
     Port(#[from] PortError),
+}
+
+/// A protection that refuses an admin action is a `Forbidden` that says which one.
+impl From<Protection> for AdminError {
+    fn from(protection: Protection) -> Self {
+        Self::Forbidden(protection.to_string())
+    }
 }
 
 /// Admin rights come from the live `is_superuser` flag of the principal (read from the cache

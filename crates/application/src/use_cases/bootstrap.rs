@@ -85,6 +85,14 @@ impl Bootstrap {
                 setting: "AUTHD_ADMIN_PASSWORD",
                 reason: error.to_string(),
             })?;
+        // At every start but the first, this primary admin exists: say so without hashing the
+        // seed (a full Argon2 hash), as `create_primary_admin` would. Anything else (no such
+        // user, or an ordinary one holding the email) goes to `create_primary_admin`: only it
+        // knows whether another primary admin exists, which decides the outcome.
+        let found = self.users.find_credentials(&email).await?;
+        if found.is_some_and(|(user, _)| user.is_primary_admin) {
+            return Ok(AdminOutcome::AlreadyExists);
+        }
         let hash = self.hasher.hash(&password).await?;
         let admin = User::primary_admin(email, role.to_ref(), self.clock.now());
         match self.users.create_primary_admin(&admin, &hash).await {
@@ -113,6 +121,8 @@ mod tests {
     use crate::use_cases::fixtures::*;
     use domain::{PasswordHash, Role};
 
+    const PASSWORD: &str = "a long admin password";
+
     fn bootstrap(users: MockUserRepository, hasher: MockPasswordHasher) -> Bootstrap {
         let mut roles = MockRoleRepository::new();
         roles
@@ -121,14 +131,10 @@ mod tests {
                 slug.as_str() == "application-access" && name == "Application access"
             })
             .times(1)
-            .returning(|slug, name, now| {
+            .returning(|slug, name, _| {
                 Ok(Role {
-                    id: role_ref().id,
-                    slug: slug.clone(),
                     name: name.into(),
-                    description: None,
-                    created_at: now,
-                    updated_at: now,
+                    ..role(slug.as_str())
                 })
             });
         Bootstrap {
@@ -140,18 +146,34 @@ mod tests {
         }
     }
 
-    fn hashing() -> MockPasswordHasher {
-        let mut hasher = MockPasswordHasher::new();
-        hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("$argon2id$admin")));
-        hasher
-    }
-
     fn seed(email: &str, password: &str) -> AdminSeed {
         AdminSeed {
             email: email.into(),
             password: password.into(),
+        }
+    }
+
+    /// A user repository where `stored` holds the seed's email (`None`: nobody does).
+    fn users_finding(stored: Option<User>) -> MockUserRepository {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_credentials()
+            .withf(|email| email.as_str() == "root@example.com")
+            .times(1)
+            .returning(move |_| {
+                Ok(stored
+                    .clone()
+                    .map(|user| (user, PasswordHash::new("$argon2id$stored"))))
+            });
+        users
+    }
+
+    fn stored_user(is_primary_admin: bool) -> User {
+        let email = Email::parse("Root@Example.com").unwrap();
+        if is_primary_admin {
+            User::primary_admin(email, role_ref(), now())
+        } else {
+            User::register(email, None, role_ref(), now())
         }
     }
 
@@ -166,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn creates_the_primary_admin_as_an_active_verified_superuser() {
-        let mut users = MockUserRepository::new();
+        let mut users = users_finding(None);
         users
             .expect_create_primary_admin()
             .withf(|admin, hash| {
@@ -179,25 +201,48 @@ mod tests {
             })
             .times(1)
             .returning(|_, _| Ok(true));
-        let outcome = bootstrap(users, hashing())
-            .execute(Some(&seed("root@example.com", "a long admin password")))
+        let outcome = bootstrap(users, hashing(PASSWORD, "$argon2id$admin"))
+            .execute(Some(&seed("root@example.com", PASSWORD)))
             .await
             .unwrap();
         assert_eq!(outcome, AdminOutcome::Created);
     }
 
     #[tokio::test]
+    async fn an_existing_primary_admin_with_the_email_costs_no_hash() {
+        let mut users = users_finding(Some(stored_user(true)));
+        users.expect_create_primary_admin().never();
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_hash().never();
+        let outcome = bootstrap(users, hasher)
+            .execute(Some(&seed("root@example.com", PASSWORD)))
+            .await
+            .unwrap();
+        assert_eq!(outcome, AdminOutcome::AlreadyExists);
+    }
+
+    #[tokio::test]
     async fn an_existing_admin_or_a_taken_email_is_reported_not_overwritten() {
-        for (stored, expected) in [
-            (Ok(false), AdminOutcome::AlreadyExists),
-            (Err(()), AdminOutcome::EmailTaken),
+        // Who holds the seed's email, what the store says, what the bootstrap reports.
+        for (holder, stored, expected) in [
+            // Another primary admin exists; the email is free or an ordinary user's.
+            (None, Ok(false), AdminOutcome::AlreadyExists),
+            (
+                Some(stored_user(false)),
+                Ok(false),
+                AdminOutcome::AlreadyExists,
+            ),
+            // No primary admin exists, and an ordinary user has the email.
+            (Some(stored_user(false)), Err(()), AdminOutcome::EmailTaken),
         ] {
-            let mut users = MockUserRepository::new();
+            let mut users = users_finding(holder);
             users
                 .expect_create_primary_admin()
+                .withf(|admin, hash| admin.is_primary_admin && hash.as_str() == "$argon2id$admin")
+                .times(1)
                 .returning(move |_, _| stored.map_err(|()| CreateUserError::EmailTaken));
-            let outcome = bootstrap(users, hashing())
-                .execute(Some(&seed("root@example.com", "a long admin password")))
+            let outcome = bootstrap(users, hashing(PASSWORD, "$argon2id$admin"))
+                .execute(Some(&seed("root@example.com", PASSWORD)))
                 .await
                 .unwrap();
             assert_eq!(outcome, expected);
@@ -205,9 +250,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_outage_is_a_port_error() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_credentials()
+            .returning(|_| Err(PortError::Unavailable(crate::Dependency::Database)));
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_hash().never();
+        let error = bootstrap(users, hasher)
+            .execute(Some(&seed("root@example.com", PASSWORD)))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            BootstrapError::Port(PortError::Unavailable(crate::Dependency::Database))
+        ));
+    }
+
+    #[tokio::test]
     async fn unusable_credentials_name_their_setting() {
         let error = bootstrap(MockUserRepository::new(), MockPasswordHasher::new())
-            .execute(Some(&seed("not an email", "a long admin password")))
+            .execute(Some(&seed("not an email", PASSWORD)))
             .await
             .unwrap_err();
         assert!(matches!(

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use domain::{
-    Email, PasswordPolicy, RoleId, RoleRef, RoleSlug, RotationState, Session, SessionId,
-    SessionLifetime, TokenId, User,
+    Email, PasswordHash, PasswordPolicy, Role, RoleId, RoleRef, RoleSlug, RotationState, Session,
+    SessionId, SessionLifetime, TokenId, User,
 };
 
 use crate::AuthSettings;
-use crate::ports::{MockClock, SessionRecord};
+use crate::ports::{MockClock, MockPasswordHasher, SessionRecord};
 use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
+use crate::use_cases::Principal;
 
 pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -40,6 +41,18 @@ pub fn role_ref() -> RoleRef {
     }
 }
 
+/// A role with this slug, its name the slug in capitals.
+pub fn role(slug: &str) -> Role {
+    Role {
+        id: RoleId::generate(),
+        slug: RoleSlug::parse(slug).unwrap(),
+        name: slug.to_uppercase(),
+        description: None,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
 pub fn user() -> User {
     User::register(
         Email::parse("ada@example.com").unwrap(),
@@ -47,6 +60,26 @@ pub fn user() -> User {
         role_ref(),
         now(),
     )
+}
+
+/// [`user`] as a superuser, on a session of its own.
+pub fn superuser() -> Principal {
+    let mut user = user();
+    user.is_superuser = true;
+    Principal {
+        user,
+        session_id: SessionId::generate(),
+    }
+}
+
+/// A hasher that turns `password`, and no other, into `hash` (any number of times).
+pub fn hashing(password: &'static str, hash: &'static str) -> MockPasswordHasher {
+    let mut hasher = MockPasswordHasher::new();
+    hasher
+        .expect_hash()
+        .withf(move |given| given.expose() == password)
+        .returning(move |_| Ok(PasswordHash::new(hash)));
+    hasher
 }
 
 pub fn live_session(user: &User) -> Session {

@@ -28,6 +28,6 @@ pub use roles::{CreateRole, DeleteRole, ListRoles, NewRole, RoleUpdate, UpdateRo
 pub use sessions::{ListSessions, RevokeSession, RevokeSessionError, SessionView};
 pub use sign_up::{SignUp, SignUpError, SignUpRequest};
 pub use users::{
-    CreateUser, DeleteUser, GetUser, ListUserSessions, ListUsers, ListUsersRequest, MAX_PER_PAGE,
-    NewUserRequest, RevokeUserSessions, UpdateUser, UserPatch,
+    CreateUser, DeleteUser, GetUser, ListUserSessions, ListUsers, ListUsersRequest, NewUserRequest,
+    RevokeUserSessions, UpdateUser, UserPatch,
 };

@@ -62,9 +62,7 @@ impl CreateRole {
             })?;
         Ok(role)
     }
-}
 
-impl CreateRole {
     /// The field errors `execute` would report, for a transport that adds its own.
     pub fn field_errors(new: &NewRole) -> Vec<FieldError> {
         validate_new(new).err().unwrap_or_default()
@@ -118,9 +116,7 @@ impl UpdateRole {
             .await?
             .ok_or(AdminError::NotFound("role"))
     }
-}
 
-impl UpdateRole {
     /// The field errors `execute` would report, for a transport that adds its own.
     pub fn field_errors(update: &RoleUpdate) -> Vec<FieldError> {
         validate_update(update).err().unwrap_or_default()
@@ -185,30 +181,10 @@ mod tests {
     use crate::use_cases::fixtures::*;
     use domain::SessionId;
 
-    fn superuser() -> Principal {
-        let mut user = user();
-        user.is_superuser = true;
-        Principal {
-            user,
-            session_id: SessionId::generate(),
-        }
-    }
-
     fn member() -> Principal {
         Principal {
             user: user(),
             session_id: SessionId::generate(),
-        }
-    }
-
-    fn role(slug: &str) -> Role {
-        Role {
-            id: RoleId::generate(),
-            slug: RoleSlug::parse(slug).unwrap(),
-            name: slug.to_uppercase(),
-            description: None,
-            created_at: now(),
-            updated_at: now(),
         }
     }
 
@@ -313,11 +289,14 @@ mod tests {
 
     #[tokio::test]
     async fn updates_clear_descriptions_and_report_missing_roles() {
+        let id = RoleId::generate();
         let mut roles = MockRoleRepository::new();
         roles
             .expect_update()
-            .withf(|_, changes, _| {
-                changes.name.as_deref() == Some("Writers") && changes.description == Some(None)
+            .withf(move |role, changes, _| {
+                *role == id
+                    && changes.name.as_deref() == Some("Writers")
+                    && changes.description == Some(None)
             })
             .times(1)
             .returning(|_, _, _| Ok(Some(role("editors"))));
@@ -329,20 +308,18 @@ mod tests {
             roles: Arc::new(roles),
             clock: fixed_clock(),
         };
-        assert!(
-            use_case
-                .execute(&superuser(), RoleId::generate(), update)
-                .await
-                .is_ok()
-        );
+        assert!(use_case.execute(&superuser(), id, update).await.is_ok());
 
         let mut roles = MockRoleRepository::new();
-        roles.expect_update().returning(|_, _, _| Ok(None));
+        roles
+            .expect_update()
+            .withf(move |role, _, _| *role == id)
+            .returning(|_, _, _| Ok(None));
         let missing = UpdateRole {
             roles: Arc::new(roles),
             clock: fixed_clock(),
         }
-        .execute(&superuser(), RoleId::generate(), RoleUpdate::default())
+        .execute(&superuser(), id, RoleUpdate::default())
         .await;
         assert!(matches!(missing, Err(AdminError::NotFound("role"))));
 
@@ -380,21 +357,38 @@ mod tests {
             Err(AdminError::Conflict(_))
         ));
 
-        for (outcome, expected_ok) in [
-            (RoleDeletion::Deleted, true),
-            (RoleDeletion::InUse, false),
-            (RoleDeletion::NotFound, false),
+        for outcome in [
+            RoleDeletion::Deleted,
+            RoleDeletion::InUse,
+            RoleDeletion::NotFound,
         ] {
+            let editors = role("editors");
+            let id = editors.id;
             let mut roles = MockRoleRepository::new();
-            roles.expect_find().returning(|_| Ok(Some(role("editors"))));
-            roles.expect_delete().returning(move |_| Ok(outcome));
+            roles
+                .expect_find()
+                .withf(move |wanted| *wanted == id)
+                .returning(move |_| Ok(Some(editors.clone())));
+            roles
+                .expect_delete()
+                .withf(move |deleted| *deleted == id)
+                .times(1)
+                .returning(move |_| Ok(outcome));
             let result = DeleteRole {
                 roles: Arc::new(roles),
                 default_role: default.slug.clone(),
             }
-            .execute(&superuser(), RoleId::generate())
+            .execute(&superuser(), id)
             .await;
-            assert_eq!(result.is_ok(), expected_ok, "{outcome:?}");
+            let reported = match outcome {
+                RoleDeletion::Deleted => matches!(result, Ok(())),
+                RoleDeletion::InUse => matches!(
+                    &result,
+                    Err(AdminError::Conflict(detail)) if detail.contains("still hold")
+                ),
+                RoleDeletion::NotFound => matches!(result, Err(AdminError::NotFound("role"))),
+            };
+            assert!(reported, "{outcome:?} gave {result:?}");
         }
 
         let mut roles = MockRoleRepository::new();

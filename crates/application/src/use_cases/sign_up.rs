@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use domain::{Email, Password, User};
+use domain::{Email, Password, PasswordPolicy, User};
 
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
 use crate::{AuthSettings, FieldError, PortError};
@@ -48,7 +48,7 @@ pub struct SignUp {
 impl SignUp {
     /// Signs a visitor up.
     pub async fn execute(&self, request: SignUpRequest) -> Result<User, SignUpError> {
-        let (email, password, name) = self.validate(&request)?;
+        let (email, password, name) = self.validate(&request).map_err(SignUpError::Invalid)?;
         let role = self
             .roles
             .find_by_slug(&self.settings.default_role)
@@ -70,34 +70,44 @@ impl SignUp {
     /// Every field error of `request`, empty when it is valid: the same checks `execute` makes,
     /// for a transport that must report them together with its own (type) errors.
     pub fn field_errors(&self, request: &SignUpRequest) -> Vec<FieldError> {
-        match self.validate(request) {
-            Err(SignUpError::Invalid(errors)) => errors,
-            _ => Vec::new(),
-        }
+        self.validate(request).err().unwrap_or_default()
     }
 
     /// Checks every field and reports all that are wrong.
     fn validate(
         &self,
         request: &SignUpRequest,
-    ) -> Result<(Email, Password, Option<String>), SignUpError> {
-        let email = Email::parse(&request.email);
-        let password = self
-            .settings
-            .password_policy
-            .check(&request.password, email.as_ref().ok());
-        let name = normalize_name(request.name.as_deref());
-        match (email, password, name) {
-            (Ok(email), Ok(password), Ok(name)) => Ok((email, password, name)),
-            (email, password, name) => {
-                let errors = [
-                    email.err().map(|e| FieldError::new("email", e)),
-                    password.err().map(|e| FieldError::new("password", e)),
-                    name.err(),
-                ];
-                Err(SignUpError::Invalid(errors.into_iter().flatten().collect()))
-            }
-        }
+    ) -> Result<(Email, Password, Option<String>), Vec<FieldError>> {
+        check_account(
+            &self.settings.password_policy,
+            &request.email,
+            &request.password,
+            request.name.as_deref(),
+        )
+    }
+}
+
+/// Checks what every new account needs: the email, the password (against the policy and the
+/// email) and the display name. Reports every bad field, in that order.
+pub(crate) fn check_account(
+    policy: &PasswordPolicy,
+    email: &str,
+    password: &str,
+    name: Option<&str>,
+) -> Result<(Email, Password, Option<String>), Vec<FieldError>> {
+    let email = Email::parse(email);
+    let password = policy.check(password, email.as_ref().ok());
+    let name = normalize_name(name);
+    match (email, password, name) {
+        (Ok(email), Ok(password), Ok(name)) => Ok((email, password, name)),
+        (email, password, name) => Err([
+            email.err().map(|e| FieldError::new("email", e)),
+            password.err().map(|e| FieldError::new("password", e)),
+            name.err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()),
     }
 }
 
@@ -121,7 +131,6 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{MockPasswordHasher, MockRoleRepository, MockUserRepository};
     use crate::use_cases::fixtures::*;
-    use domain::{PasswordHash, Role};
 
     fn request(email: &str, password: &str) -> SignUpRequest {
         SignUpRequest {
@@ -131,23 +140,11 @@ mod tests {
         }
     }
 
-    fn default_role() -> Role {
-        let role = role_ref();
-        Role {
-            id: role.id,
-            slug: role.slug,
-            name: role.name,
-            description: None,
-            created_at: now(),
-            updated_at: now(),
-        }
-    }
-
     fn sign_up(users: MockUserRepository, hasher: MockPasswordHasher) -> SignUp {
         let mut roles = MockRoleRepository::new();
         roles
             .expect_find_by_slug()
-            .returning(|_| Ok(Some(default_role())));
+            .returning(|_| Ok(Some(role("application-access"))));
         SignUp {
             users: Arc::new(users),
             roles: Arc::new(roles),
@@ -155,14 +152,6 @@ mod tests {
             clock: fixed_clock(),
             settings: settings(),
         }
-    }
-
-    fn hashing() -> MockPasswordHasher {
-        let mut hasher = MockPasswordHasher::new();
-        hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("$argon2id$stub")));
-        hasher
     }
 
     #[tokio::test]
@@ -175,7 +164,7 @@ mod tests {
             })
             .times(1)
             .returning(|_, _| Ok(()));
-        let user = sign_up(users, hashing())
+        let user = sign_up(users, hashing("correct horse", "$argon2id$stub"))
             .execute(request(" Ada@Example.com ", "correct horse"))
             .await
             .unwrap();
@@ -217,7 +206,7 @@ mod tests {
         users
             .expect_create()
             .returning(|_, _| Err(CreateUserError::EmailTaken));
-        let error = sign_up(users, hashing())
+        let error = sign_up(users, hashing("correct horse", "$argon2id$stub"))
             .execute(request("ada@example.com", "correct horse"))
             .await
             .unwrap_err();
@@ -232,7 +221,7 @@ mod tests {
                 Dependency::Database,
             )))
         });
-        let error = sign_up(users, hashing())
+        let error = sign_up(users, hashing("correct horse", "$argon2id$stub"))
             .execute(request("ada@example.com", "correct horse"))
             .await
             .unwrap_err();

@@ -8,19 +8,19 @@ use crate::ports::{
 };
 use crate::revocation::Revoker;
 use crate::use_cases::admin::{AdminError, require_superuser};
-use crate::use_cases::sign_up::normalize_name;
+use crate::use_cases::sign_up::{check_account, normalize_name};
 use crate::use_cases::{Principal, SessionView};
 use crate::{AuthSettings, FieldError, PortError};
 
 /// The most users a page may hold.
-pub const MAX_PER_PAGE: u32 = 100;
+const MAX_PER_PAGE: u32 = 100;
 
 /// A listing request as the client sent it.
 #[derive(Debug, Clone)]
 pub struct ListUsersRequest {
     /// The page, from 1.
     pub page: u32,
-    /// Users per page, 1 to [`MAX_PER_PAGE`].
+    /// Users per page, 1 to 100 (`MAX_PER_PAGE`).
     pub per_page: u32,
     /// Substring of email or name.
     pub q: Option<String>,
@@ -142,31 +142,28 @@ impl CreateUser {
         invalid_fields(self.validate(request).await.err())
     }
 
+    /// The checks of a signup, then the role; all errors at once.
     async fn validate(
         &self,
         request: &NewUserRequest,
     ) -> Result<(Email, Password, Option<String>, domain::RoleRef), AdminError> {
-        let email = Email::parse(&request.email);
-        let password = self
-            .settings
-            .password_policy
-            .check(&request.password, email.as_ref().ok());
-        let name = normalize_name(request.name.as_deref());
+        let account = check_account(
+            &self.settings.password_policy,
+            &request.email,
+            &request.password,
+            request.name.as_deref(),
+        );
         let slug = request
             .role
             .clone()
             .unwrap_or_else(|| self.settings.default_role.to_string());
         let role = find_role(self.roles.as_ref(), &slug).await?;
-        match (email, password, name, role) {
-            (Ok(email), Ok(password), Ok(name), Ok(role)) => Ok((email, password, name, role)),
-            (email, password, name, role) => {
-                let errors = [
-                    email.err().map(|e| FieldError::new("email", e)),
-                    password.err().map(|e| FieldError::new("password", e)),
-                    name.err(),
-                    role.err(),
-                ];
-                Err(AdminError::Invalid(errors.into_iter().flatten().collect()))
+        match (account, role) {
+            (Ok((email, password, name)), Ok(role)) => Ok((email, password, name, role)),
+            (account, role) => {
+                let mut errors = account.err().unwrap_or_default();
+                errors.extend(role.err());
+                Err(AdminError::Invalid(errors))
             }
         }
     }
@@ -215,17 +212,11 @@ impl UpdateUser {
         patch: UserPatch,
     ) -> Result<User, AdminError> {
         require_superuser(principal)?;
-        let target = self
-            .users
-            .find_by_id(id)
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
         let action = AdminAction::Change {
             deactivates: patch.is_active == Some(false),
             demotes: patch.is_superuser == Some(false),
         };
-        check_admin_action(&principal.user, &target, action)
-            .map_err(|p| AdminError::Forbidden(p.to_string()))?;
+        let target = allowed_target(self.users.as_ref(), principal, id, action).await?;
 
         let changes = self.validate(&target, patch).await?;
         let changes = match changes.1 {
@@ -334,13 +325,7 @@ impl DeleteUser {
     /// Deletes the user.
     pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), AdminError> {
         require_superuser(principal)?;
-        let target = self
-            .users
-            .find_by_id(id)
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        check_admin_action(&principal.user, &target, AdminAction::Delete)
-            .map_err(|p| AdminError::Forbidden(p.to_string()))?;
+        allowed_target(self.users.as_ref(), principal, id, AdminAction::Delete).await?;
         let now = self.clock.now();
         let revoker = Revoker::new(&self.sessions, &self.cache);
         self.cache.forget_user(id).await?;
@@ -397,17 +382,32 @@ impl RevokeUserSessions {
     /// Revokes them all.
     pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), AdminError> {
         require_superuser(principal)?;
-        let target = self
-            .users
-            .find_by_id(id)
-            .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        check_admin_action(&principal.user, &target, AdminAction::RevokeSessions)
-            .map_err(|p| AdminError::Forbidden(p.to_string()))?;
+        allowed_target(
+            self.users.as_ref(),
+            principal,
+            id,
+            AdminAction::RevokeSessions,
+        )
+        .await?;
         let revoker = Revoker::new(&self.sessions, &self.cache);
         revoker.revoke_all(id, self.clock.now()).await?;
         Ok(())
     }
+}
+
+/// The user `id`, when it exists and the protections let `principal` do `action` to it.
+async fn allowed_target(
+    users: &dyn UserRepository,
+    principal: &Principal,
+    id: UserId,
+    action: AdminAction,
+) -> Result<User, AdminError> {
+    let target = users
+        .find_by_id(id)
+        .await?
+        .ok_or(AdminError::NotFound("user"))?;
+    check_admin_action(&principal.user, &target, action)?;
+    Ok(target)
 }
 
 /// The role with this slug, or the field error that names it.
@@ -443,17 +443,8 @@ mod tests {
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use domain::{PasswordHash, Role, SessionId};
+    use domain::{PasswordHash, SessionId};
     use mockall::Sequence;
-
-    fn superuser() -> Principal {
-        let mut user = user();
-        user.is_superuser = true;
-        Principal {
-            user,
-            session_id: SessionId::generate(),
-        }
-    }
 
     fn member() -> User {
         let mut member = user();
@@ -463,16 +454,9 @@ mod tests {
 
     fn roles_knowing(slug: &'static str) -> MockRoleRepository {
         let mut roles = MockRoleRepository::new();
-        roles.expect_find_by_slug().returning(move |wanted| {
-            Ok((wanted.as_str() == slug).then(|| Role {
-                id: role_ref().id,
-                slug: wanted.clone(),
-                name: slug.into(),
-                description: None,
-                created_at: now(),
-                updated_at: now(),
-            }))
-        });
+        roles
+            .expect_find_by_slug()
+            .returning(move |wanted| Ok((wanted.as_str() == slug).then(|| role(slug))));
         roles
     }
 
@@ -489,26 +473,24 @@ mod tests {
         sessions: MockSessionRepository,
         cache: MockAuthCache,
     ) -> UpdateUser {
-        let mut hasher = MockPasswordHasher::new();
-        hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
         UpdateUser {
             users: Arc::new(users),
             roles: Arc::new(roles_knowing("editors")),
             sessions: Arc::new(sessions),
             cache: Arc::new(cache),
-            hasher: Arc::new(hasher),
+            hasher: Arc::new(hashing("a new long password", "$argon2id$new")),
             clock: fixed_clock(),
             settings: settings(),
         }
     }
 
+    /// A user repository that finds `target` by its id (and nothing else).
     fn users_holding(target: &User) -> MockUserRepository {
         let mut users = MockUserRepository::new();
-        let found = target.clone();
+        let (id, found) = (target.id, target.clone());
         users
             .expect_find_by_id()
+            .withf(move |wanted| *wanted == id)
             .returning(move |_| Ok(Some(found.clone())));
         users
     }
@@ -637,19 +619,19 @@ mod tests {
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .withf(|user, _| {
-                user.is_superuser && !user.is_active && user.is_verified && !user.is_primary_admin
+            .withf(|user, hash| {
+                user.is_superuser
+                    && !user.is_active
+                    && user.is_verified
+                    && !user.is_primary_admin
+                    && hash.as_str() == "$argon2id$x"
             })
             .times(1)
             .returning(|_, _| Ok(()));
-        let mut hasher = MockPasswordHasher::new();
-        hasher
-            .expect_hash()
-            .returning(|_| Ok(PasswordHash::new("$argon2id$x")));
         let mut create = CreateUser {
             users: Arc::new(users),
             roles: Arc::new(roles_knowing("application-access")),
-            hasher: Arc::new(hasher),
+            hasher: Arc::new(hashing("a long password", "$argon2id$x")),
             clock: fixed_clock(),
             settings: settings(),
         };
@@ -720,8 +702,10 @@ mod tests {
         let mut users = users_holding(&target);
         let mut sessions = MockSessionRepository::new();
         let live = vec![session.clone()];
+        let id = target.id;
         sessions
             .expect_list_live()
+            .withf(move |user, _| *user == id)
             .returning(move |_, _| Ok(live.clone()));
         let mut cache = MockAuthCache::new();
         let mut order = Sequence::new();
@@ -738,7 +722,9 @@ mod tests {
         let updated = (target.clone(), vec![session]);
         users
             .expect_update()
-            .withf(|_, changes, revoke, _| *revoke && changes.is_active == Some(false))
+            .withf(move |user, changes, revoke, _| {
+                *user == id && *revoke && changes.is_active == Some(false)
+            })
             .times(1)
             .in_sequence(&mut order)
             .returning(move |_, _, _, _| Ok(Some(updated.clone())));
@@ -767,14 +753,19 @@ mod tests {
     #[tokio::test]
     async fn a_set_password_is_hashed_and_revokes_while_a_rename_does_not() {
         let target = member();
+        let id = target.id;
         let mut users = users_holding(&target);
         let mut sessions = MockSessionRepository::new();
-        sessions.expect_list_live().returning(|_, _| Ok(vec![]));
+        sessions
+            .expect_list_live()
+            .withf(move |user, _| *user == id)
+            .returning(|_, _| Ok(vec![]));
         let stored = target.clone();
         users
             .expect_update()
-            .withf(|_, changes, revoke, _| {
-                *revoke
+            .withf(move |user, changes, revoke, _| {
+                *user == id
+                    && *revoke
                     && changes.password_hash.as_ref().map(PasswordHash::as_str)
                         == Some("$argon2id$new")
             })
@@ -795,8 +786,11 @@ mod tests {
         let stored = target.clone();
         users
             .expect_update()
-            .withf(|_, changes, revoke, _| {
-                !*revoke && changes.name == Some(Some("Ada L.".into())) && changes.role.is_some()
+            .withf(move |user, changes, revoke, _| {
+                *user == id
+                    && !*revoke
+                    && changes.name == Some(Some("Ada L.".into()))
+                    && changes.role.is_some()
             })
             .times(1)
             .returning(move |_, _, _, _| Ok(Some((stored.clone(), vec![]))));
@@ -837,16 +831,22 @@ mod tests {
             ["email", "role", "password"]
         );
 
+        let ghost = UserId::generate();
         let mut users = MockUserRepository::new();
-        users.expect_find_by_id().returning(|_| Ok(None));
+        users
+            .expect_find_by_id()
+            .withf(move |id| *id == ghost)
+            .returning(|_| Ok(None));
         let missing = update_use_case(users, MockSessionRepository::new(), MockAuthCache::new())
-            .execute(&superuser(), UserId::generate(), UserPatch::default())
+            .execute(&superuser(), ghost, UserPatch::default())
             .await;
         assert!(matches!(missing, Err(AdminError::NotFound("user"))));
 
         let mut users = users_holding(&target);
+        let id = target.id;
         users
             .expect_update()
+            .withf(move |user, _, _, _| *user == id)
             .returning(|_, _, _, _| Err(CreateUserError::EmailTaken));
         let taken = update_use_case(users, MockSessionRepository::new(), relaxed_cache())
             .execute(
@@ -897,29 +897,45 @@ mod tests {
         ));
 
         let target = member();
+        let id = target.id;
         let session = live_session(&target);
+        let sid = session.id;
         let mut users = users_holding(&target);
-        let revoked = vec![session.clone()];
-        users
-            .expect_delete()
-            .times(1)
-            .returning(move |_, _| Ok(Some(revoked.clone())));
         let mut sessions = MockSessionRepository::new();
-        let live = vec![session];
+        let mut cache = MockAuthCache::new();
+        // The cache forgets the user and its live sessions before the store deletes them.
+        let mut order = Sequence::new();
+        cache
+            .expect_forget_user()
+            .withf(move |user| *user == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let live = vec![session.clone()];
         sessions
             .expect_list_live()
+            .withf(move |user, _| *user == id)
+            .times(1)
+            .in_sequence(&mut order)
             .returning(move |_, _| Ok(live.clone()));
-        let mut cache = relaxed_cache();
-        cache.checkpoint();
-        cache.expect_forget_user().times(1).returning(|_| Ok(()));
         cache
             .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == [sid])
             .times(1)
+            .in_sequence(&mut order)
             .returning(|_| Ok(()));
+        let revoked = vec![session];
+        users
+            .expect_delete()
+            .withf(move |user, _| *user == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
         cache
             .expect_mark_revoked()
-            .withf(|marks| marks.len() == 1)
+            .withf(move |marks| marks.len() == 1 && marks[0].0 == sid)
             .times(1)
+            .in_sequence(&mut order)
             .returning(|_| Ok(()));
         let delete = DeleteUser {
             users: Arc::new(users),
@@ -933,10 +949,12 @@ mod tests {
     #[tokio::test]
     async fn a_users_sessions_are_listed_and_revoked_except_the_primary_admins_by_others() {
         let target = member();
+        let id = target.id;
         let mut sessions = MockSessionRepository::new();
         let live = vec![live_session(&target)];
         sessions
             .expect_list_live()
+            .withf(move |user, _| *user == id)
             .returning(move |_, _| Ok(live.clone()));
         let list = ListUserSessions {
             users: Arc::new(users_holding(&target)),
@@ -960,9 +978,13 @@ mod tests {
         ));
 
         let mut sessions = MockSessionRepository::new();
-        sessions.expect_list_live().returning(|_, _| Ok(vec![]));
+        sessions
+            .expect_list_live()
+            .withf(move |user, _| *user == id)
+            .returning(|_, _| Ok(vec![]));
         sessions
             .expect_revoke_all()
+            .withf(move |user, _| *user == id)
             .times(1)
             .returning(|_, _| Ok(vec![]));
         let revoke = RevokeUserSessions {

@@ -1,6 +1,7 @@
 //! Operations: liveness, readiness, and the published signing keys.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -48,7 +49,9 @@ pub(crate) fn metrics_response(render: &crate::RenderMetrics) -> HttpResponse {
 /// The process answers: nothing else is checked (that is `/ready`).
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process runs", content_type = "application/json")))]
 pub(crate) async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(r#"{"status":"ok"}"#)
 }
 
 /// Postgres and Redis each answer within their short timeouts: `200`, else a `503` problem
