@@ -477,3 +477,16 @@ pub async fn assert_superuser_only(
         refused.problem(401);
     }
 }
+
+/// `GET /metrics` on `browser`'s server: the Prometheus text.
+pub async fn metrics_text(browser: &Browser) -> String {
+    let response = browser.send("GET", "/metrics", &[], Body::Empty).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    String::from_utf8(response.body.to_vec()).unwrap()
+}

@@ -1,6 +1,8 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Body, Browser, both, eventually, spawn_app, start, test_settings};
+use crate::helpers::{
+    Backend, Body, Browser, both, eventually, metrics_text, spawn_app, start, test_settings,
+};
 use crate::proxy::Proxy;
 
 both!(
@@ -139,65 +141,7 @@ async fn a_verify_only_key_keeps_its_tokens_valid_after_rotation() {
 }
 
 /// The value of one sample line of the Prometheus text, 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
-async fn metrics_text(browser: &Browser) -> String {
-    let response = browser.send("GET", "/metrics", &[], Body::Empty).await;
-    assert_eq!(response.status, 200);
-    assert!(
-        response
-            .header("content-type")
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    String::from_utf8(response.body.to_vec()).unwrap()
-}
-
-both!(metrics_move_with_logins_refreshes_and_revocations,);
-
-async fn metrics_move_with_logins_refreshes_and_revocations(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let scraper = app.browser();
-    // Counters are process-wide and other tests run alongside: compare with at-least deltas.
-    let before = metrics_text(&scraper).await;
-    let (browser, email) = app.logged_in().await;
-    browser.login(&email, "wrong password").await;
-    assert_eq!(browser.refresh().await.status, 204);
-    assert_eq!(browser.logout().await.status, 204);
-    let after = metrics_text(&scraper).await;
-    for (series, at_least) in [
-        ("authd_logins_total{outcome=\"success\"}", 1.0),
-        ("authd_logins_total{outcome=\"failure\"}", 1.0),
-        ("authd_refreshes_total{outcome=\"success\"}", 1.0),
-        ("authd_session_revocations_total{reason=\"logout\"}", 1.0),
-        (
-            "authd_http_requests_total{route=\"/api/access/refresh\",method=\"POST\",status=\"204\"}",
-            1.0,
-        ),
-    ] {
-        assert!(
-            sample(&after, series) - sample(&before, series) >= at_least,
-            "{series} did not move"
-        );
-    }
-    assert!(after.contains("authd_http_request_duration_seconds_bucket{route=\"/api/access/login\",method=\"POST\",le=\""));
-    if backend == Backend::Real {
-        assert!(
-            after.contains("authd_db_pool_size "),
-            "no pool gauges in {after}"
-        );
-        assert!(
-            after.contains("authd_db_pool_in_use ") && after.contains("authd_db_pool_waiting ")
-        );
-    }
-}
+// The metrics counters are checked in tests/metrics, a binary of their own.
 
 #[actix_web::test]
 async fn metrics_can_have_a_listener_of_their_own() {
