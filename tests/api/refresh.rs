@@ -107,12 +107,7 @@ async fn a_repeat_after_the_window_revokes_the_session(backend: Backend) {
     thief.set_cookie("refresh_token", &stolen);
     let reuse = thief.refresh().await;
     reuse.problem(401);
-    assert!(
-        reuse
-            .set_cookie("refresh_token")
-            .unwrap()
-            .contains("Max-Age=0")
-    );
+    reuse.assert_clears_session_cookies();
     // The whole session is gone: the legitimate holder's tokens stop working at once.
     browser.me().await.problem(401);
     browser.refresh().await.problem(401);
