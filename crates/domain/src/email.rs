@@ -1,5 +1,7 @@
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Why a string is not an [`Email`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
@@ -17,8 +19,9 @@ pub enum EmailError {
 /// An email address: the user's identity.
 ///
 /// Surrounding Unicode whitespace is trimmed; the address keeps the case it was given in, but
-/// two addresses are the same identity when their Unicode lowercase forms match
-/// ([`Email::normalized`]), which is what uniqueness is checked on.
+/// two addresses are the same identity when their NFC-normalised Unicode lowercase forms match
+/// ([`Email::normalized`]), which is what uniqueness, login and throttling are keyed on: a
+/// precomposed `é` and an `e` followed by a combining accent are the same letter.
 ///
 /// ```
 /// use domain::Email;
@@ -65,7 +68,7 @@ impl Email {
         }
         Ok(Self {
             given: given.to_owned(),
-            normalized: given.to_lowercase(),
+            normalized: identity(given),
         })
     }
 
@@ -74,10 +77,29 @@ impl Email {
         &self.given
     }
 
-    /// The Unicode lowercase form: the identity two addresses are compared on.
+    /// The NFC-normalised Unicode lowercase form: the identity two addresses are compared on.
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
+}
+
+/// NFC, lowercased, NFC again (lowercasing can leave a sequence that composes differently).
+fn identity(text: &str) -> String {
+    text.nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfc()
+        .collect()
+}
+
+/// The form a search text is compared in against [`Email::normalized`] (a substring of an
+/// address): the same normalisation, without the parsing.
+///
+/// ```
+/// assert_eq!(domain::email_search_form("E\u{301}LODIE"), "\u{e9}lodie");
+/// ```
+pub fn email_search_form(text: &str) -> String {
+    identity(text)
 }
 
 impl PartialEq for Email {
@@ -109,6 +131,19 @@ mod tests {
         let email = Email::parse("\u{00A0} Zoë@Example.org\t").unwrap();
         assert_eq!(email.as_str(), "Zoë@Example.org");
         assert_eq!(email.normalized(), "zoë@example.org");
+    }
+
+    #[test]
+    fn composed_and_decomposed_accents_are_one_identity() {
+        let composed = Email::parse("\u{c9}lodie@example.fr").unwrap();
+        let decomposed = Email::parse("E\u{301}lodie@example.fr").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(decomposed.normalized(), "\u{e9}lodie@example.fr");
+        assert_eq!(decomposed.as_str(), "E\u{301}lodie@example.fr");
+        use std::hash::{BuildHasher, RandomState};
+        let state = RandomState::new();
+        assert_eq!(state.hash_one(&composed), state.hash_one(&decomposed));
+        assert_ne!(composed, Email::parse("elodie@example.fr").unwrap());
     }
 
     #[test]

@@ -26,11 +26,11 @@ mod session;
 mod throttle;
 mod user;
 
-pub use email::{Email, EmailError};
+pub use email::{Email, EmailError, email_search_form};
 pub use ids::{RoleId, SessionId, TokenId, UserId};
 pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use protection::{AdminAction, Protection, check_admin_action};
 pub use role::{Role, RoleRef, RoleSlug, RoleSlugError, RoleTextError};
 pub use session::{RefreshVerdict, RotationState, Session, SessionLifetime};
-pub use throttle::LoginBackoff;
+pub use throttle::{Admission, ClientNetwork, IpCap, LoginBackoff, retry_after};
 pub use user::User;

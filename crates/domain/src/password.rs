@@ -39,6 +39,36 @@ impl Password {
         Self(raw.nfkc().collect())
     }
 
+    /// The longest password a login checks, in UTF-8 bytes, before and after normalization:
+    /// no policy allows more, and hashing megabytes on request would be free work for an
+    /// attacker.
+    pub const MAX_LOGIN_BYTES: usize = 1024;
+
+    /// Normalizes a password presented at login, or `None` when it is longer than
+    /// [`Self::MAX_LOGIN_BYTES`] as given or once normalized (NFKC can grow a string many
+    /// times; the growth is cut off as soon as it passes the limit).
+    ///
+    /// ```
+    /// use domain::Password;
+    /// assert!(Password::for_login("correct horse").is_some());
+    /// assert!(Password::for_login(&"a".repeat(1025)).is_none());
+    /// // U+FDFA is 3 bytes and becomes 33 under NFKC.
+    /// assert!(Password::for_login(&"\u{FDFA}".repeat(40)).is_none());
+    /// ```
+    pub fn for_login(raw: &str) -> Option<Self> {
+        if raw.len() > Self::MAX_LOGIN_BYTES {
+            return None;
+        }
+        let mut normalized = String::with_capacity(raw.len());
+        for c in raw.nfkc() {
+            normalized.push(c);
+            if normalized.len() > Self::MAX_LOGIN_BYTES {
+                return None;
+            }
+        }
+        Some(Self(normalized))
+    }
+
     /// The normalized characters, for hashing.
     pub fn expose(&self) -> &str {
         &self.0
@@ -144,6 +174,19 @@ impl Default for PasswordPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_passwords_are_bounded_at_exactly_1024_bytes_before_and_after_nfkc() {
+        let at_limit = "a".repeat(Password::MAX_LOGIN_BYTES);
+        assert_eq!(Password::for_login(&at_limit).unwrap().expose(), at_limit);
+        assert!(Password::for_login(&format!("{at_limit}a")).is_none());
+        // 341 × U+FDFA is 1023 bytes as given and 11,253 once normalized.
+        assert!(Password::for_login(&"\u{FDFA}".repeat(341)).is_none());
+        // U+FB01 (ﬁ, 3 bytes) becomes "fi" (2 bytes): 1026 bytes given is refused even though
+        // it would shrink.
+        assert!(Password::for_login(&"\u{FB01}".repeat(342)).is_none());
+        assert_eq!(Password::for_login("\u{FB01}").unwrap().expose(), "fi");
+    }
 
     #[test]
     fn lengths_count_code_points_after_nfkc() {
