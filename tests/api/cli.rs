@@ -30,6 +30,7 @@ fn help_documents_every_setting_of_the_operator_contract() {
         "REDIS_URL",
         "AUTHD_REDIS_PREFIX",
         "AUTHD_DB_POOL_SIZE",
+        "AUTHD_DB_STATEMENT_TIMEOUT_MS",
         "AUTHD_JWT_ALGORITHM",
         "AUTHD_JWT_KEY_FILES",
         "AUTHD_ISSUER",
@@ -68,6 +69,7 @@ fn a_bad_setting_exits_2_with_one_line_naming_it() {
         ("AUTHD_ACCESS_TTL_SECONDS", "abc"),
         ("AUTHD_LISTEN", "nowhere"),
         ("AUTHD_JWT_ALGORITHM", "RS256"),
+        ("AUTHD_DB_STATEMENT_TIMEOUT_MS", "0"),
     ] {
         let output = authd()
             .arg("migrate")

@@ -9,6 +9,8 @@ mod proxy;
 
 mod access_conventions;
 mod cli;
+mod hostile_input;
+mod hostile_traffic;
 mod login;
 mod logout;
 mod me;

@@ -1,12 +1,12 @@
 //! Postgres is the truth, Redis the fast path; outages are 503s that heal by themselves; several
 //! instances agree. These need the real services, so they run on Postgres + Redis only.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
 use crate::helpers::{
-    Backend, Browser, PASSWORD, eventually, spawn_with, start, test_settings, unique_email,
+    Backend, Body, Browser, PASSWORD, eventually, spawn_with, start, test_settings, unique_email,
 };
 use crate::proxy::Proxy;
 
@@ -166,4 +166,63 @@ async fn a_redis_outage_falls_back_or_answers_503_and_the_server_recovers() {
     })
     .await;
     browser.me().await.problem(401);
+}
+
+#[actix_web::test]
+async fn a_statement_blocked_by_a_row_lock_is_a_503_naming_the_database_then_heals() {
+    let timeout = Duration::from_millis(300);
+    let app = spawn_with(Backend::Real, |settings| {
+        settings.db_statement_timeout = timeout;
+    })
+    .await;
+    let (browser, _email) = app.logged_in().await;
+    let change = || {
+        let body = serde_json::json!({
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+        });
+        browser.send("PATCH", "/api/access/password", &[], Body::Json(body))
+    };
+    let prober = app.browser();
+    let ready = || prober.send("GET", "/ready", &[], Body::Empty);
+    assert_eq!(ready().await.status, 200);
+
+    // Another client holds every user row: the password change must update its user's row.
+    let database = app.database.as_ref().unwrap();
+    let lock = database
+        .hold_transaction("SELECT id FROM users FOR UPDATE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let response = change().await;
+    let waited = started.elapsed();
+    let problem = response.problem(503);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("database"),
+        "{problem}"
+    );
+    assert!(waited < timeout * 10, "answered after {waited:?}");
+    // Readiness says so while timeouts happen.
+    let not_ready = ready().await;
+    assert_eq!(
+        not_ready.problem(503)["checks"]["database"],
+        "unavailable",
+        "{:?}",
+        not_ready.json()
+    );
+    // The change was rolled back whole: the session still works.
+    assert_eq!(browser.me().await.status, 200);
+
+    lock.release().await.unwrap();
+    eventually("ready after the lock was released", 200, async || {
+        ready().await.status
+    })
+    .await;
+    let changed = change().await;
+    assert_eq!(
+        changed.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&changed.body)
+    );
 }

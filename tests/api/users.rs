@@ -125,7 +125,7 @@ async fn listing_parameters_are_validated(backend: Backend) {
     for (query, fields) in [
         ("?page=0", vec!["page"]),
         ("?per_page=101", vec!["per_page"]),
-        ("?per_page=0&page=x", vec!["page"]),
+        ("?per_page=0&page=x", vec!["page", "per_page"]),
         (
             "?is_active=maybe&per_page=abc",
             vec!["per_page", "is_active"],

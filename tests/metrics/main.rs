@@ -26,9 +26,13 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Held by each test for its whole run: tests running at once would count each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One test, the backends in turn: two tests would run at once and count each other.
 #[actix_web::test]
 async fn metrics_move_with_logins_refreshes_and_revocations() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     for backend in [Backend::Memory, Backend::Real] {
         let app = spawn_app(backend).await;
         let scraper = app.browser();
@@ -61,4 +65,35 @@ async fn metrics_move_with_logins_refreshes_and_revocations() {
             );
         }
     }
+}
+
+/// The periodic purge counts the sessions it deletes.
+#[actix_web::test]
+async fn the_session_purge_counts_the_sessions_it_deletes() {
+    const SERIES: &str = "authd_sessions_purged_total";
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app(Backend::Real).await;
+    let (browser, _email) = app.logged_in().await;
+    app.database
+        .as_ref()
+        .unwrap()
+        .execute("UPDATE sessions SET expires_at = now() - interval '1 second'")
+        .await
+        .unwrap();
+    let scraper = app.browser();
+    let before = sample(&metrics_text(&scraper).await, SERIES);
+
+    // An instance purges as it starts (then every minute).
+    let _sibling = app.sibling().await;
+    let mut purged = 0.0;
+    for _ in 0..50 {
+        purged = sample(&metrics_text(&scraper).await, SERIES) - before;
+        if purged >= 1.0 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(purged, 1.0);
+    // The session is gone, which reads as ended.
+    browser.refresh().await.problem(401);
 }

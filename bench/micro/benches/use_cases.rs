@@ -20,7 +20,7 @@ use application::use_cases::{
 };
 use chrono::TimeDelta;
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::{LoginBackoff, PasswordPolicy, RoleSlug, SessionLifetime};
+use domain::{IpCap, LoginBackoff, PasswordPolicy, RoleSlug, SessionLifetime};
 use infra_crypto::{
     Algorithm, Argon2Hasher, Argon2Settings, CachingVerifier, JoseTokenCodec, KeyRing,
     TokenSettings,
@@ -94,8 +94,8 @@ impl World {
         let cache = Arc::new(InMemoryAuthCache::default());
         let throttle = Arc::new(InMemoryLoginThrottle::new(
             LoginBackoff::new(5),
-            100,
-            Duration::from_secs(5 * 60),
+            IpCap::new(100, Duration::from_secs(5 * 60)),
+            InMemoryLoginThrottle::DEFAULT_CAPACITY,
         ));
         let caching: Arc<dyn TokenVerifier> =
             Arc::new(CachingVerifier::new(shared.codec.clone(), LEEWAY, 10_000));

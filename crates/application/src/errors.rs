@@ -27,6 +27,10 @@ pub enum PortError {
     /// answers "try again later" and changes nothing.
     #[error("the {0} is unavailable")]
     Unavailable(Dependency),
+    /// Too much work is queued (the password hasher's queue is full): the caller answers "busy,
+    /// try again in a second" and changes nothing.
+    #[error("the server is busy")]
+    Busy,
     /// Anything else: a bug or corrupt data. Logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

@@ -72,6 +72,19 @@ pub struct UserChanges {
     pub password_hash: Option<PasswordHash>,
 }
 
+/// What a login checks a password against: the user, its hash, and the version of its
+/// credentials, which every password change, password set, deactivation and revoke-all bumps.
+/// A session is opened only while the version is the one the password was checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// Its password hash.
+    pub hash: PasswordHash,
+    /// The version of its credentials.
+    pub version: i64,
+}
+
 /// Users and their password hashes.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
@@ -86,28 +99,30 @@ pub trait UserRepository: Send + Sync {
     /// The user with this id, `None` when there is none.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, PortError>;
 
-    /// The user whose lowercase email matches, with its hash (for login).
-    async fn find_credentials(
-        &self,
-        email: &Email,
-    ) -> Result<Option<(User, PasswordHash)>, PortError>;
+    /// The user whose normalised email matches, with its hash and credentials version (for
+    /// login).
+    async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, PortError>;
 
     /// The user's current hash, `None` when the user does not exist.
     async fn password_hash(&self, id: UserId) -> Result<Option<PasswordHash>, PortError>;
 
-    /// Replaces the hash alone (a re-hash with new parameters on login).
+    /// Replaces the hash alone (a re-hash with new parameters on login), as a compare-and-set:
+    /// only while the stored hash is still `old`, so a password changed meanwhile is never
+    /// overwritten. Returns whether it replaced it.
     async fn update_password_hash(
         &self,
         id: UserId,
-        hash: &PasswordHash,
+        old: &PasswordHash,
+        new: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<(), PortError>;
+    ) -> Result<bool, PortError>;
 
     /// One page of the users matching `query`, and how many match in all.
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError>;
 
-    /// Applies `changes` and sets `updated_at`; when `revoke_sessions`, also revokes every live
-    /// session of the user, in the same transaction. Returns the user as stored and the
+    /// Applies `changes` and sets `updated_at`; when `revoke_sessions`, also bumps the user's
+    /// credentials version and revokes every live session of the user, in the same
+    /// transaction. Returns the user as stored and the
     /// sessions revoked, `None` when there is no such user, `EmailTaken` when the new email
     /// belongs to another user (nothing changed).
     async fn update(
@@ -136,8 +151,9 @@ pub trait UserRepository: Send + Sync {
         password_hash: &PasswordHash,
     ) -> Result<bool, CreateUserError>;
 
-    /// Replaces the hash and revokes every live session of the user in one transaction, so a
-    /// failure leaves the old password and the sessions as they were. Returns the sessions it
+    /// Replaces the hash, bumps the credentials version and revokes every live session of the
+    /// user in one transaction, so a failure leaves the old password and the sessions as they
+    /// were. Returns the sessions it
     /// revoked.
     async fn replace_password(
         &self,
@@ -249,8 +265,17 @@ pub struct Rotation {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Stores a new session whose first refresh token is `refresh_jti`.
-    async fn create(&self, session: &Session, refresh_jti: TokenId) -> Result<(), PortError>;
+    /// Stores a new session whose first refresh token is `refresh_jti`, in one atomic step
+    /// with the check that its user is active and its credentials are still at
+    /// `credentials_version` (see [`Credentials`]). Returns `false`, storing nothing, when they
+    /// changed (or the user is gone or inactive); a change that commits after the session is
+    /// stored revokes it, so no interleaving leaves a live session behind.
+    async fn create(
+        &self,
+        session: &Session,
+        refresh_jti: TokenId,
+        credentials_version: i64,
+    ) -> Result<bool, PortError>;
 
     /// The session with this id, live or not, `None` when there is none.
     async fn find(&self, id: SessionId) -> Result<Option<SessionRecord>, PortError>;
@@ -267,9 +292,23 @@ pub trait SessionRepository: Send + Sync {
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>)
     -> Result<Option<Session>, PortError>;
 
-    /// Revokes every live session of the user, returning those it revoked.
+    /// Bumps the user's credentials version and revokes every live session of the user, in one
+    /// transaction, returning those it revoked.
     async fn revoke_all(&self, user: UserId, now: DateTime<Utc>)
     -> Result<Vec<Session>, PortError>;
+
+    /// Deletes at most `batch` ended sessions and returns how many it deleted: those expired at
+    /// `now` (`expires_at <= now`) and those revoked more than `revoked_grace` before `now`.
+    /// Live sessions and recently revoked ones are kept. Safe to run from several instances at
+    /// once: concurrent calls delete disjoint rows without waiting on each other, and a row is
+    /// deleted once. A session that is gone reads as revoked everywhere, so deleting it changes
+    /// no answer.
+    async fn purge_ended(
+        &self,
+        now: DateTime<Utc>,
+        revoked_grace: Duration,
+        batch: u32,
+    ) -> Result<u64, PortError>;
 }
 
 /// What the cache knows of a session.
@@ -331,18 +370,28 @@ pub enum ThrottleVerdict {
     },
 }
 
-/// Login throttle counters, shared by every instance: per-account back-off and per-IP cap.
+/// Login throttle counters, shared by every instance: per-account back-off and per-network
+/// cap (see `domain::LoginBackoff`, `domain::IpCap` and `domain::ClientNetwork`).
+///
+/// Attempts are counted at admission, before the password is checked, so a rule holds for
+/// thirty concurrent attempts as it does for one: of any number of concurrent attempts on one
+/// account, at most as many are admitted as the account has failures left.
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// Whether an attempt on `account` (a lowercase email, known or not) from `ip` may proceed.
-    async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError>;
+    /// Admits or refuses an attempt on `account` (a normalised email, known or not) from `ip`,
+    /// atomically: refused while the account is in back-off or the IP's network is at its
+    /// cap (nothing is counted then); otherwise counted as a failure of both before the
+    /// caller checks anything.
+    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError>;
 
-    /// Counts a failed attempt against the account and the IP.
-    async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
+    /// The admitted attempt was right: the account's failures reset, and the network's count
+    /// of this attempt is given back (the cap counts failures).
+    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
 
-    /// Resets the account's consecutive failures.
-    async fn record_success(&self, account: &str) -> Result<(), PortError>;
+    /// The admitted attempt decided nothing (the hasher was busy, a dependency failed): its
+    /// count is given back to the account and the network.
+    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
 }
 
 /// The result of checking a password against a hash.

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod logging;
+mod purge;
 pub mod settings;
 
 use std::net::TcpListener;
@@ -23,11 +24,11 @@ use application::ports::{
 use application::use_cases::{
     AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole,
     CreateUser, DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions,
-    ListUsers, LogIn, LogOut, LogOutEverywhere, Refresh, RevokeSession, RevokeUserSessions, SignUp,
-    UpdateRole, UpdateUser,
+    ListUsers, LogIn, LogOut, LogOutEverywhere, PurgeSessions, Refresh, RevokeSession,
+    RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
 };
 use chrono::TimeDelta;
-use domain::{LoginBackoff, PasswordPolicy, SessionLifetime};
+use domain::{IpCap, LoginBackoff, PasswordPolicy, SessionLifetime};
 use infra_crypto::{
     Argon2Hasher, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey, TokenSettings,
 };
@@ -70,6 +71,8 @@ pub struct Application {
     /// Closed once the server has stopped.
     pool: Option<infra_postgres::PgPool>,
     redis: Option<infra_redis::RedisClient>,
+    /// Runs while the server does.
+    purge: PurgeSessions,
 }
 
 /// Access tokens whose signature check is remembered until they expire (about 1 KB each):
@@ -108,12 +111,22 @@ impl Application {
             leeway,
             VERIFIED_TOKENS_REMEMBERED,
         ));
-        let hasher: Arc<dyn PasswordHasher> =
-            Arc::new(Argon2Hasher::new(settings.argon2, cores()).context(
-                "AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM",
-            )?);
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(
+            Argon2Hasher::new(settings.argon2, cores())
+                .context(
+                    "AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM",
+                )?
+                .with_queue_max(settings.hash_queue_max),
+        );
 
         let auth = auth_settings(&settings)?;
+        let purge = PurgeSessions {
+            sessions: store.sessions.clone(),
+            clock: clock.clone(),
+            // No access token of a session revoked this long ago passes the verifier any more.
+            revoked_grace: settings.access_ttl + leeway.to_std().unwrap_or_default(),
+            batch: purge::PURGE_BATCH,
+        };
         bootstrap(
             &settings,
             &store,
@@ -165,6 +178,7 @@ impl Application {
                 users: store.users.clone(),
                 sessions: store.sessions.clone(),
                 cache: cache.cache.clone(),
+                throttle: cache.throttle.clone(),
                 hasher: hasher.clone(),
                 clock: clock.clone(),
                 settings: auth.clone(),
@@ -291,6 +305,7 @@ impl Application {
             metrics_port,
             pool: store.pool,
             redis: cache.client,
+            purge,
         })
     }
 
@@ -316,7 +331,9 @@ impl Application {
             actix_web::rt::spawn(server);
             handle
         });
+        let purge = purge::spawn(self.purge, purge::PURGE_EVERY);
         let served = self.server.await;
+        purge.abort();
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }
@@ -443,6 +460,7 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
         url.expose(),
         infra_postgres::PoolSettings {
             max_size: settings.db_pool_size,
+            statement_timeout: settings.db_statement_timeout,
             ..infra_postgres::PoolSettings::default()
         },
     )
@@ -458,10 +476,12 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
+    let backoff = LoginBackoff::new(settings.login_max_failures);
+    let ip_cap = IpCap::new(settings.login_ip_max_failures, IP_WINDOW);
     let local_throttle = Arc::new(InMemoryLoginThrottle::new(
-        LoginBackoff::new(settings.login_max_failures),
-        settings.login_ip_max_failures,
-        IP_WINDOW,
+        backoff,
+        ip_cap,
+        InMemoryLoginThrottle::DEFAULT_CAPACITY,
     ));
     let Some(url) = &settings.redis_url else {
         if settings.database_url.is_some() {
@@ -490,9 +510,8 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
         throttle: Arc::new(infra_redis::RedisLoginThrottle::new(
             client.clone(),
             settings.redis_prefix.clone(),
-            LoginBackoff::new(settings.login_max_failures),
-            settings.login_ip_max_failures,
-            IP_WINDOW,
+            backoff,
+            ip_cap,
             local_throttle,
         )),
         probe: Arc::new(infra_redis::RedisProbe::new(client.clone())),

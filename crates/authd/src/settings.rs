@@ -72,6 +72,14 @@ pub struct Args {
     /// Postgres pool size.
     #[arg(long, env = "AUTHD_DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: usize,
+    /// Postgres statement (and lock) timeout in milliseconds; a request that hits it gets 503.
+    #[arg(
+        long,
+        env = "AUTHD_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 2_000,
+        global = true
+    )]
+    pub db_statement_timeout_ms: u64,
     /// Signing algorithm: EdDSA, ES256 or HS256.
     #[arg(
         long,
@@ -200,6 +208,14 @@ pub struct Args {
         global = true
     )]
     pub login_ip_max_failures: u32,
+    /// Password hashes that may wait for a hashing thread; beyond it, 503 (Retry-After: 1).
+    #[arg(
+        long,
+        env = "AUTHD_HASH_QUEUE_MAX",
+        default_value_t = 256,
+        global = true
+    )]
+    pub hash_queue_max: usize,
     /// Request body limit in bytes.
     #[arg(
         long,
@@ -239,6 +255,7 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     pub redis_prefix: String,
     pub db_pool_size: usize,
+    pub db_statement_timeout: Duration,
     pub jwt_algorithm: Algorithm,
     pub jwt_key_files: Vec<PathBuf>,
     pub issuer: String,
@@ -254,6 +271,7 @@ pub struct Settings {
     pub password_min_length: usize,
     pub login_max_failures: u32,
     pub login_ip_max_failures: u32,
+    pub hash_queue_max: usize,
     pub body_limit: usize,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
@@ -291,6 +309,13 @@ impl TryFrom<Args> for Settings {
         if args.db_pool_size == 0 {
             bail!("AUTHD_DB_POOL_SIZE must be greater than 0");
         }
+        // 0 would mean "no timeout" to Postgres; above i32::MAX ms it refuses the value.
+        if args.db_statement_timeout_ms == 0 || args.db_statement_timeout_ms > i32::MAX as u64 {
+            bail!(
+                "AUTHD_DB_STATEMENT_TIMEOUT_MS must be between 1 and {}",
+                i32::MAX
+            );
+        }
         if args.body_limit_bytes == 0 {
             bail!("AUTHD_BODY_LIMIT_BYTES must be greater than 0");
         }
@@ -318,6 +343,7 @@ impl TryFrom<Args> for Settings {
                 .map(Secret::new),
             redis_prefix: args.redis_prefix,
             db_pool_size: args.db_pool_size,
+            db_statement_timeout: Duration::from_millis(args.db_statement_timeout_ms),
             jwt_algorithm: args.jwt_algorithm.parse().context("AUTHD_JWT_ALGORITHM")?,
             jwt_key_files: args.jwt_key_files,
             issuer: args.issuer,
@@ -341,6 +367,7 @@ impl TryFrom<Args> for Settings {
             password_min_length: args.password_min_length,
             login_max_failures: args.login_max_failures,
             login_ip_max_failures: args.login_ip_max_failures,
+            hash_queue_max: args.hash_queue_max,
             body_limit: args.body_limit_bytes,
             log_format: args.log_format,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),

@@ -106,21 +106,10 @@ impl Schema for SignUpBody {
     }
 
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "email",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "password",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "name",
-            kind: Kind::String,
-            required: false,
-        },
+        Field::required("email", Kind::String),
+        Field::required("password", Kind::String),
+        // `null` is no name.
+        Field::nullable("name", Kind::String),
     ];
 }
 
@@ -132,16 +121,8 @@ pub(crate) struct PasswordChangeBody {
 
 impl Schema for PasswordChangeBody {
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "current_password",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "new_password",
-            kind: Kind::String,
-            required: true,
-        },
+        Field::required("current_password", Kind::String),
+        Field::required("new_password", Kind::String),
     ];
 }
 
@@ -190,26 +171,17 @@ impl Schema for NewRoleBody {
     }
 
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "slug",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "name",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "description",
-            kind: Kind::String,
-            required: false,
-        },
+        Field::required("slug", Kind::String),
+        Field::required("name", Kind::String),
+        // `null` is no description.
+        Field::nullable("description", Kind::String),
     ];
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct RoleUpdateBody {
+    /// Absent: unchanged; `null` is refused.
+    #[schema(nullable = false)]
     pub name: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
@@ -232,16 +204,9 @@ impl Schema for RoleUpdateBody {
     }
 
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "name",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "description",
-            kind: Kind::String,
-            required: false,
-        },
+        Field::optional("name", Kind::String),
+        // `null` clears it.
+        Field::nullable("description", Kind::String),
     ];
 }
 
@@ -257,9 +222,14 @@ pub(crate) struct NewUserBody {
     pub email: String,
     pub password: String,
     pub name: Option<String>,
+    /// A role slug; absent: the default role.
+    #[schema(nullable = false)]
     pub role: Option<String>,
+    #[schema(nullable = false)]
     pub is_active: Option<bool>,
+    #[schema(nullable = false)]
     pub is_superuser: Option<bool>,
+    #[schema(nullable = false)]
     pub is_verified: Option<bool>,
 }
 
@@ -280,55 +250,34 @@ impl Schema for NewUserBody {
     }
 
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "email",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "password",
-            kind: Kind::String,
-            required: true,
-        },
-        Field {
-            name: "name",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "role",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "is_active",
-            kind: Kind::Bool,
-            required: false,
-        },
-        Field {
-            name: "is_superuser",
-            kind: Kind::Bool,
-            required: false,
-        },
-        Field {
-            name: "is_verified",
-            kind: Kind::Bool,
-            required: false,
-        },
+        Field::required("email", Kind::String),
+        Field::required("password", Kind::String),
+        // `null` is no name.
+        Field::nullable("name", Kind::String),
+        Field::optional("role", Kind::String),
+        Field::optional("is_active", Kind::Bool),
+        Field::optional("is_superuser", Kind::Bool),
+        Field::optional("is_verified", Kind::Bool),
     ];
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct UserPatchBody {
+    #[schema(nullable = false)]
     pub email: Option<String>,
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
+    #[schema(nullable = false)]
     pub role: Option<String>,
+    #[schema(nullable = false)]
     pub is_active: Option<bool>,
+    #[schema(nullable = false)]
     pub is_superuser: Option<bool>,
+    #[schema(nullable = false)]
     pub is_verified: Option<bool>,
+    #[schema(nullable = false)]
     pub password: Option<String>,
 }
 
@@ -343,7 +292,7 @@ impl Schema for UserPatchBody {
             .get("id")
             .and_then(|id| id.parse().ok())
         else {
-            return Vec::new();
+            return target_free_patch_errors(object, state).await;
         };
         let patch = UserPatch {
             email: text(object, "email"),
@@ -362,42 +311,40 @@ impl Schema for UserPatchBody {
     }
 
     const FIELDS: &'static [Field] = &[
-        Field {
-            name: "email",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "name",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "role",
-            kind: Kind::String,
-            required: false,
-        },
-        Field {
-            name: "is_active",
-            kind: Kind::Bool,
-            required: false,
-        },
-        Field {
-            name: "is_superuser",
-            kind: Kind::Bool,
-            required: false,
-        },
-        Field {
-            name: "is_verified",
-            kind: Kind::Bool,
-            required: false,
-        },
-        Field {
-            name: "password",
-            kind: Kind::String,
-            required: false,
-        },
+        Field::optional("email", Kind::String),
+        // `null` clears it.
+        Field::nullable("name", Kind::String),
+        Field::optional("role", Kind::String),
+        Field::optional("is_active", Kind::Bool),
+        Field::optional("is_superuser", Kind::Bool),
+        Field::optional("is_verified", Kind::Bool),
+        Field::optional("password", Kind::String),
     ];
+}
+
+/// The errors of a user patch whose path id is not a UUID, so that they are answered together
+/// with the path's: with no target to compare against, the patch's strings are checked as an
+/// admin-created account's would be (email, password against the patch's own email, name,
+/// role), and only the errors of fields the patch sets are kept.
+async fn target_free_patch_errors(
+    object: &Map<String, Value>,
+    state: &AppState,
+) -> Vec<FieldError> {
+    let request = NewUserRequest {
+        email: text(object, "email").unwrap_or_default(),
+        password: text(object, "password").unwrap_or_default(),
+        name: text(object, "name"),
+        role: text(object, "role"),
+        ..NewUserRequest::default()
+    };
+    state
+        .use_cases
+        .create_user
+        .field_errors(&request)
+        .await
+        .into_iter()
+        .filter(|error| text(object, error.field).is_some())
+        .collect()
 }
 
 /// `{items, page, per_page, total}`.

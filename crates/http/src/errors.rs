@@ -46,6 +46,9 @@ pub enum ApiError {
     /// 503: a dependency is down; the detail names it.
     #[error("the {0} is unavailable")]
     Unavailable(Dependency),
+    /// 503 with `Retry-After: 1`: too much work is queued (password hashing).
+    #[error("the server is busy; try again in a second")]
+    Busy,
     /// 500: logged in full, said nothing about.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -118,6 +121,9 @@ impl ApiError {
             Self::TooManyRequests(wait) => {
                 response.insert_header((header::RETRY_AFTER, wait.as_secs().max(1)));
             }
+            Self::Busy => {
+                response.insert_header((header::RETRY_AFTER, 1));
+            }
             _ => {}
         }
         extra(&mut response);
@@ -146,7 +152,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +168,7 @@ impl From<PortError> for ApiError {
     fn from(error: PortError) -> Self {
         match error {
             PortError::Unavailable(dependency) => Self::Unavailable(dependency),
+            PortError::Busy => Self::Busy,
             PortError::Unexpected(error) => Self::Internal(error),
         }
     }
@@ -197,6 +204,9 @@ impl From<LoginError> for ApiError {
             LoginError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
             LoginError::BadCredentials => Self::Unauthorized("incorrect email or password".into()),
             LoginError::Inactive => Self::Forbidden("this account is inactive".into()),
+            LoginError::CredentialsChanged => {
+                Self::Unauthorized("the credentials changed during sign-in; sign in again".into())
+            }
             LoginError::Port(error) => error.into(),
         }
     }
@@ -230,6 +240,7 @@ impl From<ChangePasswordError> for ApiError {
             ChangePasswordError::WrongPassword => {
                 Self::BadRequest("the current password is incorrect".into())
             }
+            ChangePasswordError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
             ChangePasswordError::Port(error) => error.into(),
         }
     }

@@ -25,8 +25,8 @@ pub use state::{AppState, HttpSettings, UseCases};
 
 use actix_web::web;
 
-/// Registers every route, the JSON 404/405 answers and the request-id and logging middleware
-/// on an actix `App`.
+/// Registers every route, the JSON 404/405 answers and the request-id, logging and
+/// `Cache-Control` middleware on an actix `App`.
 pub fn app(
     state: AppState,
 ) -> actix_web::App<
@@ -42,6 +42,7 @@ pub fn app(
         .app_data(web::Data::new(state))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
+        .wrap(actix_web::middleware::from_fn(middleware::no_store))
         .wrap(actix_web::middleware::from_fn(middleware::log_request))
         .wrap(actix_web::middleware::from_fn(middleware::request_id))
 }

@@ -1,11 +1,11 @@
-//! Request id and the one log line per request.
+//! Request id, the one log line per request, and `Cache-Control` under `/api/`.
 
 use std::time::Instant;
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
 use actix_web::web::Data;
@@ -41,6 +41,27 @@ pub(crate) async fn request_id(
     let mut response = next.call(request).await?;
     response.headers_mut().insert(REQUEST_ID, id);
     Ok(response)
+}
+
+/// `Cache-Control: no-store` on every answer under `/api/`, errors included: nothing personal
+/// is kept by a browser or a shared cache. Other paths (health, metrics, keys, the document)
+/// are left as their handlers answer them.
+pub(crate) async fn no_store(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let under_api = is_under_api(request.path());
+    let mut response = next.call(request).await?;
+    if under_api {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+fn is_under_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
 }
 
 pub(crate) async fn log_request(
@@ -93,4 +114,47 @@ pub(crate) async fn log_request(
         "request"
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::{App, HttpResponse, test, web};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn answers_under_api_are_not_stored_and_others_are_left_alone() {
+        let app = test::init_service(
+            App::new()
+                .route("/api/ok", web::get().to(HttpResponse::Ok))
+                .route("/api/gone", web::get().to(HttpResponse::NotFound))
+                .route("/apiary", web::get().to(HttpResponse::Ok))
+                .route("/health", web::get().to(HttpResponse::Ok))
+                .default_service(web::to(HttpResponse::NotFound))
+                .wrap(actix_web::middleware::from_fn(no_store)),
+        )
+        .await;
+        for (path, status, expected) in [
+            ("/api/ok", StatusCode::OK, Some("no-store")),
+            ("/api/gone", StatusCode::NOT_FOUND, Some("no-store")),
+            ("/api/nowhere", StatusCode::NOT_FOUND, Some("no-store")),
+            ("/api", StatusCode::NOT_FOUND, Some("no-store")),
+            ("/apiary", StatusCode::OK, None),
+            ("/health", StatusCode::OK, None),
+            ("/nowhere", StatusCode::NOT_FOUND, None),
+        ] {
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(response.status(), status, "{path}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(CACHE_CONTROL)
+                    .and_then(|value| value.to_str().ok()),
+                expected,
+                "{path}"
+            );
+        }
+    }
 }

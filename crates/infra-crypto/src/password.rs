@@ -1,4 +1,5 @@
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::anyhow;
@@ -37,10 +38,16 @@ impl Default for Argon2Settings {
 /// memory of its previous hash: a pool of short-lived blocking threads would leave a 19 MiB
 /// malloc arena behind each one (measured: 400 MB resident after a login burst, and a
 /// page fault per 4 KiB of every hash).
+///
+/// The queue in front of the threads is bounded: past `queue_max` waiting hashes, a hash is
+/// refused at once with [`PortError::Busy`] instead of waiting behind a burst it cannot beat.
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
     jobs: mpsc::Sender<Job>,
+    /// Hashes sent to the threads and not yet started.
+    queued: Arc<AtomicUsize>,
+    queue_max: usize,
     /// Verified against when the user does not exist, so that costs what a real check costs.
     dummy: Arc<str>,
 }
@@ -48,7 +55,11 @@ pub struct Argon2Hasher {
 type Job = Box<dyn FnOnce() + Send>;
 
 impl Argon2Hasher {
-    /// A hasher with these parameters, running at most `threads` hashes at once.
+    /// Hashes that may wait for a thread by default (`AUTHD_HASH_QUEUE_MAX`).
+    pub const DEFAULT_QUEUE_MAX: usize = 256;
+
+    /// A hasher with these parameters, running at most `threads` hashes at once, with up to
+    /// [`DEFAULT_QUEUE_MAX`](Self::DEFAULT_QUEUE_MAX) more waiting.
     pub fn new(settings: Argon2Settings, threads: usize) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.memory_kib,
@@ -64,8 +75,22 @@ impl Argon2Hasher {
         Ok(Self {
             params,
             jobs: start_threads(threads.max(1))?,
+            queued: Arc::new(AtomicUsize::new(0)),
+            queue_max: Self::DEFAULT_QUEUE_MAX,
             dummy: dummy.into(),
         })
+    }
+
+    /// The same hasher with at most `queue_max` hashes waiting for a thread.
+    #[must_use]
+    pub fn with_queue_max(mut self, queue_max: usize) -> Self {
+        self.queue_max = queue_max;
+        self
+    }
+
+    /// Hashes waiting for a thread now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Runs `work` on one of the hasher's threads, keeping the caller's span.
@@ -73,10 +98,24 @@ impl Argon2Hasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PortError> {
+        // Reserve a place in the queue, or refuse: the check and the count are one atomic step,
+        // so a burst cannot overfill it.
+        let queue_max = self.queue_max;
+        if self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < queue_max).then_some(queued + 1)
+            })
+            .is_err()
+        {
+            return Err(PortError::Busy);
+        }
+        let queued = self.queued.clone();
         let (reply, answer) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
         self.jobs
             .send(Box::new(move || {
+                queued.fetch_sub(1, Ordering::AcqRel);
                 // A caller that has gone (a closed connection) no longer needs its hash: skip
                 // it rather than spend a core on an answer nobody reads.
                 if !reply.is_closed() {
@@ -253,6 +292,47 @@ mod tests {
         let wrong = Password::normalize("wrong horse");
         assert_eq!(
             hasher.verify(&wrong, Some(hash)).await.unwrap(),
+            PasswordCheck::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_frees_its_places() {
+        // One thread, held by a job until released; one place in the queue.
+        let hasher = Argon2Hasher::new(cheap(), 1).unwrap().with_queue_max(1);
+        let (started, is_running) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(move || {
+                        let _ = started.send(());
+                        let _ = released.recv();
+                    })
+                    .await
+            }
+        });
+        is_running.await.unwrap();
+        let password = Password::normalize("correct horse");
+        let waiting = tokio::spawn({
+            let hasher = hasher.clone();
+            let password = password.clone();
+            async move { hasher.hash(&password).await }
+        });
+        while hasher.queued() != 1 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.verify(&password, None).await,
+            Err(PortError::Busy)
+        ));
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        assert!(waiting.await.unwrap().is_ok());
+        assert_eq!(hasher.queued(), 0);
+        assert_eq!(
+            hasher.verify(&password, None).await.unwrap(),
             PasswordCheck::Mismatch
         );
     }

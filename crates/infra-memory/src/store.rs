@@ -3,8 +3,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use application::PortError;
 use application::ports::{
-    CreateRoleError, CreateUserError, RoleChanges, RoleDeletion, RoleRepository, Rotation,
-    SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
+    CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
+    Rotation, SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -26,9 +26,22 @@ struct Data {
     roles: HashMap<RoleId, Role>,
     users: HashMap<UserId, (User, PasswordHash)>,
     sessions: HashMap<SessionId, SessionRecord>,
+    /// Credentials versions; a user missing here is at version 0.
+    versions: HashMap<UserId, i64>,
 }
 
 impl Data {
+    fn version(&self, user: UserId) -> i64 {
+        self.versions.get(&user).copied().unwrap_or(0)
+    }
+
+    /// Bumps the user's credentials version and revokes its live sessions: what a password
+    /// change, a deactivation or a revoke-all does, in one step under the lock.
+    fn end_credentials(&mut self, user: UserId, now: DateTime<Utc>) -> Vec<Session> {
+        *self.versions.entry(user).or_insert(0) += 1;
+        self.revoke_where(now, |session| session.user_id == user)
+    }
+
     /// Whether a user other than `except` has `email`.
     fn email_taken(&self, email: &Email, except: Option<UserId>) -> bool {
         self.users
@@ -108,16 +121,17 @@ impl UserRepository for InMemoryStore {
         Ok(data.users.get(&id).map(|(user, _)| data.user(user)))
     }
 
-    async fn find_credentials(
-        &self,
-        email: &Email,
-    ) -> Result<Option<(User, PasswordHash)>, PortError> {
+    async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, PortError> {
         let data = self.data();
         Ok(data
             .users
             .values()
             .find(|(user, _)| &user.email == email)
-            .map(|(user, hash)| (data.user(user), hash.clone())))
+            .map(|(user, hash)| Credentials {
+                user: data.user(user),
+                hash: hash.clone(),
+                version: data.version(user.id),
+            }))
     }
 
     async fn password_hash(&self, id: UserId) -> Result<Option<PasswordHash>, PortError> {
@@ -127,26 +141,33 @@ impl UserRepository for InMemoryStore {
     async fn update_password_hash(
         &self,
         id: UserId,
-        hash: &PasswordHash,
+        old: &PasswordHash,
+        new: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
-        if let Some((user, stored)) = self.data().users.get_mut(&id) {
-            *stored = hash.clone();
-            user.updated_at = now;
+    ) -> Result<bool, PortError> {
+        match self.data().users.get_mut(&id) {
+            Some((user, stored)) if stored == old => {
+                *stored = new.clone();
+                user.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
         let data = self.data();
         let needle = query.q.as_deref().map(str::to_lowercase);
+        let email_needle = query.q.as_deref().map(domain::email_search_form);
         let mut matches: Vec<User> = data
             .users
             .values()
             .map(|(user, _)| data.user(user))
             .filter(|user| {
                 let text = needle.as_deref().is_none_or(|needle| {
-                    user.email.normalized().contains(needle)
+                    email_needle
+                        .as_deref()
+                        .is_some_and(|email| user.email.normalized().contains(email))
                         || user
                             .name
                             .as_deref()
@@ -220,7 +241,7 @@ impl UserRepository for InMemoryStore {
         user.updated_at = now;
         let user = user.clone();
         let revoked = if revoke_sessions {
-            data.revoke_where(now, |session| session.user_id == id)
+            data.end_credentials(id, now)
         } else {
             Vec::new()
         };
@@ -236,6 +257,7 @@ impl UserRepository for InMemoryStore {
         if data.users.remove(&id).is_none() {
             return Ok(None);
         }
+        data.versions.remove(&id);
         let live = data.live_sessions(id, now);
         data.sessions
             .retain(|_, record| record.session.user_id != id);
@@ -271,7 +293,7 @@ impl UserRepository for InMemoryStore {
         };
         *stored = hash.clone();
         user.updated_at = now;
-        Ok(data.revoke_where(now, |session| session.user_id == id))
+        Ok(data.end_credentials(id, now))
     }
 }
 
@@ -366,7 +388,21 @@ impl RoleRepository for InMemoryStore {
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
-    async fn create(&self, session: &Session, refresh_jti: TokenId) -> Result<(), PortError> {
+    async fn create(
+        &self,
+        session: &Session,
+        refresh_jti: TokenId,
+        credentials_version: i64,
+    ) -> Result<bool, PortError> {
+        let mut data = self.data();
+        let current = data
+            .users
+            .get(&session.user_id)
+            .is_some_and(|(user, _)| user.is_active)
+            && data.version(session.user_id) == credentials_version;
+        if !current {
+            return Ok(false);
+        }
         let record = SessionRecord {
             session: session.clone(),
             rotation: RotationState {
@@ -376,8 +412,8 @@ impl SessionRepository for InMemoryStore {
             },
             sealed_successor: None,
         };
-        self.data().sessions.insert(session.id, record);
-        Ok(())
+        data.sessions.insert(session.id, record);
+        Ok(true)
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<SessionRecord>, PortError> {
@@ -423,9 +459,38 @@ impl SessionRepository for InMemoryStore {
         user: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, PortError> {
-        Ok(self
-            .data()
-            .revoke_where(now, |session| session.user_id == user))
+        Ok(self.data().end_credentials(user, now))
+    }
+
+    async fn purge_ended(
+        &self,
+        now: DateTime<Utc>,
+        revoked_grace: std::time::Duration,
+        batch: u32,
+    ) -> Result<u64, PortError> {
+        // A grace too large to subtract keeps every revoked session.
+        let cutoff = chrono::TimeDelta::from_std(revoked_grace)
+            .ok()
+            .and_then(|grace| now.checked_sub_signed(grace));
+        let ended = |session: &Session| {
+            session.expires_at <= now
+                || session
+                    .revoked_at
+                    .zip(cutoff)
+                    .is_some_and(|(revoked_at, cutoff)| revoked_at < cutoff)
+        };
+        let mut data = self.data();
+        let doomed: Vec<SessionId> = data
+            .sessions
+            .values()
+            .filter(|record| ended(&record.session))
+            .map(|record| record.session.id)
+            .take(batch as usize)
+            .collect();
+        for id in &doomed {
+            data.sessions.remove(id);
+        }
+        Ok(doomed.len() as u64)
     }
 }
 
@@ -482,8 +547,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            found.map(|(u, h)| (u.id, h)),
-            Some((user.id, PasswordHash::new("h1")))
+            found.map(|c| (c.user.id, c.hash, c.version)),
+            Some((user.id, PasswordHash::new("h1"), 0))
         );
     }
 
@@ -493,9 +558,11 @@ mod tests {
         let now = Utc::now();
         let session = session(&user, now);
         let first = TokenId::generate();
-        SessionRepository::create(&store, &session, first)
-            .await
-            .unwrap();
+        assert!(
+            SessionRepository::create(&store, &session, first, 0)
+                .await
+                .unwrap()
+        );
         let rotation = Rotation {
             session_id: session.id,
             presented: first,
@@ -521,12 +588,16 @@ mod tests {
         let live = session(&user, now);
         let mut dead = session(&user, now);
         dead.expires_at = now - TimeDelta::seconds(1);
-        SessionRepository::create(&store, &live, TokenId::generate())
-            .await
-            .unwrap();
-        SessionRepository::create(&store, &dead, TokenId::generate())
-            .await
-            .unwrap();
+        assert!(
+            SessionRepository::create(&store, &live, TokenId::generate(), 0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            SessionRepository::create(&store, &dead, TokenId::generate(), 0)
+                .await
+                .unwrap()
+        );
         let revoked = store
             .replace_password(user.id, &PasswordHash::new("h2"), now)
             .await
@@ -541,5 +612,197 @@ mod tests {
         );
         assert!(store.list_live(user.id, now).await.unwrap().is_empty());
         assert_eq!(store.revoke(live.id, now).await.unwrap(), None);
+    }
+
+    /// Stores `session` as it is (revoked or expired ones too), whatever its user's state.
+    fn put(store: &InMemoryStore, session: &Session) {
+        let record = SessionRecord {
+            session: session.clone(),
+            rotation: RotationState {
+                current: TokenId::generate(),
+                previous: None,
+                rotated_at: None,
+            },
+            sealed_successor: None,
+        };
+        store.data().sessions.insert(session.id, record);
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_expired_and_long_revoked_sessions_only() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        let grace = std::time::Duration::from_secs(960);
+        let live = session(&user, now);
+        let mut expired = session(&user, now);
+        expired.expires_at = now;
+        let mut long_revoked = session(&user, now);
+        long_revoked.revoked_at = Some(now - TimeDelta::seconds(961));
+        let mut recently_revoked = session(&user, now);
+        recently_revoked.revoked_at = Some(now - TimeDelta::seconds(959));
+        for session in [&live, &expired, &long_revoked, &recently_revoked] {
+            put(&store, session);
+        }
+
+        assert_eq!(store.purge_ended(now, grace, 500).await.unwrap(), 2);
+
+        let kept = |id| SessionRepository::find(&store, id);
+        assert!(kept(live.id).await.unwrap().is_some());
+        assert!(kept(recently_revoked.id).await.unwrap().is_some());
+        assert!(kept(expired.id).await.unwrap().is_none());
+        assert!(kept(long_revoked.id).await.unwrap().is_none());
+        assert_eq!(store.purge_ended(now, grace, 500).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_purge_deletes_at_most_a_batch() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        for _ in 0..5 {
+            let mut expired = session(&user, now);
+            expired.expires_at = now - TimeDelta::seconds(1);
+            put(&store, &expired);
+        }
+        let live = session(&user, now);
+        put(&store, &live);
+        let grace = std::time::Duration::from_secs(960);
+        let mut batches = Vec::new();
+        for _ in 0..4 {
+            batches.push(store.purge_ended(now, grace, 2).await.unwrap());
+        }
+        assert_eq!(batches, [2, 2, 1, 0]);
+        assert_eq!(
+            store.list_live(user.id, now).await.unwrap(),
+            vec![live.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn every_credentials_change_bumps_the_version_and_refuses_older_logins() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        let version = |store: &InMemoryStore| store.data().version(user.id);
+        assert_eq!(version(&store), 0);
+        store
+            .replace_password(user.id, &PasswordHash::new("h2"), now)
+            .await
+            .unwrap();
+        assert_eq!(version(&store), 1);
+        store.revoke_all(user.id, now).await.unwrap();
+        assert_eq!(version(&store), 2);
+        let rename = UserChanges {
+            name: Some(None),
+            ..UserChanges::default()
+        };
+        UserRepository::update(&store, user.id, &rename, false, now)
+            .await
+            .unwrap();
+        assert_eq!(version(&store), 2);
+        let deactivate = UserChanges {
+            is_active: Some(false),
+            ..UserChanges::default()
+        };
+        let old = session(&user, now);
+        assert!(
+            !SessionRepository::create(&store, &old, TokenId::generate(), 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            SessionRepository::find(&store, old.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let current = session(&user, now);
+        assert!(
+            SessionRepository::create(&store, &current, TokenId::generate(), 2)
+                .await
+                .unwrap()
+        );
+        let (_, revoked) = UserRepository::update(&store, user.id, &deactivate, true, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            revoked.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [current.id]
+        );
+        assert_eq!(version(&store), 3);
+        // Inactive: no session even at the current version.
+        assert!(
+            !SessionRepository::create(&store, &session(&user, now), TokenId::generate(), 3)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rehash_is_a_compare_and_set_on_the_old_hash() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        let stale = store
+            .update_password_hash(
+                user.id,
+                &PasswordHash::new("stale"),
+                &PasswordHash::new("rehash"),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(!stale);
+        assert_eq!(
+            store.password_hash(user.id).await.unwrap(),
+            Some(PasswordHash::new("h1"))
+        );
+        let current = store
+            .update_password_hash(
+                user.id,
+                &PasswordHash::new("h1"),
+                &PasswordHash::new("rehash"),
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(current);
+        assert_eq!(
+            store.password_hash(user.id).await.unwrap(),
+            Some(PasswordHash::new("rehash"))
+        );
+    }
+
+    #[tokio::test]
+    async fn emails_are_found_and_searched_by_their_nfc_form() {
+        let store = InMemoryStore::new();
+        let now = Utc::now();
+        let role = store
+            .ensure(&RoleSlug::parse("members").unwrap(), "Members", now)
+            .await
+            .unwrap();
+        let user = User::register(
+            Email::parse("\u{c9}lodie@example.fr").unwrap(),
+            None,
+            role.to_ref(),
+            now,
+        );
+        UserRepository::create(&store, &user, &PasswordHash::new("h"))
+            .await
+            .unwrap();
+        let decomposed = Email::parse("E\u{301}lodie@example.fr").unwrap();
+        let found = store.find_credentials(&decomposed).await.unwrap().unwrap();
+        assert_eq!(found.user.id, user.id);
+        let page = UserRepository::list(
+            &store,
+            &UserQuery {
+                page: 1,
+                per_page: 20,
+                q: Some("E\u{301}LO".into()),
+                role: None,
+                is_active: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.total, 1);
     }
 }

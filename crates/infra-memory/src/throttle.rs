@@ -6,48 +6,51 @@ use std::time::{Duration, Instant};
 use application::PortError;
 use application::ports::{LoginThrottle, ThrottleVerdict};
 use async_trait::async_trait;
-use domain::LoginBackoff;
+use domain::{Admission, ClientNetwork, IpCap, LoginBackoff};
 
-/// The login throttle of one process: the same rules as the shared Redis throttle, for
-/// development mode and as its fallback while Redis is down.
+/// The login throttle of one process: the same rules as the shared Redis throttle (the
+/// arithmetic is the domain's), for development mode and as its fallback while Redis is down.
+///
+/// Every decision is made under one lock, so admission is atomic. The table is bounded: entries
+/// that decide nothing any more are swept, and past `capacity` the entries that matter least
+/// (no lock, oldest first) are dropped, so a stream of random emails cannot grow it without
+/// limit. Dropping an unlocked counter only forgets failures below the back-off.
 #[derive(Debug)]
 pub struct InMemoryLoginThrottle {
     backoff: LoginBackoff,
-    ip_limit: u32,
-    ip_window: Duration,
+    ip_cap: IpCap,
+    capacity: usize,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    accounts: HashMap<String, Account>,
-    ips: HashMap<IpAddr, Window>,
+    accounts: HashMap<String, Counter>,
+    networks: HashMap<ClientNetwork, Counter>,
 }
 
-#[derive(Debug)]
-struct Account {
+/// Failures, and until when they hold: the lock's end for an account (`None` until it reaches
+/// the back-off), the window's end for a network.
+#[derive(Debug, Clone, Copy)]
+struct Counter {
     failures: u32,
-    locked_until: Option<Instant>,
-    last_failure: Instant,
+    until: Option<Instant>,
+    touched: Instant,
 }
 
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    failures: u32,
-}
-
-/// Counters untouched for this long are dropped: past the longest lock, they decide nothing.
+/// Account counters untouched for this long are dropped, as the Redis throttle's expire.
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl InMemoryLoginThrottle {
-    /// Back-off per account after `backoff.max_failures()`; at most `ip_limit` failures per IP
-    /// per `ip_window`.
-    pub fn new(backoff: LoginBackoff, ip_limit: u32, ip_window: Duration) -> Self {
+    /// Entries kept by default: about 10 MB at most.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// Back-off per account, a cap per network, at most `capacity` counters (at least 2).
+    pub fn new(backoff: LoginBackoff, ip_cap: IpCap, capacity: usize) -> Self {
         Self {
             backoff,
-            ip_limit,
-            ip_window,
+            ip_cap,
+            capacity: capacity.max(2),
             state: Mutex::new(State::default()),
         }
     }
@@ -58,165 +61,328 @@ impl InMemoryLoginThrottle {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        if state.accounts.len() + state.ips.len() > 10_000 {
-            let window = self.ip_window;
-            state
-                .accounts
-                .retain(|_, account| now.duration_since(account.last_failure) < IDLE);
-            state
-                .ips
-                .retain(|_, ip| now.duration_since(ip.started) < window);
+        let answer = f(&mut state, now);
+        if state.accounts.len() + state.networks.len() > self.capacity {
+            self.shrink(&mut state, now);
         }
-        f(&mut state, now)
+        answer
     }
+
+    /// Sweeps what decides nothing any more; if that is not enough, drops the counters that
+    /// matter least (unlocked before locked, then whichever was touched or ends first) down to
+    /// three quarters of the capacity, so the sweep runs once per many insertions, not on each.
+    fn shrink(&self, state: &mut State, now: Instant) {
+        let locked = |counter: &Counter| counter.until.is_some_and(|until| until > now);
+        state
+            .accounts
+            .retain(|_, counter| locked(counter) || now.duration_since(counter.touched) < IDLE);
+        state.networks.retain(|_, counter| locked(counter));
+        let target = self.capacity / 4 * 3;
+        let rank = |counter: &Counter| {
+            let locked = locked(counter);
+            let until = counter.until.filter(|_| locked).unwrap_or(counter.touched);
+            (locked, until)
+        };
+        let excess = (state.accounts.len() + state.networks.len()).saturating_sub(target);
+        evict(&mut state.accounts, excess, rank);
+        let excess = (state.accounts.len() + state.networks.len()).saturating_sub(target);
+        evict(&mut state.networks, excess, rank);
+    }
+}
+
+/// Removes the `excess` entries of `map` that rank lowest.
+fn evict<K: Clone + Eq + std::hash::Hash + Ord>(
+    map: &mut HashMap<K, Counter>,
+    excess: usize,
+    rank: impl Fn(&Counter) -> (bool, Instant),
+) {
+    if excess == 0 {
+        return;
+    }
+    let mut ranked: Vec<((bool, Instant), K)> = map
+        .iter()
+        .map(|(key, counter)| (rank(counter), key.clone()))
+        .collect();
+    ranked.sort_unstable();
+    for (_, key) in ranked.into_iter().take(excess) {
+        map.remove(&key);
+    }
+}
+
+/// How long `counter` still holds at `now` (`None` when it does not).
+fn left(counter: Option<&Counter>, now: Instant) -> Option<Duration> {
+    counter
+        .and_then(|counter| counter.until)
+        .and_then(|until| until.checked_duration_since(now))
 }
 
 #[async_trait]
 impl LoginThrottle for InMemoryLoginThrottle {
-    async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
+    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
+        let network = ip.map(ClientNetwork::of);
         Ok(self.with(|state, now| {
-            let account_wait = state
-                .accounts
-                .get(account)
-                .and_then(|account| account.locked_until)
-                .and_then(|until| until.checked_duration_since(now));
-            let ip_wait = ip
-                .and_then(|ip| state.ips.get(&ip))
-                .filter(|window| window.failures >= self.ip_limit)
-                .and_then(|window| (window.started + self.ip_window).checked_duration_since(now));
-            match account_wait.max(ip_wait) {
-                Some(wait) if !wait.is_zero() => ThrottleVerdict::Deny {
-                    retry_after: whole_seconds(wait),
-                },
-                _ => ThrottleVerdict::Allow,
+            let current = state.accounts.get(account);
+            let by_account = self.backoff.admit(
+                current.map_or(0, |counter| counter.failures),
+                left(current, now),
+            );
+            let by_network = network.map(|network| {
+                let current = state.networks.get(&network);
+                self.ip_cap.admit(
+                    current.map_or(0, |counter| counter.failures),
+                    left(current, now),
+                )
+            });
+            let refusals = [Some(by_account), by_network]
+                .into_iter()
+                .flatten()
+                .filter_map(|admission| match admission {
+                    Admission::Refuse { retry_after } => Some(retry_after),
+                    Admission::Admit { .. } => None,
+                });
+            if let Some(retry_after) = refusals.max() {
+                return ThrottleVerdict::Deny { retry_after };
             }
+            if let Admission::Admit { failures, lock } = by_account {
+                state.accounts.insert(
+                    account.to_owned(),
+                    Counter {
+                        failures,
+                        until: lock.map(|lock| now + lock),
+                        touched: now,
+                    },
+                );
+            }
+            if let (Some(network), Some(Admission::Admit { failures, .. })) = (network, by_network)
+            {
+                let entry = state.networks.entry(network).or_insert(Counter {
+                    failures: 0,
+                    until: None,
+                    touched: now,
+                });
+                if failures == 1 {
+                    entry.until = Some(now + self.ip_cap.window());
+                }
+                entry.failures = failures;
+                entry.touched = now;
+            }
+            ThrottleVerdict::Allow
         }))
     }
 
-    async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        self.with(|state, now| {
-            let entry = state.accounts.entry(account.to_owned()).or_insert(Account {
-                failures: 0,
-                locked_until: None,
-                last_failure: now,
-            });
-            entry.failures = entry.failures.saturating_add(1);
-            entry.last_failure = now;
-            if let Some(lock) = self.backoff.lock_after(entry.failures) {
-                entry.locked_until = Some(now + lock);
-            }
-            if let Some(ip) = ip {
-                let window = state.ips.entry(ip).or_insert(Window {
-                    started: now,
-                    failures: 0,
-                });
-                if now.duration_since(window.started) >= self.ip_window {
-                    *window = Window {
-                        started: now,
-                        failures: 0,
-                    };
-                }
-                window.failures = window.failures.saturating_add(1);
-            }
+    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.with(|state, _| {
+            state.accounts.remove(account);
+            give_back(state, ip);
         });
         Ok(())
     }
 
-    async fn record_success(&self, account: &str) -> Result<(), PortError> {
-        self.with(|state, _| state.accounts.remove(account));
+    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.with(|state, _| {
+            if let Some(counter) = state.accounts.get_mut(account) {
+                counter.failures = counter.failures.saturating_sub(1);
+                if self.backoff.lock_after(counter.failures).is_none() {
+                    counter.until = None;
+                }
+            }
+            give_back(state, ip);
+        });
         Ok(())
     }
 }
 
-/// `Retry-After` is whole seconds, rounded up, at least one.
-fn whole_seconds(wait: Duration) -> Duration {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Duration::from_secs(seconds.max(1))
+/// Gives the network's count of one attempt back.
+fn give_back(state: &mut State, ip: Option<IpAddr>) {
+    if let Some(counter) = ip.and_then(|ip| state.networks.get_mut(&ClientNetwork::of(ip))) {
+        counter.failures = counter.failures.saturating_sub(1);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ADA: &str = "ada@example.com";
+
     fn throttle(ip_limit: u32) -> InMemoryLoginThrottle {
-        InMemoryLoginThrottle::new(LoginBackoff::new(5), ip_limit, Duration::from_secs(300))
+        InMemoryLoginThrottle::new(
+            LoginBackoff::new(5),
+            IpCap::new(ip_limit, Duration::from_secs(300)),
+            InMemoryLoginThrottle::DEFAULT_CAPACITY,
+        )
     }
 
-    #[tokio::test]
-    async fn locks_the_account_after_five_failures_and_resets_on_success() {
-        let throttle = throttle(100);
-        for _ in 0..4 {
-            throttle
-                .record_failure("ada@example.com", None)
-                .await
-                .unwrap();
+    fn deny(seconds: u64) -> ThrottleVerdict {
+        ThrottleVerdict::Deny {
+            retry_after: Duration::from_secs(seconds),
         }
-        assert_eq!(
-            throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Allow
-        );
-        throttle
-            .record_failure("ada@example.com", None)
-            .await
-            .unwrap();
-        assert_eq!(
-            throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Deny {
-                retry_after: Duration::from_secs(1)
-            }
-        );
-        assert_eq!(
-            throttle.check("bob@example.com", None).await.unwrap(),
-            ThrottleVerdict::Allow
-        );
-        throttle.record_success("ada@example.com").await.unwrap();
-        assert_eq!(
-            throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Allow
-        );
     }
 
     #[tokio::test]
-    async fn each_further_failure_doubles_the_lock() {
+    async fn admits_five_attempts_then_refuses_until_a_success_resets() {
         let throttle = throttle(100);
-        for _ in 0..7 {
-            throttle
-                .record_failure("ada@example.com", None)
-                .await
-                .unwrap();
+        for _ in 0..5 {
+            assert_eq!(
+                throttle.admit(ADA, None).await.unwrap(),
+                ThrottleVerdict::Allow
+            );
         }
+        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
         assert_eq!(
-            throttle.check("ada@example.com", None).await.unwrap(),
-            ThrottleVerdict::Deny {
-                retry_after: Duration::from_secs(4)
-            }
+            throttle.admit("bob@example.com", None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        throttle.succeeded(ADA, None).await.unwrap();
+        assert_eq!(
+            throttle.admit(ADA, None).await.unwrap(),
+            ThrottleVerdict::Allow
         );
     }
 
     #[tokio::test]
-    async fn caps_failures_per_ip_across_accounts() {
+    async fn each_attempt_past_the_lock_doubles_it() {
+        let throttle = throttle(100);
+        for _ in 0..5 {
+            throttle.admit(ADA, None).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        assert_eq!(
+            throttle.admit(ADA, None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(2));
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_attempt_gives_its_count_back_and_lifts_the_lock_it_set() {
+        let throttle = throttle(100);
+        for _ in 0..5 {
+            throttle.admit(ADA, None).await.unwrap();
+        }
+        throttle.withdraw(ADA, None).await.unwrap();
+        assert_eq!(
+            throttle.admit(ADA, None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
+    }
+
+    #[tokio::test]
+    async fn concurrent_attempts_admit_exactly_the_failures_left() {
+        let throttle = std::sync::Arc::new(throttle(100));
+        throttle.admit(ADA, None).await.unwrap();
+        let attempts = (0..30).map(|_| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move { throttle.admit(ADA, None).await.unwrap() })
+        });
+        let mut admitted = 0;
+        for attempt in attempts {
+            if attempt.await.unwrap() == ThrottleVerdict::Allow {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 4);
+    }
+
+    #[tokio::test]
+    async fn caps_attempts_per_network_across_accounts_and_gives_successes_back() {
         let throttle = throttle(3);
-        let ip: IpAddr = "198.51.100.4".parse().unwrap();
-        for n in 0..3 {
+        let ip: IpAddr = "2001:db8:1:2::4".parse().unwrap();
+        let neighbour: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        for n in 0..2 {
             throttle
-                .record_failure(&format!("user{n}@example.com"), Some(ip))
+                .admit(&format!("user{n}@example.com"), Some(ip))
                 .await
                 .unwrap();
         }
-        let verdict = throttle
-            .check("someone-else@example.com", Some(ip))
+        throttle
+            .admit("me@example.com", Some(neighbour))
             .await
             .unwrap();
+        let verdict = throttle.admit("other@example.com", Some(ip)).await.unwrap();
         assert!(
             matches!(verdict, ThrottleVerdict::Deny { retry_after } if retry_after.as_secs() >= 299)
         );
-        let other: IpAddr = "198.51.100.5".parse().unwrap();
+        // A refused attempt counts nothing against its account.
+        for _ in 0..5 {
+            throttle.admit("other@example.com", None).await.unwrap();
+        }
+        assert_eq!(
+            throttle.admit("other@example.com", None).await.unwrap(),
+            deny(1)
+        );
+        throttle
+            .succeeded("me@example.com", Some(neighbour))
+            .await
+            .unwrap();
+        assert_eq!(
+            throttle.admit("third@example.com", Some(ip)).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        let elsewhere: IpAddr = "2001:db8:1:3::4".parse().unwrap();
         assert_eq!(
             throttle
-                .check("someone-else@example.com", Some(other))
+                .admit("x@example.com", Some(elsewhere))
                 .await
                 .unwrap(),
             ThrottleVerdict::Allow
         );
+    }
+
+    #[tokio::test]
+    async fn ipv4_mapped_addresses_share_the_ipv4_counter() {
+        let throttle = throttle(1);
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        throttle.admit("a@example.com", Some(v4)).await.unwrap();
+        assert!(matches!(
+            throttle.admit("b@example.com", Some(mapped)).await.unwrap(),
+            ThrottleVerdict::Deny { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_table_never_outgrows_its_capacity() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(1),
+            IpCap::new(100, Duration::from_secs(300)),
+            100,
+        );
+        throttle.admit(ADA, None).await.unwrap();
+        for n in 0..1_000 {
+            throttle
+                .admit(&format!("random{n}@example.com"), None)
+                .await
+                .unwrap();
+            let size = {
+                let state = throttle.state.lock().unwrap();
+                state.accounts.len() + state.networks.len()
+            };
+            assert!(size <= 100, "{size} entries");
+        }
+        // Every random account is locked (one failure allowed): the ones ending first went.
+        let state = throttle.state.lock().unwrap();
+        assert!(state.accounts.contains_key("random999@example.com"));
+        assert!(!state.accounts.contains_key("random0@example.com"));
+    }
+
+    #[tokio::test]
+    async fn unlocked_counters_go_first_when_the_table_is_full() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(2),
+            IpCap::new(100, Duration::from_secs(300)),
+            8,
+        );
+        throttle.admit(ADA, None).await.unwrap();
+        throttle.admit(ADA, None).await.unwrap();
+        for n in 0..20 {
+            throttle
+                .admit(&format!("random{n}@example.com"), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
+        assert!(throttle.state.lock().unwrap().accounts.len() <= 8);
     }
 }

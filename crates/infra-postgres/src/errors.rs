@@ -8,6 +8,8 @@ use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::pooled_connection::deadpool::PoolError;
 
+use crate::pool::{PooledConnection, record_timeout};
+
 /// The constraint that decides an email is taken (see the initial migration).
 pub(crate) const EMAIL_UNIQUE: &str = "users_email_normalized_key";
 /// The partial unique index that lets at most one primary admin exist.
@@ -39,16 +41,25 @@ impl DbError {
     /// Classifies a query error; `conn` is the connection it ran on, so that an error caused by
     /// the connection dying (a server shutdown reported with its own SQLSTATE, for instance)
     /// counts as unavailability rather than as a failed query.
-    pub(crate) fn from_query(error: QueryError, conn: &mut AsyncPgConnection) -> Self {
+    ///
+    /// A statement cancelled by its statement or lock timeout also counts as unavailability
+    /// (the database is too slow or too contended to answer in time), and a pooled `conn`
+    /// makes its pool remember it for the readiness probe. The connection itself stays usable:
+    /// the cancelled statement (or its whole transaction, rolled back by diesel-async) is gone.
+    pub(crate) fn from_query(error: QueryError, conn: &mut impl QueryConnection) -> Self {
         let connection_lost = matches!(
             error,
             QueryError::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _
             ) | QueryError::BrokenTransactionManager
-        ) || conn.is_broken();
+        ) || conn.connection().is_broken();
         if connection_lost {
             tracing::warn!(%error, "Postgres connection lost");
+            Self::Unavailable
+        } else if is_cancelled(&error) {
+            tracing::warn!(%error, "Postgres statement cancelled by its timeout");
+            conn.statement_cancelled();
             Self::Unavailable
         } else {
             Self::Query(error)
@@ -73,6 +84,63 @@ impl DbError {
                 if info.constraint_name() == Some(constraint)
         )
     }
+}
+
+/// What a query ran on: a connection lent by the pool, or the bare connection a transaction's
+/// closure gets (the pooled call that ends the transaction sees the same error again).
+pub(crate) trait QueryConnection {
+    /// The connection itself.
+    fn connection(&mut self) -> &mut AsyncPgConnection;
+
+    /// A statement on it was cancelled by its statement or lock timeout.
+    fn statement_cancelled(&self) {}
+}
+
+impl QueryConnection for AsyncPgConnection {
+    fn connection(&mut self) -> &mut AsyncPgConnection {
+        self
+    }
+}
+
+impl QueryConnection for &mut AsyncPgConnection {
+    fn connection(&mut self) -> &mut AsyncPgConnection {
+        self
+    }
+}
+
+impl QueryConnection for PooledConnection {
+    fn connection(&mut self) -> &mut AsyncPgConnection {
+        self
+    }
+
+    fn statement_cancelled(&self) {
+        record_timeout(self);
+    }
+}
+
+/// The server's messages for a statement it cancelled: SQLSTATE 57014 `query_canceled`
+/// (`statement_timeout`, or an operator's `pg_cancel_backend`) and 55P03
+/// `lock_not_available` (`lock_timeout`).
+///
+/// diesel-async turns every SQLSTATE it does not know into `DatabaseErrorKind::Unknown` and
+/// keeps only the message, so these are recognised by their text. That relies on the server
+/// writing its messages in English (`lc_messages` of `C`, `POSIX` or `en_*`, the default of
+/// the official images; it can only be changed by a superuser). Under another language a
+/// timeout is still bounded, but it is reported as an unexpected error (500) instead of the
+/// database being unavailable (503). The README says so too.
+const CANCELLED_MESSAGES: [&str; 3] = [
+    "canceling statement due to statement timeout",
+    "canceling statement due to lock timeout",
+    "canceling statement due to user request",
+];
+
+/// Whether Postgres cancelled the statement (see [`CANCELLED_MESSAGES`]).
+fn is_cancelled(error: &QueryError) -> bool {
+    matches!(
+        error,
+        QueryError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if CANCELLED_MESSAGES.contains(&info.message())
+    )
 }
 
 impl From<DbError> for PortError {
@@ -109,4 +177,27 @@ impl From<DbError> for CreateRoleError {
 /// Stored data that does not make a valid domain value (a hand-edited row, say).
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> PortError {
     PortError::Unexpected(anyhow::anyhow!("corrupt {what} in Postgres: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(message: &str) -> QueryError {
+        QueryError::DatabaseError(DatabaseErrorKind::Unknown, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn statements_cancelled_by_a_timeout_are_recognised_by_the_servers_message() {
+        for message in CANCELLED_MESSAGES {
+            assert!(is_cancelled(&unknown(message)), "{message}");
+        }
+        assert!(!is_cancelled(&unknown("division by zero")));
+        assert!(!is_cancelled(&unknown("")));
+        assert!(!is_cancelled(&QueryError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("canceling statement due to statement timeout".to_owned()),
+        )));
+        assert!(!is_cancelled(&QueryError::NotFound));
+    }
 }

@@ -29,7 +29,7 @@ mod users;
 pub mod testing;
 
 pub use migrations::run_migrations;
-pub use pool::{PgPool, PgProbe, PoolSettings, connect, ping};
+pub use pool::{PgManager, PgPool, PgProbe, PoolSettings, connect, ping};
 pub use roles::PgRoleRepository;
 pub use sessions::PgSessionRepository;
 pub use users::PgUserRepository;

@@ -23,6 +23,7 @@ diesel::table! {
         is_verified -> Bool,
         is_primary_admin -> Bool,
         role_id -> Uuid,
+        credentials_version -> BigInt,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -5,13 +5,14 @@ use application::ports::{Rotation, SessionRecord, SessionRepository};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use domain::{RotationState, Session, SessionId, TokenId, UserId};
 use uuid::Uuid;
 
 use crate::errors::DbError;
 use crate::pool::PgPool;
-use crate::schema::sessions;
+use crate::schema::{sessions, users};
 
 /// The columns of a [`Session`].
 #[derive(Queryable, Selectable)]
@@ -94,24 +95,36 @@ impl PgSessionRepository {
 
 #[async_trait]
 impl SessionRepository for PgSessionRepository {
-    async fn create(&self, session: &Session, refresh_jti: TokenId) -> Result<(), PortError> {
+    async fn create(
+        &self,
+        session: &Session,
+        refresh_jti: TokenId,
+        credentials_version: i64,
+    ) -> Result<bool, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        diesel::insert_into(sessions::table)
-            .values(NewSession {
-                id: session.id.as_uuid(),
-                user_id: session.user_id.as_uuid(),
-                created_at: session.created_at,
-                last_used_at: session.last_used_at,
-                expires_at: session.expires_at,
-                user_agent: session.user_agent.as_deref(),
-                ip: session.ip.as_deref(),
-                revoked_at: session.revoked_at,
-                current_refresh_jti: refresh_jti.as_uuid(),
-            })
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(())
+        // One statement: the session is inserted only from the user's row as it is now, read
+        // `FOR SHARE` so that a credentials change in flight is waited for and then seen (see
+        // `end_credentials`).
+        let inserted = diesel::sql_query(
+            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, \
+             user_agent, ip, revoked_at, current_refresh_jti) \
+             SELECT $1, users.id, $2, $3, $4, $5, $6, NULL, $7 FROM users \
+             WHERE users.id = $8 AND users.is_active AND users.credentials_version = $9 \
+             FOR SHARE",
+        )
+        .bind::<SqlUuid, _>(session.id.as_uuid())
+        .bind::<Timestamptz, _>(session.created_at)
+        .bind::<Timestamptz, _>(session.last_used_at)
+        .bind::<Timestamptz, _>(session.expires_at)
+        .bind::<Nullable<Text>, _>(session.user_agent.as_deref())
+        .bind::<Nullable<Text>, _>(session.ip.as_deref())
+        .bind::<SqlUuid, _>(refresh_jti.as_uuid())
+        .bind::<SqlUuid, _>(session.user_id.as_uuid())
+        .bind::<BigInt, _>(credentials_version)
+        .execute(&mut conn)
+        .await
+        .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(inserted == 1)
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<SessionRecord>, PortError> {
@@ -194,20 +207,46 @@ impl SessionRepository for PgSessionRepository {
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let rows = revoke_all_of(user, now)
-            .get_results(&mut conn)
+        let rows = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                end_credentials(conn, user, now).await
+            })
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;
         Ok(rows.into_iter().map(Session::from).collect())
     }
+
+    async fn purge_ended(
+        &self,
+        now: DateTime<Utc>,
+        revoked_grace: std::time::Duration,
+        batch: u32,
+    ) -> Result<u64, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let deleted = purge_ended_of(now, revoked_grace, batch)
+            .execute(&mut conn)
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(deleted as u64)
+    }
 }
 
-/// Revokes the user's live sessions, returning them: shared with the password change, which
-/// runs it inside its transaction.
-pub(crate) fn revoke_all_of(
+/// Bumps the user's credentials version, then revokes its live sessions, returning them: what
+/// a password change, a deactivation and a revoke-all do, inside the caller's transaction.
+///
+/// The bump comes first: it takes the user's row lock, which a login's session insert waits
+/// for (it reads the version `FOR SHARE`), so a login either commits its session before this
+/// runs (and the revocation below sees and revokes it) or re-reads the bumped version after
+/// this commits (and inserts nothing).
+pub(crate) async fn end_credentials(
+    conn: &mut AsyncPgConnection,
     user: UserId,
     now: DateTime<Utc>,
-) -> impl diesel_async::methods::LoadQuery<'static, diesel_async::AsyncPgConnection, SessionRow> {
+) -> QueryResult<Vec<SessionRow>> {
+    diesel::update(users::table.find(user.as_uuid()))
+        .set(users::credentials_version.eq(users::credentials_version + 1))
+        .execute(conn)
+        .await?;
     diesel::update(
         sessions::table
             .filter(sessions::user_id.eq(user.as_uuid()))
@@ -215,4 +254,60 @@ pub(crate) fn revoke_all_of(
     )
     .set(sessions::revoked_at.eq(now))
     .returning(SessionRow::as_returning())
+    .get_results(conn)
+    .await
+}
+
+/// One statement deleting at most `batch` ended sessions (see
+/// [`SessionRepository::purge_ended`]): `DELETE FROM sessions WHERE id IN (SELECT id FROM
+/// sessions WHERE expires_at <= $now OR revoked_at < $cutoff LIMIT $batch FOR UPDATE SKIP
+/// LOCKED)`. Instances purging together each lock their own rows and skip the others' (and
+/// rows a request is updating) instead of waiting; a row is deleted once. The two indexes of
+/// the `session_purge_indexes` migration serve the `WHERE`.
+fn purge_ended_of(
+    now: DateTime<Utc>,
+    revoked_grace: std::time::Duration,
+    batch: u32,
+) -> impl diesel_async::methods::ExecuteDsl<AsyncPgConnection>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg> {
+    // A grace too large to subtract keeps every revoked session.
+    let cutoff = chrono::TimeDelta::from_std(revoked_grace)
+        .ok()
+        .and_then(|grace| now.checked_sub_signed(grace))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    // The subquery reads the same table: diesel needs it aliased.
+    let ended = diesel::alias!(sessions as ended);
+    let ids = ended
+        .select(ended.field(sessions::id))
+        // `revoked_at < $cutoff` is false for live rows (NULL): no need to say `IS NOT NULL`.
+        .filter(
+            ended.field(sessions::expires_at).le(now).or(ended
+                .field(sessions::revoked_at)
+                .assume_not_null()
+                .lt(cutoff)),
+        )
+        .limit(i64::from(batch))
+        .for_update()
+        .skip_locked();
+    diesel::delete(sessions::table.filter(sessions::id.eq_any(ids)))
+}
+
+#[cfg(test)]
+mod purge_tests {
+    use super::*;
+
+    /// The statement the migration's indexes were chosen for (its plan is a BitmapOr of both).
+    #[test]
+    fn the_purge_is_one_delete_of_a_limited_skip_locked_selection() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let query = purge_ended_of(now, std::time::Duration::from_secs(960), 500);
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
+        assert_eq!(
+            sql,
+            "DELETE FROM \"sessions\" WHERE (\"sessions\".\"id\" = ANY(SELECT \"ended\".\"id\" \
+             FROM \"sessions\" AS \"ended\" WHERE ((\"ended\".\"expires_at\" <= $1) OR \
+             (\"ended\".\"revoked_at\" < $2)) LIMIT $3 FOR UPDATE SKIP LOCKED)) \
+             -- binds: [1970-01-01T00:00:00Z, 1969-12-31T23:44:00Z, 500]"
+        );
+    }
 }

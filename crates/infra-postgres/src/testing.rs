@@ -62,6 +62,35 @@ impl TestDatabase {
             .context("connecting to the test database")?;
         Ok(diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut connection).await?)
     }
+
+    /// Opens a transaction on a connection of its own (outside any pool, so without the pool's
+    /// timeouts), runs `sql` in it (`SELECT … FOR UPDATE`, say) and keeps it open until the
+    /// returned value is released or dropped: for a test of what waits on its locks.
+    pub async fn hold_transaction(&self, sql: &str) -> anyhow::Result<HeldTransaction> {
+        let mut connection = admin_connection(&self.url).await?;
+        // An explicit BEGIN in a batch leaves the transaction open after it.
+        connection
+            .batch_execute(&format!("BEGIN; {sql}"))
+            .await
+            .with_context(|| format!("cannot hold a transaction running {sql}"))?;
+        Ok(HeldTransaction { connection })
+    }
+}
+
+/// A transaction held open by [`TestDatabase::hold_transaction`]. Dropping it closes its
+/// connection, which makes Postgres roll it back.
+pub struct HeldTransaction {
+    connection: AsyncPgConnection,
+}
+
+impl HeldTransaction {
+    /// Rolls the transaction back now, releasing its locks before this returns.
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        self.connection
+            .batch_execute("ROLLBACK")
+            .await
+            .context("cannot roll back the held transaction")
+    }
 }
 
 impl Drop for TestDatabase {

@@ -1,7 +1,9 @@
 //! Users, read with their role.
 
 use application::PortError;
-use application::ports::{CreateUserError, UserChanges, UserPage, UserQuery, UserRepository};
+use application::ports::{
+    CreateUserError, Credentials, UserChanges, UserPage, UserQuery, UserRepository,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -14,7 +16,7 @@ use crate::errors::{DbError, EMAIL_UNIQUE, ONE_PRIMARY_ADMIN, corrupt};
 use crate::pool::PgPool;
 use crate::roles::RoleRefRow;
 use crate::schema::{roles, sessions, users};
-use crate::sessions::{SessionRow, live_at, revoke_all_of};
+use crate::sessions::{SessionRow, end_credentials, live_at};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
@@ -124,13 +126,15 @@ type UsersWithRole = diesel::dsl::InnerJoin<users::table, roles::table>;
 fn matching(query: &UserQuery) -> diesel::dsl::IntoBoxed<'_, UsersWithRole, Pg> {
     let mut matches = users::table.inner_join(roles::table).into_boxed();
     if let Some(q) = &query.q {
-        // Bound as a parameter and escaped, so `%` and `_` in `q` match themselves.
-        let pattern = format!("%{}%", escape_like(q));
+        // Bound as a parameter and escaped, so `%` and `_` in `q` match themselves. Emails are
+        // matched on their normalised form (the identity), names case-insensitively.
+        let email_pattern = format!("%{}%", escape_like(&domain::email_search_form(q)));
+        let name_pattern = format!("%{}%", escape_like(q));
         matches = matches.filter(
-            users::email
-                .ilike(pattern.clone())
+            users::email_normalized
+                .like(email_pattern)
                 .escape('\\')
-                .or(users::name.ilike(pattern).escape('\\')),
+                .or(users::name.ilike(name_pattern).escape('\\')),
         );
     }
     if let Some(role) = &query.role {
@@ -218,10 +222,7 @@ impl UserRepository for PgUserRepository {
         row.map(|(user, role)| user.into_user(role)).transpose()
     }
 
-    async fn find_credentials(
-        &self,
-        email: &Email,
-    ) -> Result<Option<(User, PasswordHash)>, PortError> {
+    async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         let row = users::table
             .inner_join(roles::table)
@@ -230,13 +231,20 @@ impl UserRepository for PgUserRepository {
                 UserRow::as_select(),
                 RoleRefRow::as_select(),
                 users::password_hash,
+                users::credentials_version,
             ))
-            .first::<(UserRow, RoleRefRow, String)>(&mut conn)
+            .first::<(UserRow, RoleRefRow, String, i64)>(&mut conn)
             .await
             .optional()
             .map_err(|error| DbError::from_query(error, &mut conn))?;
-        row.map(|(user, role, hash)| Ok((user.into_user(role)?, PasswordHash::new(hash))))
-            .transpose()
+        row.map(|(user, role, hash, version)| {
+            Ok(Credentials {
+                user: user.into_user(role)?,
+                hash: PasswordHash::new(hash),
+                version,
+            })
+        })
+        .transpose()
     }
 
     async fn password_hash(&self, id: UserId) -> Result<Option<PasswordHash>, PortError> {
@@ -254,19 +262,24 @@ impl UserRepository for PgUserRepository {
     async fn update_password_hash(
         &self,
         id: UserId,
-        hash: &PasswordHash,
+        old: &PasswordHash,
+        new: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        diesel::update(users::table.find(id.as_uuid()))
-            .set((
-                users::password_hash.eq(hash.as_str()),
-                users::updated_at.eq(now),
-            ))
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(())
+        let replaced = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::password_hash.eq(old.as_str())),
+        )
+        .set((
+            users::password_hash.eq(new.as_str()),
+            users::updated_at.eq(now),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(replaced == 1)
     }
 
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
@@ -331,9 +344,7 @@ impl UserRepository for PgUserRepository {
                     return Ok(None);
                 }
                 let revoked = if revoke_sessions {
-                    revoke_all_of(id, now)
-                        .get_results::<SessionRow>(conn)
-                        .await?
+                    end_credentials(conn, id, now).await?
                 } else {
                     Vec::new()
                 };
@@ -446,7 +457,7 @@ impl UserRepository for PgUserRepository {
                     ))
                     .execute(conn)
                     .await?;
-                revoke_all_of(id, now).get_results::<SessionRow>(conn).await
+                end_credentials(conn, id, now).await
             })
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;

@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use application::ports::Probe as _;
 use application::ports::{
-    CreateRoleError, CreateUserError, RoleChanges, RoleDeletion, RoleRepository, Rotation,
-    SessionRepository, UserChanges, UserQuery, UserRepository,
+    CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
+    Rotation, SessionRepository, UserChanges, UserQuery, UserRepository,
 };
 use application::{Dependency, PortError};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -18,8 +19,8 @@ use domain::{
 };
 use infra_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use infra_postgres::{
-    PgPool, PgRoleRepository, PgSessionRepository, PgUserRepository, PoolSettings, connect, ping,
-    run_migrations,
+    PgPool, PgProbe, PgRoleRepository, PgSessionRepository, PgUserRepository, PoolSettings,
+    connect, ping, run_migrations,
 };
 
 /// A fixed clock: nothing in the adapters reads the database's own time.
@@ -37,8 +38,13 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(PoolSettings::default()).await
+}
+
+/// [`fixture`] on a pool with these settings.
+async fn fixture_with(settings: PoolSettings) -> Fixture {
     let db = fresh_database().await.unwrap();
-    let pool = db.pool().await.unwrap();
+    let pool = connect(&db.url, settings).await.unwrap();
     let roles = PgRoleRepository::new(pool.clone());
     let role = roles
         .ensure(&RoleSlug::parse("members").unwrap(), "Members", t0())
@@ -118,7 +124,7 @@ impl Fixture {
             revoked_at: None,
         };
         let jti = TokenId::generate();
-        self.sessions.create(&session, jti).await.unwrap();
+        assert!(self.sessions.create(&session, jti, 0).await.unwrap());
         (session, jti)
     }
 
@@ -223,7 +229,11 @@ async fn a_created_user_is_found_by_id_and_by_email_in_any_case_with_its_role() 
     assert_eq!(found.role.name, "Members");
 
     let lookup = Email::parse("  ada.lovelace@EXAMPLE.COM ").unwrap();
-    let (by_email, hash) = f.users.find_credentials(&lookup).await.unwrap().unwrap();
+    let Credentials {
+        user: by_email,
+        hash,
+        ..
+    } = f.users.find_credentials(&lookup).await.unwrap().unwrap();
     assert_eq!(by_email, user);
     assert_eq!(hash, PasswordHash::new("$argon2id$old"));
     assert_eq!(
@@ -270,7 +280,9 @@ async fn an_email_taken_in_another_case_is_refused_and_nothing_is_stored() {
         "{result:?}"
     );
     assert!(f.users.find_by_id(twin.id).await.unwrap().is_none());
-    let (owner, hash) = f
+    let Credentials {
+        user: owner, hash, ..
+    } = f
         .users
         .find_credentials(&Email::parse("zoë@example.org").unwrap())
         .await
@@ -289,10 +301,17 @@ async fn a_rehash_replaces_the_hash_alone() {
         .await;
 
     let later = t0() + TimeDelta::minutes(5);
-    f.users
-        .update_password_hash(user.id, &PasswordHash::new("$argon2id$new"), later)
-        .await
-        .unwrap();
+    assert!(
+        f.users
+            .update_password_hash(
+                user.id,
+                &PasswordHash::new("$argon2id$old"),
+                &PasswordHash::new("$argon2id$new"),
+                later
+            )
+            .await
+            .unwrap()
+    );
 
     assert_eq!(
         f.users.password_hash(user.id).await.unwrap(),
@@ -712,7 +731,9 @@ async fn an_update_sets_only_the_given_fields_and_the_time() {
     );
     // The email lookup follows the new address, in any case, with the new hash.
     let lookup = Email::parse("ada.lovelace@EXAMPLE.ORG").unwrap();
-    let (found, hash) = f.users.find_credentials(&lookup).await.unwrap().unwrap();
+    let Credentials {
+        user: found, hash, ..
+    } = f.users.find_credentials(&lookup).await.unwrap().unwrap();
     assert_eq!(found, expected);
     assert_eq!(hash, PasswordHash::new("$argon2id$new"));
     assert!(
@@ -803,7 +824,7 @@ async fn an_update_to_a_taken_email_is_refused_and_changes_nothing() {
         Some(PasswordHash::new("$argon2id$old"))
     );
     assert_eq!(f.live_ids(&user).await, vec![session.id]);
-    let (found, _) = f
+    let Credentials { user: found, .. } = f
         .users
         .find_credentials(&owner.email)
         .await
@@ -1310,7 +1331,11 @@ async fn the_primary_admin_mark_is_read_back_by_every_lookup() {
             .unwrap()
             .is_primary_admin
     );
-    let (by_email, hash) = f
+    let Credentials {
+        user: by_email,
+        hash,
+        ..
+    } = f
         .users
         .find_credentials(&admin.email)
         .await
@@ -1328,7 +1353,7 @@ async fn the_primary_admin_mark_is_read_back_by_every_lookup() {
             .unwrap()
             .is_primary_admin
     );
-    let (by_email, _) = f
+    let Credentials { user: by_email, .. } = f
         .users
         .find_credentials(&user.email)
         .await
@@ -1960,4 +1985,436 @@ async fn a_connection_killed_by_the_server_is_unavailable_then_replaced() {
         other => panic!("unexpected outcome: {other:?}"),
     }
     assert_eq!(f.users.find_by_id(UserId::generate()).await.unwrap(), None);
+}
+
+/// A pool of one connection (so the test sees what becomes of it) with a short statement
+/// timeout.
+fn one_connection_timing_out_after(timeout: Duration) -> PoolSettings {
+    PoolSettings {
+        max_size: 1,
+        statement_timeout: timeout,
+        ..PoolSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn a_statement_blocked_by_a_row_lock_is_unavailable_and_the_connection_recovers() {
+    let timeout = Duration::from_millis(200);
+    let f = fixture_with(one_connection_timing_out_after(timeout)).await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    ping(&f.pool).await.unwrap();
+    let lock = f
+        ._db
+        .hold_transaction(&format!(
+            "SELECT id FROM sessions WHERE id = '{}' FOR UPDATE",
+            session.id.as_uuid()
+        ))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let revoked = f.sessions.revoke(session.id, t0()).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(revoked, Err(PortError::Unavailable(Dependency::Database))),
+        "{revoked:?}"
+    );
+    assert!(waited < timeout * 10, "waited {waited:?}");
+    // The same (only) connection answers the next query, and nothing was revoked.
+    let found = f.sessions.find(session.id).await.unwrap().unwrap();
+    assert!(found.session.is_live(t0()));
+
+    // A transaction that times out midway is rolled back and leaves the connection usable:
+    // revoking everything bumps the user's row, then waits on the locked session.
+    let started = Instant::now();
+    let revoked_all = f.sessions.revoke_all(user.id, t0()).await;
+    assert!(
+        matches!(
+            revoked_all,
+            Err(PortError::Unavailable(Dependency::Database))
+        ),
+        "{revoked_all:?}"
+    );
+    assert!(
+        started.elapsed() < timeout * 10,
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+
+    lock.release().await.unwrap();
+    assert_eq!(
+        f.sessions
+            .revoke(session.id, t0())
+            .await
+            .unwrap()
+            .map(|s| s.id),
+        Some(session.id)
+    );
+}
+
+#[tokio::test]
+async fn readiness_reports_the_database_unavailable_for_a_while_after_a_timeout() {
+    let timeout = Duration::from_millis(200);
+    let f = fixture_with(one_connection_timing_out_after(timeout)).await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let probe = PgProbe::new(f.pool.clone());
+    probe.ping().await.unwrap();
+    let lock = f
+        ._db
+        .hold_transaction("SELECT id FROM sessions FOR UPDATE")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.sessions.revoke(session.id, t0()).await,
+        Err(PortError::Unavailable(Dependency::Database))
+    ));
+    lock.release().await.unwrap();
+
+    // Right after: unavailable, although `SELECT 1` would pass.
+    let probed = probe.ping().await;
+    assert!(
+        matches!(probed, Err(PortError::Unavailable(Dependency::Database))),
+        "{probed:?}"
+    );
+    // Then ready again (after max(2 x timeout, 1 s)); another pool never was affected.
+    let other = f._db.pool().await.unwrap();
+    ping(&other).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "still unavailable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_purge_deletes_expired_and_long_revoked_sessions_and_nothing_else() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let grace = Duration::from_secs(960);
+    let (live, _) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let (expired, _) = f
+        .session(&user, -TimeDelta::days(2), -TimeDelta::seconds(1))
+        .await;
+    let (expiring_now, _) = f
+        .session(&user, -TimeDelta::days(1), TimeDelta::zero())
+        .await;
+    let (long_revoked, _) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let (recently_revoked, _) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let revoke = async |session: &Session, ago: i64| {
+        let at = t0() - TimeDelta::seconds(ago);
+        assert!(f.sessions.revoke(session.id, at).await.unwrap().is_some());
+    };
+    revoke(&long_revoked, 961).await;
+    revoke(&recently_revoked, 959).await;
+
+    assert_eq!(f.sessions.purge_ended(t0(), grace, 500).await.unwrap(), 3);
+
+    for (session, kept) in [
+        (&live, true),
+        (&recently_revoked, true),
+        (&expired, false),
+        (&expiring_now, false),
+        (&long_revoked, false),
+    ] {
+        let found = f.sessions.find(session.id).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{:?}", session.id);
+    }
+    assert_eq!(f.sessions.purge_ended(t0(), grace, 500).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_purge_deletes_at_most_a_batch() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    for _ in 0..5 {
+        f.session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
+            .await;
+    }
+    let (live, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let grace = Duration::from_secs(960);
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        batches.push(f.sessions.purge_ended(t0(), grace, 2).await.unwrap());
+    }
+    assert_eq!(batches, [2, 2, 1, 0]);
+    assert_eq!(f.live_ids(&user).await, vec![live.id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_purges_delete_each_ended_session_once() {
+    const ENDED: u64 = 400;
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    for _ in 0..ENDED {
+        f.session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
+            .await;
+    }
+    let (live, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let grace = Duration::from_secs(960);
+
+    // Each purger runs batches until one comes back short, as the periodic task does.
+    let purgers = (0..4).map(|_| {
+        let sessions = f.sessions.clone();
+        tokio::spawn(async move {
+            let mut deleted = 0;
+            loop {
+                let batch = sessions.purge_ended(t0(), grace, 25).await.unwrap();
+                deleted += batch;
+                if batch < 25 {
+                    return deleted;
+                }
+            }
+        })
+    });
+    let mut deleted = 0;
+    for purger in purgers.collect::<Vec<_>>() {
+        deleted += purger.await.unwrap();
+    }
+    // Rows skipped while another purger held them are that purger's to delete, so nothing
+    // is left (a last pass would find any leftover) and nothing is counted twice.
+    let leftover = f.sessions.purge_ended(t0(), grace, 500).await.unwrap();
+    assert_eq!((deleted, leftover), (ENDED, 0));
+    assert_eq!(f.count("SELECT count(*) AS count FROM sessions").await, 1);
+    assert_eq!(f.live_ids(&user).await, vec![live.id]);
+}
+
+/// The user's credentials version, as a login reads it.
+async fn version(f: &Fixture, user: &User) -> i64 {
+    f.users
+        .find_credentials(&user.email)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+}
+
+/// A session of `user` as a login opens it, against credentials `version`.
+async fn open(f: &Fixture, user: &User, version: i64) -> (Session, bool) {
+    let session = Session {
+        id: SessionId::generate(),
+        user_id: user.id,
+        created_at: t0(),
+        last_used_at: t0(),
+        expires_at: t0() + TimeDelta::days(1),
+        user_agent: None,
+        ip: None,
+        revoked_at: None,
+    };
+    let stored = f
+        .sessions
+        .create(&session, TokenId::generate(), version)
+        .await
+        .unwrap();
+    (session, stored)
+}
+
+#[tokio::test]
+async fn a_rehash_is_a_compare_and_set_on_the_old_hash() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let replaced = f
+        .users
+        .update_password_hash(
+            user.id,
+            &PasswordHash::new("$argon2id$stale"),
+            &PasswordHash::new("$argon2id$rehash"),
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert!(!replaced);
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$old"))
+    );
+}
+
+#[tokio::test]
+async fn every_credentials_change_bumps_the_version_and_refuses_older_logins() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    assert_eq!(version(&f, &user).await, 0);
+    let (_, stored) = open(&f, &user, 0).await;
+    assert!(stored);
+
+    f.users
+        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .await
+        .unwrap();
+    assert_eq!(version(&f, &user).await, 1);
+    f.sessions.revoke_all(user.id, t0()).await.unwrap();
+    assert_eq!(version(&f, &user).await, 2);
+    let password_set = UserChanges {
+        password_hash: Some(PasswordHash::new("$argon2id$admin")),
+        ..UserChanges::default()
+    };
+    f.users
+        .update(user.id, &password_set, true, t0())
+        .await
+        .unwrap();
+    assert_eq!(version(&f, &user).await, 3);
+    // A change that revokes nothing (a rename) leaves the version alone.
+    let rename = UserChanges {
+        name: Some(Some("Ada L.".into())),
+        ..UserChanges::default()
+    };
+    f.users.update(user.id, &rename, false, t0()).await.unwrap();
+    assert_eq!(version(&f, &user).await, 3);
+
+    let (refused, stored) = open(&f, &user, 2).await;
+    assert!(!stored);
+    assert!(f.sessions.find(refused.id).await.unwrap().is_none());
+    let (_, stored) = open(&f, &user, 3).await;
+    assert!(stored);
+
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    f.users
+        .update(user.id, &deactivate, true, t0())
+        .await
+        .unwrap();
+    assert!(f.live_ids(&user).await.is_empty());
+    // Inactive: no session even at the current version.
+    let (_, stored) = open(&f, &user, 4).await;
+    assert!(!stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_login_racing_a_credentials_change_leaves_a_live_session() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    for round in 0..40 {
+        let checked = version(&f, &user).await;
+        let login = {
+            let sessions = f.sessions.clone();
+            let session = Session {
+                id: SessionId::generate(),
+                user_id: user.id,
+                created_at: t0(),
+                last_used_at: t0(),
+                expires_at: t0() + TimeDelta::days(1),
+                user_agent: None,
+                ip: None,
+                revoked_at: None,
+            };
+            tokio::spawn(async move {
+                sessions
+                    .create(&session, TokenId::generate(), checked)
+                    .await
+                    .unwrap()
+            })
+        };
+        let change = {
+            let users = f.users.clone();
+            let sessions = f.sessions.clone();
+            let id = user.id;
+            tokio::spawn(async move {
+                if round % 2 == 0 {
+                    users
+                        .replace_password(id, &PasswordHash::new("$argon2id$new"), t0())
+                        .await
+                        .unwrap();
+                } else {
+                    sessions.revoke_all(id, t0()).await.unwrap();
+                }
+            })
+        };
+        login.await.unwrap();
+        change.await.unwrap();
+        assert_eq!(f.live_ids(&user).await, vec![], "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn emails_are_found_by_their_nfc_form() {
+    let f = fixture().await;
+    let user = f.user("\u{c9}lodie@example.fr").await;
+    let decomposed = Email::parse("E\u{301}LODIE@example.fr").unwrap();
+    let Credentials { user: found, .. } = f
+        .users
+        .find_credentials(&decomposed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, user.id);
+    let twin = User::register(decomposed, None, f.role.to_ref(), t0());
+    assert!(matches!(
+        f.users
+            .create(&twin, &PasswordHash::new("$argon2id$x"))
+            .await,
+        Err(CreateUserError::EmailTaken)
+    ));
+    let query = UserQuery {
+        page: 1,
+        per_page: 20,
+        q: Some("E\u{301}lo".into()),
+        role: None,
+        is_active: None,
+    };
+    assert_eq!(f.listed(query).await, (vec![user.id], 1));
+}
+
+const NFC_MIGRATION: &str = include_str!("../../../migrations/2026-12-06-000002_nfc_emails/up.sql");
+
+#[tokio::test]
+async fn the_nfc_migration_normalises_rows_and_stops_on_a_clash() {
+    let f = fixture().await;
+    let composed = f.user("\u{e9}lodie@example.fr").await;
+    let other = f.user("zoe@example.org").await;
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    // A row written before the migration: lowercased, but decomposed.
+    conn.batch_execute(&format!(
+        "UPDATE users SET email = 'Zoe\u{308}@example.org', \
+         email_normalized = 'zoe\u{308}@example.org' WHERE id = '{}'",
+        other.id.as_uuid()
+    ))
+    .await
+    .unwrap();
+    conn.batch_execute(NFC_MIGRATION).await.unwrap();
+    assert_eq!(
+        f.count(
+            "SELECT count(*) AS count FROM users WHERE email_normalized = 'zo\u{eb}@example.org'"
+        )
+        .await,
+        1
+    );
+
+    // Two rows that become one identity: the migration refuses and changes nothing.
+    conn.batch_execute(&format!(
+        "UPDATE users SET email = 'E\u{301}lodie@example.fr', \
+         email_normalized = 'e\u{301}lodie@example.fr' WHERE id = '{}'",
+        other.id.as_uuid()
+    ))
+    .await
+    .unwrap();
+    let error = conn.batch_execute(NFC_MIGRATION).await.unwrap_err();
+    assert!(
+        error.to_string().contains("cannot normalise emails"),
+        "{error}"
+    );
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM users WHERE email_normalized = 'e\u{301}lodie@example.fr'")
+            .await,
+        1
+    );
+    assert!(composed.email.normalized().starts_with('\u{e9}'));
 }

@@ -19,16 +19,15 @@
 //! | --- | --- | --- |
 //! | `{prefix}:session:{sid}` | `1` live, `0` revoked | live: min(asked, `max_session_ttl`); revoked: the session's remaining life |
 //! | `{prefix}:user:{uid}` | the user as JSON, or `-` (tombstone: just invalidated) | `user_ttl`; tombstone `tombstone_ttl` |
-//! | `{prefix}:throttle:fails:{account}` | consecutive failed logins of the account (lowercase email) | one day, renewed on each failure |
-//! | `{prefix}:throttle:lock:{account}` | `1` while the account is in back-off | the back-off |
-//! | `{prefix}:throttle:ip:{ip}` | failed logins from the IP in the current window | the window, from its first failure |
+//! | `{prefix}:throttle:account:{account}` | hash: `f` attempts counted since the last success (normalised email), `u` end of the back-off lock (server ms) | one day, renewed on each attempt |
+//! | `{prefix}:throttle:net:{network}` | attempts from the network (an IPv4 address, or an IPv6 `/64`) in the current window | the window, from its first attempt |
 //!
 //! Writes that must not undo a newer decision use `NX`: a `Live` mark never replaces a revoked
 //! one, and a profile never replaces a tombstone. Keys that belong together (a session and its
 //! user, an account and its IP) hash to different cluster slots, so multi-key reads and writes are
 //! pipelines of single-key commands rather than `MGET`/`DEL k1 k2`: one round trip on a single
-//! server, and still correct on Redis Cluster. The throttle uses `PEXPIRE ... NX|GT`, so Redis 7.0
-//! or later is required.
+//! server, and still correct on Redis Cluster. The throttle decides each counter in one Lua
+//! script (check, count, answer), reading the time from the server's `TIME`.
 //!
 //! ## Outages
 //!

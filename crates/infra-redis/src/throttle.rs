@@ -8,24 +8,99 @@ use std::time::Duration;
 use application::PortError;
 use application::ports::{LoginThrottle, ThrottleVerdict};
 use async_trait::async_trait;
-use domain::LoginBackoff;
+use domain::{ClientNetwork, IpCap, LoginBackoff, retry_after};
 use fred::clients::Pool;
-use fred::prelude::{ClientLike, Expiration, KeysInterface, SetOptions};
-use fred::types::ExpireOptions;
+use fred::prelude::ClientLike;
+use fred::types::{ClusterHash, CustomCommand};
 
 use crate::client::{fail_fast, options};
 use crate::errors::port_error;
 
-/// Abandoned failure counters go away after this long without a failure.
+/// Abandoned failure counters go away after this long without an attempt.
 const FAILURES_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// [`LoginThrottle`] on Redis: per-account back-off and a per-IP cap, as the HTTP contract
+/// Admits an attempt on an account, atomically: refused while the lock lasts (answers `{0,
+/// ms left}`), otherwise counted, locking the account for the back-off step the count reached
+/// (answers `{1, failures}`). The same decision as `domain::LoginBackoff::admit`, with the lock
+/// lengths handed in from it (`ARGV[3..]`: the lock at the threshold, the next, ... the cap),
+/// since a script cannot call Rust. Time is the server's, so instances with skewed clocks
+/// agree. KEYS[1] the account's hash (`f` failures, `u` locked until, ms); ARGV[1] the
+/// threshold, ARGV[2] the key's TTL in ms.
+const ADMIT_ACCOUNT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'f', 'u')
+local failures = tonumber(state[1] or '0')
+local locked_until = tonumber(state[2] or '0')
+if locked_until > now then
+  return {0, locked_until - now}
+end
+failures = failures + 1
+local threshold = tonumber(ARGV[1])
+if failures >= threshold then
+  local step = math.min(failures - threshold + 1, #ARGV - 2)
+  redis.call('HSET', KEYS[1], 'f', failures, 'u', now + tonumber(ARGV[2 + step]))
+else
+  redis.call('HSET', KEYS[1], 'f', failures)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {1, failures}
+";
+
+/// Gives an admitted attempt's count back to an account, lifting the lock when the count falls
+/// below the threshold (ARGV[1]); with ARGV[2] = `reset`, forgets the account instead.
+const RELEASE_ACCOUNT: &str = r"
+if ARGV[2] == 'reset' then
+  return redis.call('DEL', KEYS[1])
+end
+local failures = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+if failures > 0 then
+  failures = failures - 1
+  redis.call('HSET', KEYS[1], 'f', failures)
+  if failures < tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], 'u')
+  end
+end
+return failures
+";
+
+/// Admits an attempt from a network, atomically: `{0, ms left}` when its window is at the
+/// limit (ARGV[1]), else counted (a new window of ARGV[2] ms opens at the first attempt) and
+/// `{1, count}`. The decision of `domain::IpCap::admit`.
+const ADMIT_NETWORK: &str = r"
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then
+  local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if count >= tonumber(ARGV[1]) then
+    return {0, left}
+  end
+  return {1, redis.call('INCR', KEYS[1])}
+end
+redis.call('SET', KEYS[1], 1, 'PX', ARGV[2])
+return {1, 1}
+";
+
+/// Gives an attempt's count back to a network (the window's TTL stays).
+const RELEASE_NETWORK: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// [`LoginThrottle`] on Redis: per-account back-off and a per-network cap, as the HTTP contract
 /// describes them. See the crate docs for the keys.
 ///
-/// The IP rule is a fixed window that opens at the IP's first failure and lasts `ip_window`
-/// (the key's own TTL, so no clock is read here). Like any fixed window it can let up to twice
-/// `ip_limit` failures through in a short span straddling the end of one window and the start of
-/// the next; for a cap meant to blunt credential stuffing, not to count exactly, that is enough.
+/// Each counter is decided by one Lua script, so checking, counting and answering is one atomic
+/// step per counter. The account's and the network's scripts travel in one pipeline (one round
+/// trip); they are two scripts, not one, because the two keys hash to different cluster slots.
+/// When one refuses and the other admitted, the admitted count is given back.
+///
+/// The network rule is a fixed window that opens at the first attempt and lasts the cap's
+/// window (the key's own TTL). Like any fixed window it can let up to twice the limit through
+/// in a short span straddling the end of one window and the start of the next; for a cap meant
+/// to blunt credential stuffing, not to count exactly, that is enough.
 ///
 /// When a Redis call fails the same call goes to `fallback` (the per-instance throttle), so
 /// throttling never switches off during an outage; counts made there stay there, and Redis
@@ -34,201 +109,143 @@ pub struct RedisLoginThrottle {
     client: Pool,
     prefix: String,
     backoff: LoginBackoff,
-    ip_limit: u64,
-    ip_window: Duration,
+    /// The back-off's lock lengths in ms, from the threshold on: the scripts' arguments.
+    steps: Vec<i64>,
+    ip_cap: IpCap,
     fallback: Arc<dyn LoginThrottle>,
     /// Whether the last Redis call failed: the outage is logged once as a warning when it
     /// starts and once when it ends, not on every login.
     degraded: AtomicBool,
 }
 
-impl RedisLoginThrottle {
-    /// Default consecutive failures per account before the back-off starts.
-    pub const DEFAULT_MAX_FAILURES: u32 = 5;
-    /// Default failed logins per IP and window.
-    pub const DEFAULT_IP_LIMIT: u32 = 100;
-    /// Default IP window.
-    pub const DEFAULT_IP_WINDOW: Duration = Duration::from_secs(300);
+/// Which way an account's count is released.
+#[derive(Clone, Copy)]
+enum Release {
+    /// A success: the account's failures are forgotten.
+    Reset,
+    /// An attempt that decided nothing: its count is given back.
+    Withdraw,
+}
 
-    /// Back-off per account after `backoff.max_failures()` consecutive failures; at most
-    /// `ip_limit` (at least 1) failures per IP per `ip_window`; `fallback` answers while Redis
-    /// cannot. Every key starts with `prefix`.
+impl RedisLoginThrottle {
+    /// Back-off per account, a cap per network; `fallback` answers while Redis cannot. Every
+    /// key starts with `prefix`.
     pub fn new(
         client: Pool,
         prefix: impl Into<String>,
         backoff: LoginBackoff,
-        ip_limit: u32,
-        ip_window: Duration,
+        ip_cap: IpCap,
         fallback: Arc<dyn LoginThrottle>,
     ) -> Self {
         Self {
             client,
             prefix: prefix.into(),
             backoff,
-            ip_limit: u64::from(ip_limit.max(1)),
-            // A zero window would be a `PEXPIRE 0`, deleting the counter it just made.
-            ip_window: ip_window.max(Duration::from_millis(1)),
+            steps: backoff.steps().into_iter().map(millis).collect(),
+            ip_cap,
             fallback,
             degraded: AtomicBool::new(false),
         }
     }
 
-    /// The throttle with the default rules: 5 failures, 100 per IP per 5 minutes.
-    pub fn with_defaults(
-        client: Pool,
-        prefix: impl Into<String>,
-        fallback: Arc<dyn LoginThrottle>,
-    ) -> Self {
-        Self::new(
-            client,
-            prefix,
-            LoginBackoff::new(Self::DEFAULT_MAX_FAILURES),
-            Self::DEFAULT_IP_LIMIT,
-            Self::DEFAULT_IP_WINDOW,
-            fallback,
-        )
+    fn account_key(&self, account: &str) -> String {
+        format!("{}:throttle:account:{account}", self.prefix)
     }
 
-    fn failures_key(&self, account: &str) -> String {
-        format!("{}:throttle:fails:{account}", self.prefix)
+    fn network_key(&self, ip: IpAddr) -> String {
+        format!("{}:throttle:net:{}", self.prefix, ClientNetwork::of(ip))
     }
 
-    fn lock_key(&self, account: &str) -> String {
-        format!("{}:throttle:lock:{account}", self.prefix)
-    }
-
-    fn ip_key(&self, ip: IpAddr) -> String {
-        format!("{}:throttle:ip:{ip}", self.prefix)
-    }
-
-    async fn check_redis(
+    async fn admit_redis(
         &self,
         account: &str,
         ip: Option<IpAddr>,
     ) -> Result<ThrottleVerdict, PortError> {
-        let lock_key = self.lock_key(account);
-        let (lock_ms, ip_window) = match ip {
-            None => {
-                let lock_ms: i64 = fail_fast(&self.client)
-                    .pttl(lock_key)
-                    .await
-                    .map_err(port_error)?;
-                (lock_ms, None)
-            }
-            Some(ip) => {
-                let ip_key = self.ip_key(ip);
-                let pipeline = self
-                    .client
-                    .next_connected()
-                    .pipeline()
-                    .with_options(&options());
-                let _: () = pipeline.pttl(lock_key).await.map_err(port_error)?;
-                let _: () = pipeline.get(ip_key.as_str()).await.map_err(port_error)?;
-                let _: () = pipeline.pttl(ip_key.as_str()).await.map_err(port_error)?;
-                let (lock_ms, failures, window_ms): (i64, Option<u64>, i64) =
-                    pipeline.all().await.map_err(port_error)?;
-                (lock_ms, Some((failures.unwrap_or(0), window_ms)))
-            }
-        };
-
-        let account_wait = positive_millis(lock_ms);
-        let ip_wait = ip_window
-            .filter(|(failures, _)| *failures >= self.ip_limit)
-            .and_then(|(_, window_ms)| match window_ms {
-                // No TTL: cannot happen with this writer, but a counter without one must not
-                // block the IP forever nor let it through; assume a window just began.
-                -1 => Some(self.ip_window),
-                ms => positive_millis(ms),
-            });
-        Ok(match account_wait.max(ip_wait) {
-            Some(wait) => ThrottleVerdict::Deny {
-                retry_after: whole_seconds(wait),
-            },
-            None => ThrottleVerdict::Allow,
-        })
-    }
-
-    async fn record_failure_redis(
-        &self,
-        account: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<(), PortError> {
         let pipeline = self
             .client
             .next_connected()
             .pipeline()
             .with_options(&options());
-        let failures_key = self.failures_key(account);
+        let mut account_args = vec![i64::from(self.backoff.max_failures()), millis(FAILURES_TTL)];
+        account_args.extend(&self.steps);
         let _: () = pipeline
-            .incr(failures_key.as_str())
-            .await
-            .map_err(port_error)?;
-        let _: () = pipeline
-            .pexpire(failures_key.as_str(), millis(FAILURES_TTL), None)
+            .custom(
+                eval(),
+                script_call(ADMIT_ACCOUNT, self.account_key(account), account_args),
+            )
             .await
             .map_err(port_error)?;
         if let Some(ip) = ip {
-            let ip_key = self.ip_key(ip);
-            let _: () = pipeline.incr(ip_key.as_str()).await.map_err(port_error)?;
-            // NX: the window starts at the first failure and is not pushed back by later ones;
-            // a counter the INCR just (re)created gets its TTL here, so none is left without.
+            let network_args = vec![i64::from(self.ip_cap.limit()), millis(self.ip_cap.window())];
             let _: () = pipeline
-                .pexpire(
-                    ip_key.as_str(),
-                    millis(self.ip_window),
-                    Some(ExpireOptions::NX),
+                .custom(
+                    eval(),
+                    script_call(ADMIT_NETWORK, self.network_key(ip), network_args),
                 )
                 .await
                 .map_err(port_error)?;
         }
-        let replies: Vec<i64> = pipeline.all().await.map_err(port_error)?;
-        let failures = replies
-            .first()
-            .map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX));
+        let replies: Vec<(i64, i64)> = pipeline.all().await.map_err(port_error)?;
+        let by_account = replies.first().copied().unwrap_or((1, 0));
+        let by_network = replies.get(1).copied();
 
-        if let Some(lock) = self.backoff.lock_after(failures) {
-            // SET NX + PEXPIRE GT: the lock ends at the later of its current end and
-            // now + `lock`, so two failures racing cannot shorten it.
-            let lock_key = self.lock_key(account);
-            let pipeline = self
-                .client
-                .next_connected()
-                .pipeline()
-                .with_options(&options());
-            let _: () = pipeline
-                .set(
-                    lock_key.as_str(),
-                    "1",
-                    Some(Expiration::PX(millis(lock))),
-                    Some(SetOptions::NX),
-                    false,
-                )
-                .await
-                .map_err(port_error)?;
-            let _: () = pipeline
-                .pexpire(lock_key.as_str(), millis(lock), Some(ExpireOptions::GT))
-                .await
-                .map_err(port_error)?;
-            let _: (Option<String>, i64) = pipeline.all().await.map_err(port_error)?;
+        let refusals = [Some(by_account), by_network]
+            .into_iter()
+            .flatten()
+            .filter(|(admitted, _)| *admitted == 0)
+            .map(|(_, ms)| Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        let Some(wait) = refusals.max() else {
+            return Ok(ThrottleVerdict::Allow);
+        };
+        // The attempt is refused: give back whichever counter admitted it.
+        if by_account.0 == 1 {
+            self.release_account(account, Release::Withdraw).await?;
         }
+        if let (Some(ip), Some((1, _))) = (ip, by_network) {
+            self.release_network(ip).await?;
+        }
+        Ok(ThrottleVerdict::Deny {
+            retry_after: retry_after(wait),
+        })
+    }
+
+    async fn release_account(&self, account: &str, how: Release) -> Result<(), PortError> {
+        let mode = match how {
+            Release::Reset => "reset",
+            Release::Withdraw => "withdraw",
+        };
+        let args = vec![self.backoff.max_failures().to_string(), mode.to_owned()];
+        let _: i64 = fail_fast(&self.client)
+            .custom(
+                eval(),
+                script_call(RELEASE_ACCOUNT, self.account_key(account), args),
+            )
+            .await
+            .map_err(port_error)?;
         Ok(())
     }
 
-    async fn record_success_redis(&self, account: &str) -> Result<(), PortError> {
-        let pipeline = self
-            .client
-            .next_connected()
-            .pipeline()
-            .with_options(&options());
-        let _: () = pipeline
-            .del(self.failures_key(account))
+    async fn release_network(&self, ip: IpAddr) -> Result<(), PortError> {
+        let _: i64 = fail_fast(&self.client)
+            .custom(
+                eval(),
+                script_call(RELEASE_NETWORK, self.network_key(ip), Vec::<String>::new()),
+            )
             .await
             .map_err(port_error)?;
-        let _: () = pipeline
-            .del(self.lock_key(account))
-            .await
-            .map_err(port_error)?;
-        let _: Vec<i64> = pipeline.all().await.map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn release_redis(
+        &self,
+        account: &str,
+        ip: Option<IpAddr>,
+        how: Release,
+    ) -> Result<(), PortError> {
+        self.release_account(account, how).await?;
+        if let Some(ip) = ip {
+            self.release_network(ip).await?;
+        }
         Ok(())
     }
 
@@ -249,54 +266,64 @@ impl RedisLoginThrottle {
             );
         }
     }
+
+    /// `redis` when Redis answers, else `fallback` (logging the switch once).
+    async fn or_fallback<T>(
+        &self,
+        call: &'static str,
+        redis: Result<T, PortError>,
+        fallback: impl AsyncFnOnce() -> Result<T, PortError>,
+    ) -> Result<T, PortError> {
+        match redis {
+            Ok(answer) => {
+                self.redis_answered();
+                Ok(answer)
+            }
+            Err(error) => {
+                self.redis_failed(call, &error);
+                fallback().await
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl LoginThrottle for RedisLoginThrottle {
-    async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
-        match self.check_redis(account, ip).await {
-            Ok(verdict) => {
-                self.redis_answered();
-                Ok(verdict)
-            }
-            Err(error) => {
-                self.redis_failed("check", &error);
-                self.fallback.check(account, ip).await
-            }
-        }
+    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
+        let redis = self.admit_redis(account, ip).await;
+        self.or_fallback("admit", redis, || self.fallback.admit(account, ip))
+            .await
     }
 
-    async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        match self.record_failure_redis(account, ip).await {
-            Ok(()) => {
-                self.redis_answered();
-                Ok(())
-            }
-            Err(error) => {
-                self.redis_failed("record_failure", &error);
-                self.fallback.record_failure(account, ip).await
-            }
-        }
-    }
-
-    async fn record_success(&self, account: &str) -> Result<(), PortError> {
+    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
         // The fallback is reset every time (it is in memory, so cheap): failures it counted
         // during an earlier outage must not lock the account in the next one.
-        let fallback = self.fallback.record_success(account).await;
-        match self.record_success_redis(account).await {
-            Ok(()) => {
-                self.redis_answered();
-                if let Err(error) = fallback {
-                    tracing::warn!(%error, "could not reset the fallback throttle");
-                }
-                Ok(())
-            }
-            Err(error) => {
-                self.redis_failed("record_success", &error);
-                fallback
-            }
-        }
+        let fallback = self.fallback.succeeded(account, ip).await;
+        let redis = self.release_redis(account, ip, Release::Reset).await;
+        self.or_fallback("succeeded", redis, async || fallback)
+            .await
     }
+
+    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+        let redis = self.release_redis(account, ip, Release::Withdraw).await;
+        self.or_fallback("withdraw", redis, || self.fallback.withdraw(account, ip))
+            .await
+    }
+}
+
+/// `EVAL`, routed on a cluster by its one key (the third argument).
+fn eval() -> CustomCommand {
+    CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false)
+}
+
+/// The arguments of `EVAL script 1 key args...`. `EVAL` rather than a loaded script: Redis
+/// caches the compiled script by its hash anyway, and nothing has to be reloaded after a
+/// restart or failover.
+fn script_call(script: &str, key: String, args: Vec<impl ToString>) -> Vec<String> {
+    [script.to_owned(), "1".to_owned(), key]
+        .into_iter()
+        .chain(args.iter().map(ToString::to_string))
+        .collect()
 }
 
 /// A duration in whole milliseconds, at least one, as `PX`/`PEXPIRE` want it.
@@ -304,47 +331,4 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis())
         .unwrap_or(i64::MAX)
         .max(1)
-}
-
-/// A `PTTL` reply as a wait: `None` for a missing key (-2), no TTL (-1) or nothing left.
-fn positive_millis(ms: i64) -> Option<Duration> {
-    u64::try_from(ms)
-        .ok()
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-}
-
-/// `Retry-After` is whole seconds, rounded up, at least one.
-fn whole_seconds(wait: Duration) -> Duration {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    Duration::from_secs(seconds.max(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(
-            whole_seconds(Duration::from_millis(1)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            whole_seconds(Duration::from_millis(1000)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            whole_seconds(Duration::from_millis(1001)),
-            Duration::from_secs(2)
-        );
-    }
-
-    #[test]
-    fn pttl_replies_become_waits() {
-        assert_eq!(positive_millis(-2), None);
-        assert_eq!(positive_millis(-1), None);
-        assert_eq!(positive_millis(0), None);
-        assert_eq!(positive_millis(1500), Some(Duration::from_millis(1500)));
-    }
 }

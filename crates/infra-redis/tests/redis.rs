@@ -13,7 +13,7 @@ use application::ports::{AuthCache, CachedAuth, LoginThrottle, SessionMark, Thro
 use application::{Dependency, PortError};
 use async_trait::async_trait;
 use chrono::DateTime;
-use domain::{Email, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
+use domain::{Email, IpCap, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
 use fred::prelude::{Expiration, KeysInterface};
 use infra_redis::{RedisAuthCache, RedisClient, RedisLoginThrottle, RedisSettings, connect, ping};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,18 +113,18 @@ impl RecordingThrottle {
 
 #[async_trait]
 impl LoginThrottle for RecordingThrottle {
-    async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
-        self.record(format!("check {account} {ip:?}"));
+    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
+        self.record(format!("admit {account} {ip:?}"));
         Ok(self.verdict)
     }
 
-    async fn record_failure(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        self.record(format!("failure {account} {ip:?}"));
+    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.record(format!("succeeded {account} {ip:?}"));
         Ok(())
     }
 
-    async fn record_success(&self, account: &str) -> Result<(), PortError> {
-        self.record(format!("success {account}"));
+    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.record(format!("withdraw {account} {ip:?}"));
         Ok(())
     }
 }
@@ -147,8 +147,7 @@ fn throttle(
         client.clone(),
         prefix,
         LoginBackoff::new(5),
-        ip_limit,
-        Duration::from_secs(300),
+        IpCap::new(ip_limit, Duration::from_secs(300)),
         fallback,
     )
 }
@@ -158,7 +157,7 @@ fn fallback_used(fallback: &RecordingThrottle) -> bool {
     fallback
         .calls()
         .iter()
-        .any(|call| !call.starts_with("success "))
+        .any(|call| !call.starts_with("succeeded "))
 }
 
 fn deny(seconds: u64) -> ThrottleVerdict {
@@ -416,15 +415,12 @@ async fn every_key_written_has_a_ttl() {
         .await
         .unwrap();
     cache.forget_user(UserId::generate()).await.unwrap();
-    for _ in 0..5 {
-        throttle
-            .record_failure("ada@example.com", Some(IP))
-            .await
-            .unwrap();
+    for _ in 0..6 {
+        throttle.admit("ada@example.com", Some(IP)).await.unwrap();
     }
 
     let keys = keys(&client, &prefix).await;
-    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(keys.len(), 6, "{keys:?}");
     for key in keys {
         let ttl: i64 = client.pttl(key.as_str()).await.unwrap();
         assert!(ttl > 0, "{key} has pttl {ttl}");
@@ -436,27 +432,25 @@ async fn every_key_written_has_a_ttl() {
 // Login throttle
 
 #[tokio::test]
-async fn five_failures_lock_the_account_for_a_second() {
+async fn five_attempts_are_admitted_then_the_account_is_locked_for_a_second() {
     let (client, prefix) = redis().await;
     let fallback = deny_fallback();
     let throttle = throttle(&client, &prefix, 100, fallback.clone());
     let account = "ada@example.com";
 
-    for _ in 0..4 {
-        throttle.record_failure(account, Some(IP)).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            throttle.admit(account, Some(IP)).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
     }
-    assert_eq!(
-        throttle.check(account, Some(IP)).await.unwrap(),
-        ThrottleVerdict::Allow
-    );
-    throttle.record_failure(account, Some(IP)).await.unwrap();
-    assert_eq!(throttle.check(account, Some(IP)).await.unwrap(), deny(1));
+    assert_eq!(throttle.admit(account, Some(IP)).await.unwrap(), deny(1));
     // Any IP, or none: the lock is the account's.
-    assert_eq!(throttle.check(account, None).await.unwrap(), deny(1));
+    assert_eq!(throttle.admit(account, None).await.unwrap(), deny(1));
     // Other accounts are untouched.
     assert_eq!(
         throttle
-            .check("bob@example.com", Some(OTHER_IP))
+            .admit("bob@example.com", Some(OTHER_IP))
             .await
             .unwrap(),
         ThrottleVerdict::Allow
@@ -466,105 +460,181 @@ async fn five_failures_lock_the_account_for_a_second() {
 }
 
 #[tokio::test]
-async fn a_success_resets_the_count() {
+async fn of_thirty_concurrent_attempts_exactly_the_failures_left_are_admitted() {
+    let (client, prefix) = redis().await;
+    let throttle = Arc::new(throttle(&client, &prefix, 100, deny_fallback()));
+    let account = "ada@example.com";
+    throttle.admit(account, Some(IP)).await.unwrap();
+
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move { throttle.admit(account, Some(IP)).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() == ThrottleVerdict::Allow {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4);
+    cleanup(&client, &prefix).await;
+}
+
+#[tokio::test]
+async fn of_concurrent_attempts_from_one_network_exactly_the_cap_is_admitted() {
+    let (client, prefix) = redis().await;
+    let throttle = Arc::new(throttle(&client, &prefix, 10, deny_fallback()));
+    let attempts: Vec<_> = (0..40)
+        .map(|n| {
+            let throttle = throttle.clone();
+            // Forty addresses of one /64, forty accounts.
+            let ip: IpAddr = format!("2001:db8:5:6::{n:x}").parse().unwrap();
+            tokio::spawn(async move {
+                throttle
+                    .admit(&format!("user{n}@example.com"), Some(ip))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() == ThrottleVerdict::Allow {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10);
+    // The refused attempts gave their account counts back: only the ten admitted accounts
+    // have one failure fewer left.
+    let mut exhausted = 0;
+    for n in 0..40 {
+        let account = format!("user{n}@example.com");
+        for _ in 0..4 {
+            assert_eq!(
+                throttle.admit(&account, None).await.unwrap(),
+                ThrottleVerdict::Allow
+            );
+        }
+        if throttle.admit(&account, None).await.unwrap() != ThrottleVerdict::Allow {
+            exhausted += 1;
+        }
+    }
+    assert_eq!(exhausted, 10);
+    cleanup(&client, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_success_resets_the_count_and_gives_the_network_its_attempt_back() {
     let (client, prefix) = redis().await;
     let fallback = deny_fallback();
-    let throttle = throttle(&client, &prefix, 100, fallback.clone());
+    let throttle = throttle(&client, &prefix, 5, fallback.clone());
     let account = "ada@example.com";
 
     for _ in 0..4 {
-        throttle.record_failure(account, None).await.unwrap();
+        throttle.admit(account, Some(IP)).await.unwrap();
     }
-    throttle.record_success(account).await.unwrap();
+    throttle.succeeded(account, Some(IP)).await.unwrap();
     for _ in 0..4 {
-        throttle.record_failure(account, None).await.unwrap();
+        assert_eq!(
+            throttle.admit(account, None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
     }
     assert_eq!(
-        throttle.check(account, None).await.unwrap(),
+        throttle.admit(account, None).await.unwrap(),
         ThrottleVerdict::Allow
     );
-    throttle.record_failure(account, None).await.unwrap();
-    assert_eq!(throttle.check(account, None).await.unwrap(), deny(1));
-
-    throttle.record_success(account).await.unwrap();
+    assert_eq!(throttle.admit(account, None).await.unwrap(), deny(1));
+    throttle.succeeded(account, None).await.unwrap();
     assert_eq!(
-        throttle.check(account, None).await.unwrap(),
+        throttle.admit(account, None).await.unwrap(),
         ThrottleVerdict::Allow
     );
+    // The network counted 4 attempts, one given back: two more fit under its cap of 5.
+    for other in ["b@example.com", "c@example.com"] {
+        assert_eq!(
+            throttle.admit(other, Some(IP)).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+    }
+    assert!(matches!(
+        throttle.admit("d@example.com", Some(IP)).await.unwrap(),
+        ThrottleVerdict::Deny { .. }
+    ));
     assert!(!fallback_used(&fallback), "{:?}", fallback.calls());
     cleanup(&client, &prefix).await;
 }
 
 #[tokio::test]
-async fn after_the_lock_one_more_attempt_is_allowed_and_the_next_failure_doubles_it() {
+async fn a_withdrawn_attempt_gives_its_count_back_and_lifts_the_lock_it_set() {
+    let (client, prefix) = redis().await;
+    let throttle = throttle(&client, &prefix, 100, deny_fallback());
+    let account = "ada@example.com";
+    for _ in 0..5 {
+        throttle.admit(account, Some(IP)).await.unwrap();
+    }
+    throttle.withdraw(account, Some(IP)).await.unwrap();
+    assert_eq!(
+        throttle.admit(account, Some(IP)).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
+    assert_eq!(throttle.admit(account, Some(IP)).await.unwrap(), deny(1));
+    cleanup(&client, &prefix).await;
+}
+
+#[tokio::test]
+async fn after_the_lock_one_more_attempt_is_admitted_and_locks_twice_as_long() {
     let (client, prefix) = redis().await;
     let throttle = throttle(&client, &prefix, 100, deny_fallback());
     let account = "ada@example.com";
 
     for _ in 0..5 {
-        throttle.record_failure(account, None).await.unwrap();
+        throttle.admit(account, None).await.unwrap();
     }
-    assert_eq!(throttle.check(account, None).await.unwrap(), deny(1));
+    assert_eq!(throttle.admit(account, None).await.unwrap(), deny(1));
 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(
-        throttle.check(account, None).await.unwrap(),
+        throttle.admit(account, None).await.unwrap(),
         ThrottleVerdict::Allow
     );
-    throttle.record_failure(account, None).await.unwrap();
-    assert_eq!(throttle.check(account, None).await.unwrap(), deny(2));
+    assert_eq!(throttle.admit(account, None).await.unwrap(), deny(2));
     cleanup(&client, &prefix).await;
 }
 
 #[tokio::test]
-async fn unknown_accounts_are_throttled_alike() {
-    let (client, prefix) = redis().await;
-    let throttle = throttle(&client, &prefix, 100, deny_fallback());
-    // Nobody has this email: the throttle keys on the string alone.
-    let account = "nobody-at-all@nowhere.invalid";
-
-    for _ in 0..5 {
-        throttle.record_failure(account, Some(IP)).await.unwrap();
-    }
-    assert_eq!(throttle.check(account, Some(IP)).await.unwrap(), deny(1));
-    cleanup(&client, &prefix).await;
-}
-
-#[tokio::test]
-async fn an_ip_is_capped_across_accounts() {
+async fn an_ip_is_capped_across_accounts_by_its_network() {
     let (client, prefix) = redis().await;
     let fallback = deny_fallback();
     let throttle = throttle(&client, &prefix, 3, fallback.clone());
+    let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
 
-    for account in ["a@example.com", "b@example.com"] {
-        throttle.record_failure(account, Some(IP)).await.unwrap();
+    for (account, ip) in [("a@example.com", IP), ("b@example.com", mapped)] {
+        throttle.admit(account, Some(ip)).await.unwrap();
     }
     assert_eq!(
-        throttle.check("c@example.com", Some(IP)).await.unwrap(),
+        throttle.admit("c@example.com", Some(IP)).await.unwrap(),
         ThrottleVerdict::Allow
     );
-    throttle
-        .record_failure("c@example.com", Some(IP))
-        .await
-        .unwrap();
-
-    match throttle.check("d@example.com", Some(IP)).await.unwrap() {
+    match throttle.admit("d@example.com", Some(mapped)).await.unwrap() {
         ThrottleVerdict::Deny { retry_after } => assert!(
             retry_after >= Duration::from_secs(299) && retry_after <= Duration::from_secs(300),
             "{retry_after:?}"
         ),
-        ThrottleVerdict::Allow => panic!("the fourth attempt from the IP was allowed"),
+        ThrottleVerdict::Allow => panic!("the fourth attempt from the IP was admitted"),
     }
     // Another IP, and the same accounts without an IP, are not affected.
     assert_eq!(
         throttle
-            .check("d@example.com", Some(OTHER_IP))
+            .admit("d@example.com", Some(OTHER_IP))
             .await
             .unwrap(),
         ThrottleVerdict::Allow
     );
     assert_eq!(
-        throttle.check("a@example.com", None).await.unwrap(),
+        throttle.admit("a@example.com", None).await.unwrap(),
         ThrottleVerdict::Allow
     );
     assert!(!fallback_used(&fallback), "{:?}", fallback.calls());
@@ -582,18 +652,18 @@ async fn without_an_ip_the_ip_rule_is_skipped() {
         "c@example.com",
         "d@example.com",
     ] {
-        throttle.record_failure(account, None).await.unwrap();
+        throttle.admit(account, None).await.unwrap();
     }
     assert_eq!(
-        throttle.check("e@example.com", None).await.unwrap(),
+        throttle.admit("e@example.com", None).await.unwrap(),
         ThrottleVerdict::Allow
     );
-    // Nothing was counted against any IP.
+    // Nothing was counted against any network.
     assert!(
         keys(&client, &prefix)
             .await
             .iter()
-            .all(|key| !key.contains(":throttle:ip:")),
+            .all(|key| !key.contains(":throttle:net:")),
     );
     cleanup(&client, &prefix).await;
 }
@@ -603,22 +673,25 @@ async fn instances_sharing_a_prefix_share_the_counters() {
     let (client, prefix) = redis().await;
     // A second instance: its own client, the same prefix.
     let other_client = connect(&settings(&prefix)).await.unwrap();
-    let first = throttle(&client, &prefix, 3, deny_fallback());
-    let second = throttle(&other_client, &prefix, 3, deny_fallback());
+    let first = throttle(&client, &prefix, 5, deny_fallback());
+    let second = throttle(&other_client, &prefix, 5, deny_fallback());
     let account = "ada@example.com";
 
     for instance in [&first, &second, &first, &second, &first] {
-        instance.record_failure(account, Some(IP)).await.unwrap();
+        assert_eq!(
+            instance.admit(account, Some(IP)).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
     }
-    assert_eq!(second.check(account, None).await.unwrap(), deny(1));
+    assert_eq!(second.admit(account, None).await.unwrap(), deny(1));
     assert!(matches!(
-        second.check("bob@example.com", Some(IP)).await.unwrap(),
+        second.admit("bob@example.com", Some(IP)).await.unwrap(),
         ThrottleVerdict::Deny { .. }
     ));
 
-    second.record_success(account).await.unwrap();
+    second.succeeded(account, None).await.unwrap();
     assert_eq!(
-        first.check(account, None).await.unwrap(),
+        first.admit(account, None).await.unwrap(),
         ThrottleVerdict::Allow
     );
     cleanup(&client, &prefix).await;
@@ -676,20 +749,20 @@ async fn while_redis_is_down_the_throttle_delegates_to_the_fallback() {
 
     // The fallback says Deny: only it could have answered this.
     assert_eq!(
-        throttle.check(account, Some(IP)).await.unwrap(),
+        throttle.admit(account, Some(IP)).await.unwrap(),
         ThrottleVerdict::Deny {
             retry_after: FALLBACK_RETRY
         }
     );
-    throttle.record_failure(account, Some(IP)).await.unwrap();
-    throttle.record_success(account).await.unwrap();
+    throttle.withdraw(account, Some(IP)).await.unwrap();
+    throttle.succeeded(account, Some(IP)).await.unwrap();
 
     assert_eq!(
         fallback.calls(),
         vec![
-            format!("check {account} Some({IP})"),
-            format!("failure {account} Some({IP})"),
-            format!("success {account}"),
+            format!("admit {account} Some({IP})"),
+            format!("withdraw {account} Some({IP})"),
+            format!("succeeded {account} Some({IP})"),
         ]
     );
 }

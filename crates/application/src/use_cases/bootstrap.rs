@@ -90,7 +90,7 @@ impl Bootstrap {
         // user, or an ordinary one holding the email) goes to `create_primary_admin`: only it
         // knows whether another primary admin exists, which decides the outcome.
         let found = self.users.find_credentials(&email).await?;
-        if found.is_some_and(|(user, _)| user.is_primary_admin) {
+        if found.is_some_and(|credentials| credentials.user.is_primary_admin) {
             return Ok(AdminOutcome::AlreadyExists);
         }
         let hash = self.hasher.hash(&password).await?;
@@ -117,7 +117,7 @@ fn role_name(slug: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::{MockPasswordHasher, MockRoleRepository, MockUserRepository};
+    use crate::ports::{Credentials, MockPasswordHasher, MockRoleRepository, MockUserRepository};
     use crate::use_cases::fixtures::*;
     use domain::{PasswordHash, Role};
 
@@ -161,9 +161,11 @@ mod tests {
             .withf(|email| email.as_str() == "root@example.com")
             .times(1)
             .returning(move |_| {
-                Ok(stored
-                    .clone()
-                    .map(|user| (user, PasswordHash::new("$argon2id$stored"))))
+                Ok(stored.clone().map(|user| Credentials {
+                    user,
+                    hash: PasswordHash::new("$argon2id$stored"),
+                    version: 0,
+                }))
             });
         users
     }

@@ -1,21 +1,26 @@
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::Password;
 
 use crate::ports::{
-    AuthCache, Clock, PasswordCheck, PasswordHasher, SessionRepository, UserRepository,
+    AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
+    ThrottleVerdict, UserRepository,
 };
 use crate::revocation::Revoker;
 use crate::use_cases::Principal;
 use crate::{AuthSettings, FieldError, PortError};
 
-/// The body of a password change.
+/// The body of a password change, and where it came from.
 #[derive(Debug, Clone)]
 pub struct PasswordChange {
     /// What the user believes the password is now.
     pub current_password: String,
     /// What it should become.
     pub new_password: String,
+    /// The client's IP, for the login throttle.
+    pub ip: Option<IpAddr>,
 }
 
 /// Why a password change failed.
@@ -24,7 +29,13 @@ pub enum ChangePasswordError {
     /// The new password breaks the policy (checked first).
     #[error("invalid password change")]
     Invalid(Vec<FieldError>),
-    /// The current password is wrong.
+    /// The account is in login back-off (or the IP at its cap): nothing was checked.
+    #[error("too many failed attempts")]
+    Throttled {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The current password is wrong (counted as a failed login).
     #[error("current password is wrong")]
     WrongPassword,
     /// A dependency failed; the old password still works.
@@ -35,10 +46,14 @@ pub enum ChangePasswordError {
 /// Changes the caller's password and ends every session of theirs, the current one included.
 /// The new hash and the revocations are one transaction: a failure leaves the old password
 /// and the sessions as they were.
+///
+/// Checking the current password is a login as far as the throttle goes (same counter, same
+/// back-off), so a stolen access token is no unthrottled password oracle.
 pub struct ChangePassword {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub cache: Arc<dyn AuthCache>,
+    pub throttle: Arc<dyn LoginThrottle>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub settings: AuthSettings,
@@ -60,10 +75,24 @@ impl ChangePassword {
                 ChangePasswordError::Invalid(vec![FieldError::new("new_password", error)])
             })?;
 
-        let stored = self.users.password_hash(user.id).await?;
-        let current = Password::normalize(&change.current_password);
-        if self.hasher.verify(&current, stored).await? == PasswordCheck::Mismatch {
-            return Err(ChangePasswordError::WrongPassword);
+        let account = user.email.normalized();
+        if let ThrottleVerdict::Deny { retry_after } =
+            self.throttle.admit(account, change.ip).await?
+        {
+            return Err(ChangePasswordError::Throttled { retry_after });
+        }
+        match self
+            .check_current(principal, &change.current_password)
+            .await
+        {
+            Ok(PasswordCheck::Match { .. }) => self.throttle.succeeded(account, change.ip).await?,
+            Ok(PasswordCheck::Mismatch) => return Err(ChangePasswordError::WrongPassword),
+            Err(error) => {
+                if let Err(withdrawn) = self.throttle.withdraw(account, change.ip).await {
+                    tracing::warn!(error = %withdrawn, "could not withdraw a password check");
+                }
+                return Err(error.into());
+            }
         }
         let hash = self.hasher.hash(&new_password).await?;
 
@@ -77,6 +106,20 @@ impl ChangePassword {
         }
         Ok(())
     }
+
+    /// Checks `current` against the stored hash; one longer than any login may be is a
+    /// mismatch without hashing.
+    async fn check_current(
+        &self,
+        principal: &Principal,
+        current: &str,
+    ) -> Result<PasswordCheck, PortError> {
+        let Some(current) = Password::for_login(current) else {
+            return Ok(PasswordCheck::Mismatch);
+        };
+        let stored = self.users.password_hash(principal.user.id).await?;
+        self.hasher.verify(&current, stored).await
+    }
 }
 
 #[cfg(test)]
@@ -84,26 +127,46 @@ mod tests {
     use super::*;
     use crate::Dependency;
     use crate::ports::{
-        MockAuthCache, MockPasswordHasher, MockSessionRepository, MockUserRepository,
+        MockAuthCache, MockLoginThrottle, MockPasswordHasher, MockSessionRepository,
+        MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
     use domain::{PasswordHash, SessionId};
+    use mockall::predicate::eq;
 
     struct Mocks {
         users: MockUserRepository,
         sessions: MockSessionRepository,
         cache: MockAuthCache,
+        throttle: MockLoginThrottle,
         hasher: MockPasswordHasher,
     }
 
+    const IP: &str = "198.51.100.2";
+
+    fn ip() -> Option<std::net::IpAddr> {
+        Some(IP.parse().unwrap())
+    }
+
     impl Mocks {
+        /// Admits the check (as a login of the principal's account from `IP`) and answers it
+        /// with `check`; a match is reported to the throttle as a success.
         fn verifying(check: PasswordCheck) -> Self {
-            let mut mocks = Self {
-                users: MockUserRepository::new(),
-                sessions: MockSessionRepository::new(),
-                cache: MockAuthCache::new(),
-                hasher: MockPasswordHasher::new(),
-            };
+            let mut mocks = Self::bare();
+            mocks
+                .throttle
+                .expect_admit()
+                .with(eq("ada@example.com"), eq(ip()))
+                .times(1)
+                .returning(|_, _| Ok(ThrottleVerdict::Allow));
+            if check != PasswordCheck::Mismatch {
+                mocks
+                    .throttle
+                    .expect_succeeded()
+                    .with(eq("ada@example.com"), eq(ip()))
+                    .times(1)
+                    .returning(|_, _| Ok(()));
+            }
             mocks
                 .users
                 .expect_password_hash()
@@ -115,11 +178,23 @@ mod tests {
             mocks
         }
 
+        /// No expectations at all.
+        fn bare() -> Self {
+            Self {
+                users: MockUserRepository::new(),
+                sessions: MockSessionRepository::new(),
+                cache: MockAuthCache::new(),
+                throttle: MockLoginThrottle::new(),
+                hasher: MockPasswordHasher::new(),
+            }
+        }
+
         fn build(self) -> ChangePassword {
             ChangePassword {
                 users: Arc::new(self.users),
                 sessions: Arc::new(self.sessions),
                 cache: Arc::new(self.cache),
+                throttle: Arc::new(self.throttle),
                 hasher: Arc::new(self.hasher),
                 clock: fixed_clock(),
                 settings: settings(),
@@ -138,6 +213,7 @@ mod tests {
         PasswordChange {
             current_password: "old password".into(),
             new_password: new_password.into(),
+            ip: ip(),
         }
     }
 
@@ -190,9 +266,8 @@ mod tests {
 
     #[tokio::test]
     async fn policy_is_checked_before_the_current_password() {
-        let mut mocks = Mocks::verifying(PasswordCheck::Mismatch);
-        mocks.users = MockUserRepository::new();
-        mocks.hasher = MockPasswordHasher::new();
+        let mut mocks = Mocks::bare();
+        mocks.throttle.expect_admit().never();
         let error = mocks
             .build()
             .execute(&principal(), change("short"))
@@ -204,10 +279,71 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_current_password_changes_nothing() {
+    async fn in_back_off_nothing_is_checked() {
+        let mut mocks = Mocks::bare();
+        mocks.throttle.expect_admit().returning(|_, _| {
+            Ok(ThrottleVerdict::Deny {
+                retry_after: Duration::from_secs(8),
+            })
+        });
+        mocks.hasher.expect_verify().never();
+        let error = mocks
+            .build()
+            .execute(&principal(), change("a new passphrase"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ChangePasswordError::Throttled { retry_after } if retry_after.as_secs() == 8)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overlong_current_password_is_wrong_without_hashing() {
+        let mut mocks = Mocks::verifying(PasswordCheck::Mismatch);
+        mocks.users = MockUserRepository::new();
+        mocks.hasher = MockPasswordHasher::new();
+        let error = mocks
+            .build()
+            .execute(
+                &principal(),
+                PasswordChange {
+                    current_password: "x".repeat(1025),
+                    ..change("a new passphrase")
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ChangePasswordError::WrongPassword));
+    }
+
+    #[tokio::test]
+    async fn a_busy_hasher_withdraws_the_check() {
+        let mut mocks = Mocks::verifying(PasswordCheck::Mismatch);
+        mocks.hasher = MockPasswordHasher::new();
+        mocks
+            .hasher
+            .expect_verify()
+            .returning(|_, _| Err(PortError::Busy));
+        mocks
+            .throttle
+            .expect_withdraw()
+            .with(eq("ada@example.com"), eq(ip()))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let error = mocks
+            .build()
+            .execute(&principal(), change("a new passphrase"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ChangePasswordError::Port(PortError::Busy)));
+    }
+
+    #[tokio::test]
+    async fn wrong_current_password_changes_nothing_and_stays_counted() {
         let mut mocks = Mocks::verifying(PasswordCheck::Mismatch);
         mocks.users.expect_replace_password().never();
         mocks.hasher.expect_hash().never();
+        mocks.throttle.expect_withdraw().never();
         let error = mocks
             .build()
             .execute(&principal(), change("a new passphrase"))

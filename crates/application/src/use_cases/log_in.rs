@@ -2,10 +2,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Email, Password, Session, SessionId, User};
+use domain::{Email, Password, PasswordHash, Session, SessionId, User};
 
 use crate::ports::{
-    AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
+    AuthCache, Clock, Credentials, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
     ThrottleVerdict, TokenIssuer, UserRepository,
 };
 use crate::revocation::remaining;
@@ -54,16 +54,23 @@ pub enum LoginError {
     /// Right password, but the account is deactivated.
     #[error("account is inactive")]
     Inactive,
-    /// A dependency failed.
+    /// Right password, but the credentials changed (a password change, a deactivation, a
+    /// revoke-all) while it was being checked: no session was opened, as if it had been
+    /// revoked at once.
+    #[error("credentials changed during login")]
+    CredentialsChanged,
+    /// A dependency failed or the hasher was busy; the attempt was not counted.
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
 /// Logs a user in and opens a session.
 ///
+/// The throttle admits the attempt first, counting it as a failure before anything is
+/// checked, so concurrent guesses cannot outrun the back-off; a success resets the count and
+/// an attempt that decided nothing (busy hasher, failed dependency) is withdrawn.
 /// Enumeration-safe: an unknown email is checked against a dummy hash, so it costs what a
-/// wrong password costs, and both give the same error. The throttle is asked first, and a
-/// throttled attempt checks nothing.
+/// wrong password costs, and both give the same error.
 pub struct LogIn {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
@@ -81,34 +88,38 @@ impl LogIn {
         let email = Email::parse(&request.username).ok();
         let account = account_key(&request.username, email.as_ref());
         if let ThrottleVerdict::Deny { retry_after } =
-            self.throttle.check(&account, request.ip).await?
+            self.throttle.admit(&account, request.ip).await?
         {
             return Err(LoginError::Throttled { retry_after });
         }
 
-        let password = Password::normalize(&request.password);
-        let found = match &email {
-            Some(email) => self.users.find_credentials(email).await?,
-            None => None,
-        };
-        let (user, hash) = found.unzip();
-        let check = self.hasher.verify(&password, hash).await?;
-        let (user, needs_rehash) = match (user, check) {
-            (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
-            _ => {
-                self.throttle.record_failure(&account, request.ip).await?;
-                return Err(LoginError::BadCredentials);
+        let credentials = match self.check_password(email.as_ref(), &request.password).await {
+            Ok(credentials) => credentials,
+            Err(LoginError::Port(error)) => {
+                if let Err(withdrawn) = self.throttle.withdraw(&account, request.ip).await {
+                    tracing::warn!(error = %withdrawn, "could not withdraw a login attempt");
+                }
+                return Err(error.into());
             }
+            Err(failed) => return Err(failed),
         };
-        self.throttle.record_success(&account).await?;
+        self.throttle.succeeded(&account, request.ip).await?;
+        let (
+            Credentials {
+                user,
+                hash,
+                version,
+            },
+            needs_rehash,
+        ) = credentials;
         if !user.is_active {
             return Err(LoginError::Inactive);
         }
         if needs_rehash {
-            self.rehash(&user, &password).await;
+            self.rehash(&user, &hash, &request.password).await;
         }
 
-        let (session, tokens) = self.open_session(&user, &request).await?;
+        let (session, tokens) = self.open_session(&user, version, &request).await?;
         Ok(LoggedIn {
             user,
             session,
@@ -116,11 +127,33 @@ impl LogIn {
         })
     }
 
+    /// The user's credentials when `password` is theirs. A password longer than any policy
+    /// allows is refused without hashing; an unknown email costs a dummy hash.
+    async fn check_password(
+        &self,
+        email: Option<&Email>,
+        password: &str,
+    ) -> Result<(Credentials, bool), LoginError> {
+        let password = Password::for_login(password).ok_or(LoginError::BadCredentials)?;
+        let found = match email {
+            Some(email) => self.users.find_credentials(email).await?,
+            None => None,
+        };
+        let stored = found.as_ref().map(|credentials| credentials.hash.clone());
+        match (found, self.hasher.verify(&password, stored).await?) {
+            (Some(credentials), PasswordCheck::Match { needs_rehash }) => {
+                Ok((credentials, needs_rehash))
+            }
+            _ => Err(LoginError::BadCredentials),
+        }
+    }
+
     async fn open_session(
         &self,
         user: &User,
+        credentials_version: i64,
         request: &LoginRequest,
-    ) -> Result<(Session, TokenPair), PortError> {
+    ) -> Result<(Session, TokenPair), LoginError> {
         let now = self.clock.now();
         let lifetime = self.settings.lifetime;
         let id = SessionId::generate();
@@ -146,7 +179,13 @@ impl LogIn {
             ip: request.ip.map(|ip| ip.to_string()),
             revoked_at: None,
         };
-        self.sessions.create(&session, minted.refresh_jti).await?;
+        if !self
+            .sessions
+            .create(&session, minted.refresh_jti, credentials_version)
+            .await?
+        {
+            return Err(LoginError::CredentialsChanged);
+        }
         // Saves the first authenticated request a store read; the store has the truth anyway.
         if let Err(error) = self
             .cache
@@ -158,18 +197,24 @@ impl LogIn {
         Ok((session, minted.pair))
     }
 
-    /// Stores a hash with the current parameters. A failure costs nothing but another re-hash
-    /// next time, so it is logged, not returned.
-    async fn rehash(&self, user: &User, password: &Password) {
+    /// Stores a hash with the current parameters, only over the hash the password was checked
+    /// against (a password changed meanwhile stays). A failure costs nothing but another
+    /// re-hash next time, so it is logged, not returned.
+    async fn rehash(&self, user: &User, old: &PasswordHash, raw: &str) {
+        let Some(password) = Password::for_login(raw) else {
+            return;
+        };
         let result = async {
-            let hash = self.hasher.hash(password).await?;
+            let new = self.hasher.hash(&password).await?;
             self.users
-                .update_password_hash(user.id, &hash, self.clock.now())
+                .update_password_hash(user.id, old, &new, self.clock.now())
                 .await
         }
         .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, user_id = %user.id, "could not re-hash the password");
+        match result {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(user_id = %user.id, "password changed during re-hash"),
+            Err(error) => tracing::warn!(%error, user_id = %user.id, "could not re-hash"),
         }
     }
 }
@@ -202,8 +247,13 @@ mod tests {
     };
     use crate::use_cases::fixtures::*;
     use chrono::TimeDelta;
-    use domain::PasswordHash;
     use mockall::predicate::eq;
+
+    const IP: &str = "203.0.113.7";
+
+    fn ip() -> Option<IpAddr> {
+        Some(IP.parse().unwrap())
+    }
 
     struct Mocks {
         users: MockUserRepository,
@@ -215,8 +265,21 @@ mod tests {
     }
 
     impl Mocks {
-        /// A throttle that allows, a known user whose password is `check`.
+        /// A throttle that admits Ada's account from `IP`, a known user (at credentials
+        /// version 3) whose password is `check`.
         fn with(user: Option<User>, check: PasswordCheck) -> Self {
+            let mut mocks = Self::bare(user, check);
+            mocks
+                .throttle
+                .expect_admit()
+                .with(eq("ada@example.com"), eq(ip()))
+                .times(1)
+                .returning(|_, _| Ok(ThrottleVerdict::Allow));
+            mocks
+        }
+
+        /// [`with`](Self::with) without the admission.
+        fn bare(user: Option<User>, check: PasswordCheck) -> Self {
             let mut mocks = Self {
                 users: MockUserRepository::new(),
                 sessions: MockSessionRepository::new(),
@@ -225,20 +288,28 @@ mod tests {
                 hasher: MockPasswordHasher::new(),
                 issuer: MockTokenIssuer::new(),
             };
-            mocks
-                .throttle
-                .expect_check()
-                .returning(|_, _| Ok(ThrottleVerdict::Allow));
             mocks.users.expect_find_credentials().returning(move |_| {
-                Ok(user
-                    .clone()
-                    .map(|user| (user, PasswordHash::new("$argon2id$stored"))))
+                Ok(user.clone().map(|user| Credentials {
+                    user,
+                    hash: PasswordHash::new("$argon2id$stored"),
+                    version: 3,
+                }))
             });
             mocks
                 .hasher
                 .expect_verify()
+                .withf(|password, _| password.expose() == "correct horse")
                 .returning(move |_, _| Ok(check));
             mocks
+        }
+
+        fn succeeding(mut self) -> Self {
+            self.throttle
+                .expect_succeeded()
+                .with(eq("ada@example.com"), eq(ip()))
+                .times(1)
+                .returning(|_, _| Ok(()));
+            self
         }
 
         fn issuing(mut self) -> Self {
@@ -250,14 +321,11 @@ mod tests {
                 .returning(|_| Ok("refresh".into()));
             self.sessions
                 .expect_create()
+                .withf(|_, _, version| *version == 3)
                 .times(1)
-                .returning(|_, _| Ok(()));
+                .returning(|_, _, _| Ok(true));
             self.cache.expect_mark_live().returning(|_, _| Ok(()));
-            self.throttle
-                .expect_record_success()
-                .times(1)
-                .returning(|_| Ok(()));
-            self
+            self.succeeding()
         }
 
         fn build(self) -> LogIn {
@@ -278,7 +346,7 @@ mod tests {
         LoginRequest {
             username: username.into(),
             password: "correct horse".into(),
-            ip: Some("203.0.113.7".parse().unwrap()),
+            ip: ip(),
             user_agent: Some("curl/8".into()),
         }
     }
@@ -306,23 +374,17 @@ mod tests {
             now() + TimeDelta::minutes(15)
         );
         assert_eq!(logged_in.session.expires_at, now() + TimeDelta::days(7));
-        assert_eq!(logged_in.session.ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(logged_in.session.ip.as_deref(), Some(IP));
         assert_eq!(logged_in.session.user_agent.as_deref(), Some("curl/8"));
     }
 
     #[tokio::test]
-    async fn wrong_password_and_unknown_email_fail_alike_and_count() {
+    async fn wrong_password_and_unknown_email_fail_alike_and_stay_counted() {
         for user in [Some(user()), None] {
             let mut mocks = Mocks::with(user, PasswordCheck::Mismatch);
-            mocks
-                .throttle
-                .expect_record_failure()
-                .with(
-                    eq("ada@example.com"),
-                    eq(Some("203.0.113.7".parse().unwrap())),
-                )
-                .times(1)
-                .returning(|_, _| Ok(()));
+            // The admission counted the failure: nothing is given back or reset.
+            mocks.throttle.expect_succeeded().never();
+            mocks.throttle.expect_withdraw().never();
             let error = mocks
                 .build()
                 .execute(request("Ada@Example.com"))
@@ -342,41 +404,82 @@ mod tests {
             .withf(|_, hash| hash.is_none())
             .times(1)
             .returning(|_, _| Ok(PasswordCheck::Mismatch));
-        mocks
-            .throttle
-            .expect_record_failure()
-            .returning(|_, _| Ok(()));
         assert!(
             mocks
                 .build()
-                .execute(request("nobody@example.com"))
+                .execute(request("ada@example.com"))
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn an_overlong_password_fails_at_once_without_hashing_and_stays_counted() {
+        for password in ["x".repeat(100_000), "\u{FDFA}".repeat(300)] {
+            let mut mocks = Mocks::with(Some(user()), PasswordCheck::Mismatch);
+            mocks.hasher = MockPasswordHasher::new();
+            mocks.hasher.expect_verify().never();
+            mocks.hasher.expect_hash().never();
+            mocks.users = MockUserRepository::new();
+            mocks.users.expect_find_credentials().never();
+            mocks.throttle.expect_withdraw().never();
+            let error = mocks
+                .build()
+                .execute(LoginRequest {
+                    password,
+                    ..request("ada@example.com")
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(error, LoginError::BadCredentials));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_hasher_is_a_port_error_and_the_attempt_is_withdrawn() {
+        let mut mocks = Mocks::with(Some(user()), PasswordCheck::Mismatch);
+        mocks.hasher = MockPasswordHasher::new();
+        mocks
+            .hasher
+            .expect_verify()
+            .returning(|_, _| Err(PortError::Busy));
+        mocks
+            .throttle
+            .expect_withdraw()
+            .with(eq("ada@example.com"), eq(ip()))
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let error = mocks
+            .build()
+            .execute(request("ada@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::Port(PortError::Busy)));
     }
 
     #[test]
     fn throttle_keys_are_the_email_identity_and_bounded() {
         let key = |username: &str| account_key(username, Email::parse(username).ok().as_ref());
         assert_eq!(key("  Ada@Example.COM "), "ada@example.com");
+        assert_eq!(key("E\u{301}lodie@example.fr"), "\u{e9}lodie@example.fr");
         assert_eq!(key("Not An Email"), "not an email");
         assert_eq!(key(&"x".repeat(70_000)).chars().count(), Email::MAX_LEN);
     }
 
     #[tokio::test]
     async fn throttled_attempt_checks_nothing() {
-        let mut mocks = Mocks::with(
+        let mut mocks = Mocks::bare(
             Some(user()),
             PasswordCheck::Match {
                 needs_rehash: false,
             },
         );
-        mocks.throttle = MockLoginThrottle::new();
-        mocks.throttle.expect_check().returning(|_, _| {
+        mocks.throttle.expect_admit().returning(|_, _| {
             Ok(ThrottleVerdict::Deny {
                 retry_after: Duration::from_secs(4),
             })
         });
+        mocks.throttle.expect_withdraw().never();
         mocks.users = MockUserRepository::new();
         mocks.hasher = MockPasswordHasher::new();
         let error = mocks
@@ -398,8 +501,8 @@ mod tests {
             PasswordCheck::Match {
                 needs_rehash: false,
             },
-        );
-        mocks.throttle.expect_record_success().returning(|_| Ok(()));
+        )
+        .succeeding();
         mocks.sessions.expect_create().never();
         let error = mocks
             .build()
@@ -410,20 +513,59 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stale_parameters_are_rehashed() {
+    async fn credentials_changed_meanwhile_open_no_session() {
+        let mut mocks = Mocks::with(
+            Some(user()),
+            PasswordCheck::Match {
+                needs_rehash: false,
+            },
+        )
+        .succeeding();
+        mocks
+            .issuer
+            .expect_sign_access()
+            .returning(|_| Ok("access".into()));
+        mocks
+            .issuer
+            .expect_sign_refresh()
+            .returning(|_| Ok("refresh".into()));
+        mocks
+            .sessions
+            .expect_create()
+            .times(1)
+            .returning(|_, _, _| Ok(false));
+        mocks.cache.expect_mark_live().never();
+        let error = mocks
+            .build()
+            .execute(request("ada@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::CredentialsChanged));
+    }
+
+    #[tokio::test]
+    async fn stale_parameters_are_rehashed_over_the_checked_hash_only() {
+        let ada = user();
+        let ada_id = ada.id;
         let mut mocks =
-            Mocks::with(Some(user()), PasswordCheck::Match { needs_rehash: true }).issuing();
+            Mocks::with(Some(ada), PasswordCheck::Match { needs_rehash: true }).issuing();
         mocks
             .hasher
             .expect_hash()
+            .withf(|password| password.expose() == "correct horse")
             .times(1)
             .returning(|_| Ok(PasswordHash::new("$argon2id$new")));
         mocks
             .users
             .expect_update_password_hash()
-            .withf(|_, hash, _| hash.as_str() == "$argon2id$new")
+            .withf(move |id, old, new, at| {
+                *id == ada_id
+                    && old.as_str() == "$argon2id$stored"
+                    && new.as_str() == "$argon2id$new"
+                    && *at == now()
+            })
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(false));
         assert!(
             mocks
                 .build()
@@ -444,7 +586,7 @@ mod tests {
         mocks
             .users
             .expect_update_password_hash()
-            .returning(|_, _, _| Err(PortError::Unavailable(Dependency::Database)));
+            .returning(|_, _, _, _| Err(PortError::Unavailable(Dependency::Database)));
         assert!(
             mocks
                 .build()
@@ -455,13 +597,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn store_outage_is_a_port_error() {
+    async fn store_outage_is_a_port_error_and_the_attempt_is_withdrawn() {
         let mut mocks = Mocks::with(None, PasswordCheck::Mismatch);
         mocks.users = MockUserRepository::new();
         mocks
             .users
             .expect_find_credentials()
             .returning(|_| Err(PortError::Unavailable(Dependency::Database)));
+        mocks
+            .throttle
+            .expect_withdraw()
+            .times(1)
+            .returning(|_, _| Ok(()));
         let error = mocks
             .build()
             .execute(request("ada@example.com"))
@@ -480,8 +627,8 @@ mod tests {
             PasswordCheck::Match {
                 needs_rehash: false,
             },
-        );
-        mocks.throttle.expect_record_success().returning(|_| Ok(()));
+        )
+        .succeeding();
         mocks
             .issuer
             .expect_sign_access()
@@ -493,7 +640,7 @@ mod tests {
         mocks
             .sessions
             .expect_create()
-            .returning(|_, _| Err(PortError::Unavailable(Dependency::Database)));
+            .returning(|_, _, _| Err(PortError::Unavailable(Dependency::Database)));
         let error = mocks
             .build()
             .execute(request("ada@example.com"))

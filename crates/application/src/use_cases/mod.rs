@@ -25,7 +25,9 @@ pub use log_out::{LogOut, LogOutEverywhere, LogoutError};
 pub use readiness::{CheckReadiness, Readiness};
 pub use refresh::{Refresh, RefreshError};
 pub use roles::{CreateRole, DeleteRole, ListRoles, NewRole, RoleUpdate, UpdateRole};
-pub use sessions::{ListSessions, RevokeSession, RevokeSessionError, SessionView};
+pub use sessions::{
+    ListSessions, PurgeError, PurgeSessions, RevokeSession, RevokeSessionError, SessionView,
+};
 pub use sign_up::{SignUp, SignUpError, SignUpRequest};
 pub use users::{
     CreateUser, DeleteUser, GetUser, ListUserSessions, ListUsers, ListUsersRequest, NewUserRequest,

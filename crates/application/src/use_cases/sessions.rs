@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::{Session, SessionId};
 
@@ -75,6 +76,52 @@ impl RevokeSession {
         match revoker.revoke(id, now).await? {
             Some(_) => Ok(()),
             None => Err(RevokeSessionError::NotFound),
+        }
+    }
+}
+
+/// Deletes ended sessions, a batch at a time: the periodic clean-up that keeps the session
+/// table from growing forever. Several instances may run it at once (the store hands each
+/// batch disjoint rows).
+pub struct PurgeSessions {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub clock: Arc<dyn Clock>,
+    /// How long a revoked session is kept: the access-token lifetime plus the verifier's
+    /// leeway, so no token of it is still checked against it (a missing session reads as
+    /// revoked anyway; keeping it a while keeps it visible to whoever looks).
+    pub revoked_grace: Duration,
+    /// Most sessions deleted per statement (at least 1).
+    pub batch: u32,
+}
+
+/// A purge that failed after deleting `purged` sessions.
+#[derive(Debug, thiserror::Error)]
+#[error("purging ended sessions failed after {purged} were deleted")]
+pub struct PurgeError {
+    /// Sessions deleted before the failure.
+    pub purged: u64,
+    /// The failure.
+    #[source]
+    pub error: PortError,
+}
+
+impl PurgeSessions {
+    /// Deletes batches of sessions ended at the clock's `now` until a batch comes back short
+    /// (nothing more to delete), and returns how many it deleted.
+    pub async fn execute(&self) -> Result<u64, PurgeError> {
+        let now = self.clock.now();
+        let batch = self.batch.max(1);
+        let mut purged = 0;
+        loop {
+            let deleted = self
+                .sessions
+                .purge_ended(now, self.revoked_grace, batch)
+                .await
+                .map_err(|error| PurgeError { purged, error })?;
+            purged += deleted;
+            if deleted < u64::from(batch) {
+                return Ok(purged);
+            }
         }
     }
 }
@@ -174,5 +221,74 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(error, RevokeSessionError::NotFound));
         }
+    }
+
+    fn purge(sessions: MockSessionRepository, batch: u32) -> PurgeSessions {
+        PurgeSessions {
+            sessions: Arc::new(sessions),
+            clock: fixed_clock(),
+            revoked_grace: Duration::from_secs(960),
+            batch,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_purge_runs_batches_until_one_comes_back_short() {
+        let mut sessions = MockSessionRepository::new();
+        let mut sequence = mockall::Sequence::new();
+        for deleted in [3, 3, 1] {
+            sessions
+                .expect_purge_ended()
+                .withf(|at, grace, batch| {
+                    *at == now() && *grace == Duration::from_secs(960) && *batch == 3
+                })
+                .times(1)
+                .in_sequence(&mut sequence)
+                .returning(move |_, _, _| Ok(deleted));
+        }
+        assert_eq!(purge(sessions, 3).execute().await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_purge_with_nothing_to_delete_asks_once() {
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .returning(|_, _, _| Ok(0));
+        assert_eq!(purge(sessions, 500).execute().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_zero_batch_still_deletes_one_at_a_time() {
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_purge_ended()
+            .withf(|_, _, batch| *batch == 1)
+            .times(1)
+            .returning(|_, _, _| Ok(0));
+        assert_eq!(purge(sessions, 0).execute().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_reports_what_was_deleted_before() {
+        let mut sessions = MockSessionRepository::new();
+        let mut sequence = mockall::Sequence::new();
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _, _| Ok(2));
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _, _| Err(PortError::Unavailable(crate::Dependency::Database)));
+        let error = purge(sessions, 2).execute().await.unwrap_err();
+        assert_eq!(error.purged, 2);
+        assert!(matches!(
+            error.error,
+            PortError::Unavailable(crate::Dependency::Database)
+        ));
     }
 }

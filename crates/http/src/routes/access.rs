@@ -60,7 +60,7 @@ pub(crate) async fn sign_up(
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
-#[utoipa::path(post, path = "/api/access/login", tag = "access", request_body(content = LoginFormSchema, content_type = "application/x-www-form-urlencoded"), responses((status = 204, description = "Logged in; sets the access_token and refresh_token cookies"), (status = 401, description = "Bad credentials", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Inactive account", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not a form", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Missing field", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "Throttled; see Retry-After", body = ProblemSchema, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/api/access/login", tag = "access", request_body(content = LoginFormSchema, content_type = "application/x-www-form-urlencoded"), responses((status = 204, description = "Logged in; sets the access_token and refresh_token cookies"), (status = 401, description = "Bad credentials", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Inactive account", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not a form", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Missing field", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "Throttled; see Retry-After", body = ProblemSchema, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable, or the server is busy (see Retry-After)", body = ProblemSchema, content_type = "application/problem+json")))]
 pub(crate) async fn log_in(
     state: State,
     request: HttpRequest,
@@ -88,6 +88,7 @@ pub(crate) async fn log_in(
                 LoginError::Throttled { .. } => "throttled",
                 LoginError::BadCredentials => "failure",
                 LoginError::Inactive => "inactive",
+                LoginError::CredentialsChanged => "credentials_changed",
                 LoginError::Port(_) => "error",
             });
             tracing::info!(reason = %error, client_ip = ?ip, "login failed");
@@ -152,7 +153,7 @@ pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse 
 
 /// Authenticates before reading the body, so the answer's order is fixed: 401, then 422 (body
 /// and policy), then 400 (wrong current password).
-#[utoipa::path(patch, path = "/api/access/password", tag = "access", request_body = PasswordChangeBody, responses((status = 204, description = "Changed; every session revoked; cookies cleared"), (status = 422, description = "Invalid body or policy", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Wrong current password", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(patch, path = "/api/access/password", tag = "access", request_body = PasswordChangeBody, responses((status = 204, description = "Changed; every session revoked; cookies cleared"), (status = 422, description = "Invalid body or policy", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Wrong current password", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "The account is in login back-off; see Retry-After", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
 pub(crate) async fn change_password(
     state: State,
     request: HttpRequest,
@@ -163,6 +164,7 @@ pub(crate) async fn change_password(
     let change = PasswordChange {
         current_password: body.current_password,
         new_password: body.new_password,
+        ip: state.settings.trusted_proxies.client_ip(&request),
     };
     state
         .use_cases

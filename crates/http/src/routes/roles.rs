@@ -5,7 +5,7 @@ use application::use_cases::{NewRole, RoleUpdate};
 use domain::RoleId;
 
 use crate::dto::{NewRoleBody, RoleDto, RoleUpdateBody};
-use crate::extract::{Superuser, caller_then_json, path_id};
+use crate::extract::{Superuser, caller_path_then_json, caller_then_json, path_id};
 use crate::openapi::ProblemSchema;
 use crate::{ApiError, AppState};
 
@@ -57,9 +57,13 @@ pub(crate) async fn update(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (Superuser(principal), body) =
-        caller_then_json::<Superuser, RoleUpdateBody>(&request, payload).await?;
-    let id = RoleId::from_uuid(path_id(&path, "id")?);
+    let (Superuser(principal), id, body) = caller_path_then_json::<Superuser, _, RoleUpdateBody>(
+        &request,
+        path_id(&path, "id"),
+        payload,
+    )
+    .await?;
+    let id = RoleId::from_uuid(id);
     let update = RoleUpdate {
         name: body.name,
         description: body.description,
@@ -73,7 +77,7 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(RoleDto::from(&role)))
 }
 
-#[utoipa::path(delete, path = "/api/roles/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "No such role", body = ProblemSchema, content_type = "application/problem+json"), (status = 409, description = "Held by users, or the default role", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(delete, path = "/api/roles/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "No such role", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Not a UUID", body = ProblemSchema, content_type = "application/problem+json"), (status = 409, description = "Held by users, or the default role", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Not a superuser", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
 pub(crate) async fn delete(
     state: State,
     Superuser(principal): Superuser,

@@ -1,0 +1,49 @@
+//! The periodic purge of ended sessions, started with the server and stopped with it.
+
+use std::time::Duration;
+
+use application::use_cases::PurgeSessions;
+
+/// How often the purge runs.
+pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Sessions deleted per statement: each `DELETE` holds its row locks only briefly, and a
+/// backlog is worked off batch after batch within the same run.
+pub(crate) const PURGE_BATCH: u32 = 500;
+
+/// Runs `purge` now and then every `every`, on the current (actix) runtime, until the returned
+/// handle is aborted. A failed run is logged and the next one tries again.
+pub(crate) fn spawn(purge: PurgeSessions, every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        // After a slow run, wait a whole period rather than catching up in a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            run_once(&purge).await;
+        }
+    })
+}
+
+async fn run_once(purge: &PurgeSessions) {
+    match purge.execute().await {
+        Ok(purged) => {
+            count(purged);
+            tracing::debug!(purged, "purged ended sessions");
+        }
+        Err(failure) => {
+            count(failure.purged);
+            tracing::warn!(
+                error = %failure.error,
+                purged = failure.purged,
+                "purging ended sessions failed; the next run tries again"
+            );
+        }
+    }
+}
+
+/// `authd_sessions_purged_total`: sessions deleted by the purge. Counted (by 0 too) on every
+/// run, so the series exists from the first run on.
+fn count(purged: u64) {
+    metrics::counter!("authd_sessions_purged_total").increment(purged);
+}
