@@ -2205,9 +2205,9 @@ async fn version(f: &Fixture, user: &User) -> i64 {
         .version
 }
 
-/// A session of `user` as a login opens it, against credentials `version`.
-async fn open(f: &Fixture, user: &User, version: i64) -> (Session, bool) {
-    let session = Session {
+/// A new session of `user`, not stored.
+fn new_session(user: &User) -> Session {
+    Session {
         id: SessionId::generate(),
         user_id: user.id,
         created_at: t0(),
@@ -2216,7 +2216,12 @@ async fn open(f: &Fixture, user: &User, version: i64) -> (Session, bool) {
         user_agent: None,
         ip: None,
         revoked_at: None,
-    };
+    }
+}
+
+/// A session of `user` as a login opens it, against credentials `version`.
+async fn open(f: &Fixture, user: &User, version: i64) -> (Session, bool) {
+    let session = new_session(user);
     let stored = f
         .sessions
         .create(&session, TokenId::generate(), version)
@@ -2306,16 +2311,7 @@ async fn no_login_racing_a_credentials_change_leaves_a_live_session() {
         let checked = version(&f, &user).await;
         let login = {
             let sessions = f.sessions.clone();
-            let session = Session {
-                id: SessionId::generate(),
-                user_id: user.id,
-                created_at: t0(),
-                last_used_at: t0(),
-                expires_at: t0() + TimeDelta::days(1),
-                user_agent: None,
-                ip: None,
-                revoked_at: None,
-            };
+            let session = new_session(&user);
             tokio::spawn(async move {
                 sessions
                     .create(&session, TokenId::generate(), checked)

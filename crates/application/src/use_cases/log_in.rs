@@ -312,20 +312,26 @@ mod tests {
             self
         }
 
-        fn issuing(mut self) -> Self {
+        fn signing(mut self) -> Self {
             self.issuer
                 .expect_sign_access()
                 .returning(|_| Ok("access".into()));
             self.issuer
                 .expect_sign_refresh()
                 .returning(|_| Ok("refresh".into()));
-            self.sessions
+            self
+        }
+
+        fn issuing(self) -> Self {
+            let mut mocks = self.signing();
+            mocks
+                .sessions
                 .expect_create()
                 .withf(|_, _, version| *version == 3)
                 .times(1)
                 .returning(|_, _, _| Ok(true));
-            self.cache.expect_mark_live().returning(|_, _| Ok(()));
-            self.succeeding()
+            mocks.cache.expect_mark_live().returning(|_, _| Ok(()));
+            mocks.succeeding()
         }
 
         fn build(self) -> LogIn {
@@ -520,15 +526,8 @@ mod tests {
                 needs_rehash: false,
             },
         )
-        .succeeding();
-        mocks
-            .issuer
-            .expect_sign_access()
-            .returning(|_| Ok("access".into()));
-        mocks
-            .issuer
-            .expect_sign_refresh()
-            .returning(|_| Ok("refresh".into()));
+        .succeeding()
+        .signing();
         mocks
             .sessions
             .expect_create()
@@ -628,15 +627,8 @@ mod tests {
                 needs_rehash: false,
             },
         )
-        .succeeding();
-        mocks
-            .issuer
-            .expect_sign_access()
-            .returning(|_| Ok("access".into()));
-        mocks
-            .issuer
-            .expect_sign_refresh()
-            .returning(|_| Ok("refresh".into()));
+        .succeeding()
+        .signing();
         mocks
             .sessions
             .expect_create()
