@@ -31,6 +31,7 @@ fn help_documents_every_setting_of_the_operator_contract() {
         "AUTHD_REDIS_PREFIX",
         "AUTHD_DB_POOL_SIZE",
         "AUTHD_DB_STATEMENT_TIMEOUT_MS",
+        "AUTHD_HASH_QUEUE_MAX",
         "AUTHD_JWT_ALGORITHM",
         "AUTHD_JWT_KEY_FILES",
         "AUTHD_ISSUER",
@@ -44,6 +45,8 @@ fn help_documents_every_setting_of_the_operator_contract() {
         "AUTHD_ADMIN_PASSWORD",
         "AUTHD_DEFAULT_ROLE",
         "AUTHD_TRUSTED_PROXIES",
+        "AUTHD_PUBLIC_URL",
+        "AUTHD_ALLOWED_ORIGINS",
         "AUTHD_ARGON2_MEMORY_KIB",
         "AUTHD_ARGON2_ITERATIONS",
         "AUTHD_ARGON2_PARALLELISM",
@@ -63,6 +66,106 @@ fn help_documents_every_setting_of_the_operator_contract() {
     );
 }
 
+/// The settings a `--help` text names: `AUTHD_*`, `DATABASE_URL` and `REDIS_URL`.
+fn settings_named_in(help: &str) -> std::collections::BTreeSet<String> {
+    help.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|word| word.starts_with("AUTHD_") || ["DATABASE_URL", "REDIS_URL"].contains(word))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Any setting may hold a secret (a password, a URL with credentials): `--help` names every
+/// variable and prints no value taken from the environment or from a `--config` file, for the
+/// command and for each subcommand.
+#[test]
+fn help_prints_no_value_from_the_environment_or_the_config_file() {
+    let plain = String::from_utf8(authd().arg("--help").output().unwrap().stdout).unwrap();
+    let variables = settings_named_in(&plain);
+    assert!(variables.len() > 20, "{variables:?}");
+    // URLs with credentials, as operators write them; every other setting a marked value.
+    let mut env: Vec<(String, String)> = variables
+        .iter()
+        // AUTHD_CONFIG names the file read below; the file run covers its values.
+        .filter(|name| *name != "AUTHD_CONFIG")
+        .map(|name| (name.clone(), format!("env-secret-of-{name}")))
+        .collect();
+    for (name, url) in [
+        (
+            "DATABASE_URL",
+            "postgres://authd:env-db-password@db.internal:5432/authd",
+        ),
+        (
+            "REDIS_URL",
+            "redis://default:env-redis-password@cache.internal:6379",
+        ),
+        (
+            "AUTHD_SMTP_URL",
+            "smtp://mailer:env-smtp-password@mail.internal:587",
+        ),
+    ] {
+        env.retain(|(set, _)| set != name);
+        env.push((name.to_owned(), url.to_owned()));
+    }
+    let dir = temp_dir();
+    let file = dir.join("authd.toml");
+    let mut config = String::from(
+        "DATABASE_URL = \"postgres://authd:file-db-password@db.internal/authd\"\n\
+         REDIS_URL = \"rediss://default:file-redis-password@cache.internal\"\n\
+         AUTHD_ADMIN_PASSWORD = \"file-admin-password\"\n\
+         AUTHD_ADMIN_EMAIL = \"file-admin@example.com\"\n",
+    );
+    if variables.contains("AUTHD_SMTP_URL") {
+        config.push_str("AUTHD_SMTP_URL = \"smtp://mailer:file-smtp-password@mail.internal\"\n");
+    }
+    std::fs::write(&file, &config).unwrap();
+    let secrets: Vec<&str> = env
+        .iter()
+        .map(|(_, value)| value.as_str())
+        .chain([
+            "env-db-password",
+            "env-redis-password",
+            "env-smtp-password",
+            "file-db-password",
+            "file-redis-password",
+            "file-smtp-password",
+            "file-admin-password",
+            "file-admin@example.com",
+        ])
+        .collect();
+
+    for command in [
+        &["--help"][..],
+        &["-h"],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["keys", "generate", "--help"],
+    ] {
+        let by_env = authd()
+            .args(command)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .output()
+            .unwrap();
+        let by_file = authd()
+            .args(command)
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        for output in [by_env, by_file] {
+            assert!(output.status.success(), "{command:?}: {output:?}");
+            let help = String::from_utf8(output.stdout).unwrap();
+            assert!(help.contains("DATABASE_URL"), "{command:?}: {help}");
+            for secret in &secrets {
+                assert!(
+                    !help.contains(secret),
+                    "{command:?} printed {secret}:\n{help}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn a_bad_setting_exits_2_with_one_line_naming_it() {
     for (variable, value) in [
@@ -70,6 +173,14 @@ fn a_bad_setting_exits_2_with_one_line_naming_it() {
         ("AUTHD_LISTEN", "nowhere"),
         ("AUTHD_JWT_ALGORITHM", "RS256"),
         ("AUTHD_DB_STATEMENT_TIMEOUT_MS", "0"),
+        ("AUTHD_HASH_QUEUE_MAX", "0"),
+        ("AUTHD_PUBLIC_URL", "https://auth.example.com/login"),
+        ("AUTHD_PUBLIC_URL", "auth.example.com"),
+        (
+            "AUTHD_ALLOWED_ORIGINS",
+            "https://app.example.com,ftp://files.example.com",
+        ),
+        ("AUTHD_ALLOWED_ORIGINS", "https://user@app.example.com"),
     ] {
         let output = authd()
             .arg("migrate")
@@ -315,6 +426,77 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     assert!(logs.contains("shutdown requested"), "{logs}");
 }
 
+/// `url` with credentials in it, and its password: the one it has, or `password` added (with
+/// the user `default` when it names none, as Redis's default user).
+fn with_credentials(url: &str, password: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let authority = rest.split('/').next().unwrap();
+    match authority.split_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let existing = userinfo.split_once(':').unwrap().1;
+            (url.to_owned(), existing.to_owned())
+        }
+        Some((user, host)) => (
+            format!(
+                "{scheme}://{user}:{password}@{host}{}",
+                &rest[authority.len()..]
+            ),
+            password.to_owned(),
+        ),
+        None => (
+            format!("{scheme}://default:{password}@{rest}"),
+            password.to_owned(),
+        ),
+    }
+}
+
+/// A start that fails on an unreachable database or a bad Redis URL says so without the
+/// credentials in the URL, even at debug level.
+#[test]
+fn a_failed_start_prints_no_credential() {
+    let database_url = "postgres://authd:unreachable-db-password@127.0.0.1:1/authd";
+    let redis_url = "redis://default:bad-redis-password@127.0.0.1:notaport";
+    for (command, variable, url, password) in [
+        (
+            "migrate",
+            "DATABASE_URL",
+            database_url,
+            "unreachable-db-password",
+        ),
+        (
+            "serve",
+            "DATABASE_URL",
+            database_url,
+            "unreachable-db-password",
+        ),
+        ("serve", "REDIS_URL", redis_url, "bad-redis-password"),
+    ] {
+        let output = authd()
+            .args([command, "--listen", "127.0.0.1:0"])
+            .env(variable, url)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "{command} with {variable} started"
+        );
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            printed.contains(variable),
+            "{variable} not named: {printed}"
+        );
+        assert!(
+            !printed.contains(password),
+            "{command} printed the password of {variable}: {printed}"
+        );
+    }
+}
+
 /// Drives every access and admin flow on Postgres + Redis with debug logging, then looks for
 /// each secret it used in everything the server logged.
 #[actix_web::test]
@@ -330,9 +512,14 @@ async fn no_secret_reaches_the_logs() {
         .unwrap()
         .to_owned();
     let admin_password = "admin secret passphrase 1";
+    // Credentials in both URLs (the local Postgres trusts, and Redis's default user takes any
+    // password), as in production.
+    let (database_url, database_password) = with_credentials(&database.url, "db-url-password-6");
+    let (redis_url, redis_password) =
+        with_credentials(&crate::helpers::redis_url(), "redis-url-password-7");
     let mut server = Process::start(&[
-        ("DATABASE_URL", database.url.clone()),
-        ("REDIS_URL", crate::helpers::redis_url()),
+        ("DATABASE_URL", database_url.clone()),
+        ("REDIS_URL", redis_url.clone()),
         (
             "AUTHD_REDIS_PREFIX",
             format!("authd-logs-{}", uuid::Uuid::now_v7().simple()),
@@ -352,6 +539,10 @@ async fn no_secret_reaches_the_logs() {
         user_password.to_owned(),
         new_password.to_owned(),
         private_part,
+        database_url,
+        database_password,
+        redis_url,
+        redis_password,
     ];
 
     assert_eq!(browser.signup(&email, user_password).await.status, 201);

@@ -64,8 +64,8 @@ async fn forged_tokens_are_refused(backend: Backend) {
     let (browser, _) = app.logged_in().await;
     let token = browser.cookie("access_token").unwrap();
     let parts: Vec<&str> = token.split('.').collect();
-    // alg none, same claims, no signature.
-    let header = base64url_encode(br#"{"alg":"none","typ":"JWT"}"#);
+    // alg none, same claims and header type, no signature.
+    let header = base64url_encode(br#"{"alg":"none","typ":"at+jwt"}"#);
     let unsigned = format!("{header}.{}.", parts[1]);
     Browser::me_with_bearer(&app.base, &unsigned)
         .await

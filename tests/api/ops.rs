@@ -51,6 +51,15 @@ async fn an_access_token_verifies_with_nothing_but_the_jwks(backend: Backend) {
         .claims;
     assert_eq!(claims["email"], email.as_str());
     assert_eq!(claims["typ"], "access");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    // The refresh token too, typed in its header.
+    let refresh = browser.cookie("refresh_token").unwrap();
+    let header = jsonwebtoken::decode_header(&refresh).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("refresh+jwt"));
+    let claims = jsonwebtoken::decode::<Value>(&refresh, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["typ"], "refresh");
 }
 
 #[actix_web::test]

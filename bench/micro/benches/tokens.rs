@@ -66,8 +66,12 @@ fn tokens(c: &mut Criterion) {
         };
         // Sealed with the refresh token the pair replaced, as a rotation does.
         let presented = codec.sign_refresh(&claims(now).1).unwrap();
-        let sealed = codec.seal(&pair, &presented).unwrap();
-        assert_eq!(codec.unseal(&sealed, &presented).as_ref(), Some(&pair));
+        let session = refresh.session_id;
+        let sealed = codec.seal(&pair, &presented, session).unwrap();
+        assert_eq!(
+            codec.unseal(&sealed, &presented, session).as_ref(),
+            Some(&pair)
+        );
         let caching = CachingVerifier::new(codec.clone(), LEEWAY, 10_000);
 
         let mut group = c.benchmark_group(format!("tokens/{algorithm}"));
@@ -88,12 +92,16 @@ fn tokens(c: &mut Criterion) {
             });
         });
         group.bench_function("seal", |b| {
-            b.iter(|| codec.seal(black_box(&pair), black_box(&presented)).unwrap());
+            b.iter(|| {
+                codec
+                    .seal(black_box(&pair), black_box(&presented), session)
+                    .unwrap()
+            });
         });
         group.bench_function("unseal", |b| {
             b.iter(|| {
                 codec
-                    .unseal(black_box(&sealed), black_box(&presented))
+                    .unseal(black_box(&sealed), black_box(&presented), session)
                     .unwrap()
             });
         });

@@ -121,6 +121,7 @@ impl World {
                 throttle,
                 hasher: shared.hasher.clone(),
                 issuer: shared.codec.clone(),
+                verifier: shared.codec.clone(),
                 clock: shared.clock.clone(),
                 settings: shared.settings.clone(),
             },
@@ -177,6 +178,7 @@ fn login_request() -> LoginRequest {
         password: PASSWORD.to_owned(),
         ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         user_agent: Some("microbench".to_owned()),
+        device_token: None,
     }
 }
 

@@ -17,4 +17,4 @@ pub mod use_cases;
 
 pub use config::AuthSettings;
 pub use errors::{Dependency, FieldError, PortError};
-pub use tokens::{AccessClaims, RefreshClaims, TokenPair};
+pub use tokens::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};

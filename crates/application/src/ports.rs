@@ -12,7 +12,7 @@ use domain::{
 };
 
 use crate::PortError;
-use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
+use crate::tokens::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
 
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
@@ -240,7 +240,8 @@ pub struct SessionRecord {
     pub session: Session,
     /// Its refresh-token rotation state.
     pub rotation: RotationState,
-    /// The pair issued by the last rotation, sealed with the refresh token it replaced.
+    /// The pair issued by the last rotation, sealed with the refresh token it replaced; cleared
+    /// once the grace window is over (by the purge) or the session is revoked.
     pub sealed_successor: Option<String>,
 }
 
@@ -288,12 +289,13 @@ pub trait SessionRepository: Send + Sync {
     /// token; otherwise changes nothing and returns `false` (a concurrent exchange won).
     async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError>;
 
-    /// Revokes the session, returning it when it was live at `now` (`None` otherwise).
+    /// Revokes the session, returning it when it was live at `now` (`None` otherwise). Its
+    /// sealed successor pair is cleared with it.
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>)
     -> Result<Option<Session>, PortError>;
 
     /// Bumps the user's credentials version and revokes every live session of the user, in one
-    /// transaction, returning those it revoked.
+    /// transaction, returning those it revoked (their sealed successor pairs cleared).
     async fn revoke_all(&self, user: UserId, now: DateTime<Utc>)
     -> Result<Vec<Session>, PortError>;
 
@@ -307,6 +309,16 @@ pub trait SessionRepository: Send + Sync {
         &self,
         now: DateTime<Utc>,
         revoked_grace: Duration,
+        batch: u32,
+    ) -> Result<u64, PortError>;
+
+    /// Clears the sealed successor pair of at most `batch` sessions rotated before
+    /// `rotated_before` (the grace window is over for them: no refresh unseals it again), and
+    /// returns how many it cleared. Concurrent calls clear disjoint rows without waiting on each
+    /// other, and skip a session a request is writing.
+    async fn clear_sealed_successors(
+        &self,
+        rotated_before: DateTime<Utc>,
         batch: u32,
     ) -> Result<u64, PortError>;
 }
@@ -370,6 +382,18 @@ pub enum ThrottleVerdict {
     },
 }
 
+/// Whose failures a login attempt counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ThrottleKey {
+    /// An account: its normalised email (or the bounded username when it is no email), whether
+    /// or not such a user exists.
+    Account(String),
+    /// A device cookie of the account (OWASP "device cookies"): the attempt comes from a device
+    /// the owner signed in on, so it is not held back by the account's back-off but counts
+    /// against this device alone, with the same thresholds.
+    Device(TokenId),
+}
+
 /// Login throttle counters, shared by every instance: per-account back-off and per-network
 /// cap (see `domain::LoginBackoff`, `domain::IpCap` and `domain::ClientNetwork`).
 ///
@@ -379,19 +403,22 @@ pub enum ThrottleVerdict {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    /// Admits or refuses an attempt on `account` (a normalised email, known or not) from `ip`,
-    /// atomically: refused while the account is in back-off or the IP's network is at its
-    /// cap (nothing is counted then); otherwise counted as a failure of both before the
-    /// caller checks anything.
-    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError>;
+    /// Admits or refuses an attempt counted against `key` from `ip`, atomically: refused while
+    /// `key` is in back-off or the IP's network is at its cap (nothing is counted then);
+    /// otherwise counted as a failure of both before the caller checks anything.
+    async fn admit(
+        &self,
+        key: &ThrottleKey,
+        ip: Option<IpAddr>,
+    ) -> Result<ThrottleVerdict, PortError>;
 
-    /// The admitted attempt was right: the account's failures reset, and the network's count
-    /// of this attempt is given back (the cap counts failures).
-    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
+    /// The admitted attempt was right: the failures of `key` reset, and the network's count of
+    /// this attempt is given back (the cap counts failures).
+    async fn succeeded(&self, key: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError>;
 
     /// The admitted attempt decided nothing (the hasher was busy, a dependency failed): its
-    /// count is given back to the account and the network.
-    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError>;
+    /// count is given back to `key` and the network.
+    async fn withdraw(&self, key: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError>;
 }
 
 /// The result of checking a password against a hash.
@@ -435,10 +462,20 @@ pub trait TokenIssuer: Send + Sync {
     fn sign_access(&self, claims: &AccessClaims) -> Result<String, PortError>;
     /// A signed refresh token.
     fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, PortError>;
-    /// Encrypts `pair` with a key derived from `refresh_token`.
-    fn seal(&self, pair: &TokenPair, refresh_token: &str) -> Result<String, PortError>;
-    /// Decrypts what [`seal`](Self::seal) made with the same `refresh_token`.
-    fn unseal(&self, sealed: &str, refresh_token: &str) -> Option<TokenPair>;
+    /// A signed device token (the `device_token` cookie's value).
+    fn sign_device(&self, claims: &DeviceClaims) -> Result<String, PortError>;
+    /// Encrypts `pair`, the successor of `refresh_token` in `session`, with a key derived from
+    /// that token and salted with the session: nothing stored with the session (a database
+    /// dump) derives the key, only the token's holder.
+    fn seal(
+        &self,
+        pair: &TokenPair,
+        refresh_token: &str,
+        session: SessionId,
+    ) -> Result<String, PortError>;
+    /// Decrypts what [`seal`](Self::seal) made with the same `refresh_token` and `session`;
+    /// `None` for anything else.
+    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<TokenPair>;
 }
 
 /// Verifies tokens: signature, pinned algorithm, known `kid`, and every required claim.
@@ -453,6 +490,9 @@ pub trait TokenVerifier: Send + Sync {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<RefreshClaims, TokenRejected>;
+    /// The claims of a valid device token at `now`.
+    fn verify_device(&self, token: &str, now: DateTime<Utc>)
+    -> Result<DeviceClaims, TokenRejected>;
 }
 
 /// Whether a dependency answers, for the readiness check.

@@ -44,6 +44,29 @@ pub struct RefreshClaims {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The claims of a device token beyond `iss`, `aud` and `typ`: proof that a device signed in to
+/// an account before (the `device_token` cookie). `Debug` is safe: no secret is here, the
+/// token's strength is its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceClaims {
+    /// `sub`: the user who signed in.
+    pub user_id: UserId,
+    /// `acct`: the account's throttle key (its normalised email) at sign-in, which the cookie
+    /// is bound to.
+    pub account: String,
+    /// `jti`: the device's id, which its own failures count against.
+    pub device_id: TokenId,
+    /// `iat`
+    pub issued_at: DateTime<Utc>,
+    /// `exp`
+    pub expires_at: DateTime<Utc>,
+}
+
+impl DeviceClaims {
+    /// How long a device cookie lives: a year, as the contract's `Max-Age=31536000`.
+    pub const LIFETIME: TimeDelta = TimeDelta::seconds(31_536_000);
+}
+
 /// An access and a refresh token issued together. `Debug` hides the tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenPair {

@@ -73,7 +73,9 @@ impl Cli {
                         format!("--config {}: unknown setting {name}", path.display()),
                     ));
                 };
-                command = command.mut_arg(id, |arg| arg.default_value(value));
+                // The file's values can be secrets too: `--help` shows no default for them.
+                command =
+                    command.mut_arg(id, |arg| arg.default_value(value).hide_default_value(true));
             }
         }
         let matches = command.try_get_matches_from(args)?;
@@ -81,9 +83,12 @@ impl Cli {
     }
 
     /// The command, with help showing each setting by its variable name, the name operators
-    /// know it by.
+    /// know it by, and never its value from the environment (`[env: DATABASE_URL]`, not
+    /// `[env: DATABASE_URL=postgres://user:password@…]`): any setting may hold a secret, and a
+    /// setting added later is covered without anyone remembering to.
     fn command_by_variable() -> clap::Command {
         Self::command().mut_args(|arg| {
+            let arg = arg.hide_env_values(true);
             match arg
                 .get_env()
                 .and_then(|env| env.to_str())
@@ -199,6 +204,32 @@ mod tests {
             matches!(cli.command, Some(Command::Keys(KeysCommand::Generate { ref algorithm, .. })) if algorithm == "ES256")
         );
         assert!(Cli::parse_with_config(args(&["authd", "migrate"])).is_ok());
+    }
+
+    #[test]
+    fn help_shows_no_value_from_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("authd-cli-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("authd.toml");
+        std::fs::write(
+            &file,
+            "DATABASE_URL = \"postgres://authd:file-db-secret@db.internal/authd\"\n\
+             AUTHD_ADMIN_PASSWORD = \"file-admin-secret\"\n\
+             AUTHD_ISSUER = \"file-issuer-secret\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let help = Cli::parse_with_config(args(&["authd", "--config", path, "--help"]))
+            .unwrap_err()
+            .render()
+            .to_string();
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(help.contains("DATABASE_URL"), "{help}");
+        for secret in ["file-db-secret", "file-admin-secret", "file-issuer-secret"] {
+            assert!(!help.contains(secret), "--help printed {secret}: {help}");
+        }
+        // Defaults the file does not replace are still documented.
+        assert!(help.contains("[default: 127.0.0.1:8000]"), "{help}");
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Application {
             clock: clock.clone(),
             // No access token of a session revoked this long ago passes the verifier any more.
             revoked_grace: settings.access_ttl + leeway.to_std().unwrap_or_default(),
+            refresh_grace: settings.refresh_grace,
             batch: purge::PURGE_BATCH,
         };
         bootstrap(
@@ -151,6 +152,7 @@ impl Application {
                 throttle: cache.throttle.clone(),
                 hasher: hasher.clone(),
                 issuer: issuer.clone(),
+                verifier: verifier.clone(),
                 clock: clock.clone(),
                 settings: auth.clone(),
             },
@@ -285,6 +287,10 @@ impl Application {
                 body_limit: settings.body_limit,
                 jwks,
                 metrics: metrics_server.is_none().then_some(render),
+                browsers: http::BrowserPolicy {
+                    public_url: settings.public_url.clone(),
+                    allowed_origins: settings.allowed_origins.clone(),
+                },
             }),
         };
 
@@ -478,11 +484,6 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
 async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
     let backoff = LoginBackoff::new(settings.login_max_failures);
     let ip_cap = IpCap::new(settings.login_ip_max_failures, IP_WINDOW);
-    let local_throttle = Arc::new(InMemoryLoginThrottle::new(
-        backoff,
-        ip_cap,
-        InMemoryLoginThrottle::DEFAULT_CAPACITY,
-    ));
     let Some(url) = &settings.redis_url else {
         if settings.database_url.is_some() {
             tracing::warn!(
@@ -491,7 +492,11 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
         }
         return Ok(Cache {
             cache: Arc::new(InMemoryAuthCache::default()),
-            throttle: local_throttle,
+            throttle: Arc::new(InMemoryLoginThrottle::new(
+                backoff,
+                ip_cap,
+                InMemoryLoginThrottle::DEFAULT_CAPACITY,
+            )),
             probe: Arc::new(InMemoryProbe),
             client: None,
         });
@@ -512,7 +517,6 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
             settings.redis_prefix.clone(),
             backoff,
             ip_cap,
-            local_throttle,
         )),
         probe: Arc::new(infra_redis::RedisProbe::new(client.clone())),
         client: Some(client),

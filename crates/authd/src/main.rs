@@ -71,7 +71,10 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let applied = runtime.block_on(infra_postgres::run_migrations(url.expose()))?;
+    // Named like the start-up's own error, never with the URL (it may hold a password).
+    let applied = runtime
+        .block_on(infra_postgres::run_migrations(url.expose()))
+        .map_err(|error| error.context("DATABASE_URL: cannot run the migrations"))?;
     println!(
         "applied {} migration(s){}",
         applied.len(),

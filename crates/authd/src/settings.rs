@@ -160,6 +160,13 @@ pub struct Args {
     /// Comma-separated CIDRs whose X-Forwarded-For is believed.
     #[arg(long, env = "AUTHD_TRUSTED_PROXIES", default_value = "", global = true)]
     pub trusted_proxies: String,
+    /// The server's origin as browsers see it (`https://auth.example.com`); unset means the
+    /// request's Host.
+    #[arg(long, env = "AUTHD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Comma-separated origins whose browser requests are allowed and get CORS answers.
+    #[arg(long, env = "AUTHD_ALLOWED_ORIGINS", default_value = "", global = true)]
+    pub allowed_origins: String,
     /// Argon2id memory cost in KiB.
     #[arg(
         long,
@@ -267,6 +274,8 @@ pub struct Settings {
     pub cookie_secure: bool,
     pub default_role: domain::RoleSlug,
     pub trusted_proxies: http::TrustedProxies,
+    pub public_url: Option<http::Origin>,
+    pub allowed_origins: http::AllowedOrigins,
     pub argon2: infra_crypto::Argon2Settings,
     pub password_min_length: usize,
     pub login_max_failures: u32,
@@ -316,6 +325,10 @@ impl TryFrom<Args> for Settings {
                 i32::MAX
             );
         }
+        // 0 would refuse every hash, the admin's bootstrap included.
+        if args.hash_queue_max == 0 {
+            bail!("AUTHD_HASH_QUEUE_MAX must be greater than 0");
+        }
         if args.body_limit_bytes == 0 {
             bail!("AUTHD_BODY_LIMIT_BYTES must be greater than 0");
         }
@@ -359,6 +372,15 @@ impl TryFrom<Args> for Settings {
                 .trusted_proxies
                 .parse()
                 .with_context(|| format!("AUTHD_TRUSTED_PROXIES {:?}", args.trusted_proxies))?,
+            public_url: args
+                .public_url
+                .filter(|url| !url.is_empty())
+                .map(|url| url.parse().context("AUTHD_PUBLIC_URL"))
+                .transpose()?,
+            allowed_origins: args
+                .allowed_origins
+                .parse()
+                .context("AUTHD_ALLOWED_ORIGINS")?,
             argon2: infra_crypto::Argon2Settings {
                 memory_kib: args.argon2_memory_kib,
                 iterations: args.argon2_iterations,

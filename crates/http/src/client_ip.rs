@@ -1,4 +1,4 @@
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use actix_web::HttpRequest;
@@ -20,20 +20,50 @@ impl TrustedProxies {
 
     /// The client's IP: the socket peer, unless the peer is a trusted proxy, in which case the
     /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its
-    /// left are written by the client and can be forged).
+    /// left are written by the client and can be forged). The walk from the right stops at the
+    /// first entry that is no address (`unknown`, garbage): what stands left of it cannot be
+    /// told apart from what the client wrote, so the last trusted hop reached is the client.
+    /// IPv4-mapped IPv6 addresses (a dual-stack listener's IPv4 peers) are their IPv4 address.
     pub fn client_ip(&self, request: &HttpRequest) -> Option<IpAddr> {
-        let peer = request.peer_addr()?.ip();
+        let peer = request.peer_addr()?.ip().to_canonical();
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded = request
+        let entries: Vec<&str> = request
             .headers()
             .get_all("x-forwarded-for")
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|entry| IpAddr::from_str(entry.trim()).ok());
-        Some(forwarded.rev().find(|ip| !self.trusts(*ip)).unwrap_or(peer))
+            .collect();
+        let mut client = peer;
+        for entry in entries.into_iter().rev() {
+            let Some(ip) = forwarded_address(entry) else {
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        Some(client)
     }
+}
+
+/// One `X-Forwarded-For` entry as an address: a bare IPv4 or IPv6 address, with or without a
+/// port (`192.0.2.1:4711`, `[2001:db8::1]:4711`) or brackets, canonical (IPv4-mapped IPv6 is
+/// IPv4); `None` for anything else.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    let ip = IpAddr::from_str(entry)
+        .ok()
+        .or_else(|| SocketAddr::from_str(entry).ok().map(|socket| socket.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| IpAddr::from_str(inner).ok())
+        })?;
+    Some(ip.to_canonical())
 }
 
 impl FromStr for TrustedProxies {
@@ -84,6 +114,29 @@ mod tests {
         assert_eq!(ip, Some("198.51.100.1".parse().unwrap()));
         let ip = proxies.client_ip(&request("10.1.2.3", None));
         assert_eq!(ip, Some("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn mapped_peers_and_entries_are_their_ipv4_address() {
+        let proxies: TrustedProxies = "127.0.0.1".parse().unwrap();
+        let ip = proxies.client_ip(&request("[::ffff:127.0.0.1]", Some("::ffff:198.51.100.7")));
+        assert_eq!(ip, Some("198.51.100.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn ports_and_brackets_are_read_and_garbage_stops_the_walk() {
+        let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+        let ip = proxies.client_ip(&request("10.1.2.3", Some("6.6.6.6, 203.0.113.5:4711")));
+        assert_eq!(ip, Some("203.0.113.5".parse().unwrap()));
+        let ip = proxies.client_ip(&request("10.1.2.3", Some("6.6.6.6, [2001:db8::5]:4711")));
+        assert_eq!(ip, Some("2001:db8::5".parse().unwrap()));
+        let ip = proxies.client_ip(&request("10.1.2.3", Some("6.6.6.6, [2001:db8::6]")));
+        assert_eq!(ip, Some("2001:db8::6".parse().unwrap()));
+        // An entry that is no address: nothing left of it is believed.
+        let ip = proxies.client_ip(&request("10.1.2.3", Some("6.6.6.6, unknown")));
+        assert_eq!(ip, Some("10.1.2.3".parse().unwrap()));
+        let ip = proxies.client_ip(&request("10.1.2.3", Some("6.6.6.6, unknown, 10.9.9.9")));
+        assert_eq!(ip, Some("10.9.9.9".parse().unwrap()));
     }
 
     #[test]

@@ -5,6 +5,9 @@ use application::TokenPair;
 
 pub(crate) const ACCESS_COOKIE: &str = "access_token";
 pub(crate) const REFRESH_COOKIE: &str = "refresh_token";
+pub(crate) const DEVICE_COOKIE: &str = "device_token";
+/// The device cookie only travels to the login form, the one place it is read.
+const DEVICE_PATH: &str = "/api/access/login";
 /// The refresh cookie only travels to the endpoints that use it.
 const REFRESH_PATH: &str = "/api/access";
 
@@ -27,6 +30,22 @@ impl CookieSettings {
             .max(0);
         response.cookie(self.access(pair.access_token.clone(), access_age));
         response.cookie(self.refresh(pair.refresh_token.clone(), refresh_age));
+    }
+
+    /// Sets the device cookie: a year, `SameSite=Strict`, sent to the login form only. It is
+    /// never cleared by a logout: it says the device was used, not that it is signed in.
+    pub(crate) fn set_device(&self, response: &mut HttpResponseBuilder, token: &str) {
+        response.cookie(
+            Cookie::build(DEVICE_COOKIE, token.to_owned())
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                .path(DEVICE_PATH)
+                .max_age(Duration::seconds(
+                    application::DeviceClaims::LIFETIME.num_seconds(),
+                ))
+                .secure(self.secure)
+                .finish(),
+        );
     }
 
     /// Clears both cookies: empty, `Max-Age=0`, same path.

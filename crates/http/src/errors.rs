@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use application::use_cases::{
     AdminError, AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError,
@@ -25,9 +25,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
-    /// 405.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405, with `Allow` listing the methods the path answers (RFC 9110 §15.5.6).
+    #[error("method not allowed; this path answers {}", allow_value(.0))]
+    MethodNotAllowed(Vec<Method>),
     /// 409.
     #[error("{0}")]
     Conflict(String),
@@ -124,11 +124,23 @@ impl ApiError {
             Self::Busy => {
                 response.insert_header((header::RETRY_AFTER, 1));
             }
+            Self::MethodNotAllowed(methods) => {
+                response.insert_header((header::ALLOW, allow_value(methods)));
+            }
             _ => {}
         }
         extra(&mut response);
         response.json(problem)
     }
+}
+
+/// The value of `Allow`: the methods, comma-separated (empty when there are none).
+fn allow_value(methods: &[Method]) -> String {
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn capitalize(text: &str) -> String {
@@ -146,7 +158,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -5,6 +5,7 @@
 //! use-case calls and back; no auth logic lives here. Depends on the application and domain
 //! crates only, never on an adapter.
 
+mod browsers;
 mod client_ip;
 mod cookies;
 mod dto;
@@ -16,6 +17,7 @@ mod openapi;
 mod routes;
 mod state;
 
+pub use browsers::{AllowedOrigins, BrowserPolicy, Origin, OriginError};
 pub use client_ip::TrustedProxies;
 pub use cookies::CookieSettings;
 pub use errors::ApiError;
@@ -25,8 +27,12 @@ pub use state::{AppState, HttpSettings, UseCases};
 
 use actix_web::web;
 
-/// Registers every route, the JSON 404/405 answers and the request-id, logging and
-/// `Cache-Control` middleware on an actix `App`.
+/// Registers every route, the JSON 404/405 answers and the middleware on an actix `App`.
+///
+/// From the outside in: the request id, the log line and `Cache-Control` (they only stamp and
+/// record, so every answer has them), then the Origin check (a cross-site write is refused
+/// before anything acts on the request: routing, authentication, the body), then CORS (so an
+/// allowed origin's answers carry its headers, errors included), then the routes.
 pub fn app(
     state: AppState,
 ) -> actix_web::App<
@@ -38,10 +44,13 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let allowed_origins = state.settings.browsers.allowed_origins.clone();
     actix_web::App::new()
         .app_data(web::Data::new(state))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))
+        .wrap(browsers::Cors::new(allowed_origins))
+        .wrap(actix_web::middleware::from_fn(browsers::refuse_cross_site))
         .wrap(actix_web::middleware::from_fn(middleware::no_store))
         .wrap(actix_web::middleware::from_fn(middleware::log_request))
         .wrap(actix_web::middleware::from_fn(middleware::request_id))

@@ -1,6 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the DTOs' schemas. A test checks that it lists exactly the routes the server registers.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use actix_web::http::Method;
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -92,4 +96,34 @@ impl Modify for Security {
 /// The document, as served at `/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// The methods a path template answers, as the document lists them (read once): the `Allow` of
+/// a 405. The document is the one list of operations; a test checks, both ways, that it names
+/// exactly the methods the server routes.
+pub(crate) fn path_methods(template: &str) -> &'static [Method] {
+    static METHODS: LazyLock<BTreeMap<String, Vec<Method>>> = LazyLock::new(|| {
+        document()
+            .paths
+            .paths
+            .into_iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::HEAD, item.head.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                    (Method::OPTIONS, item.options.is_some()),
+                    (Method::TRACE, item.trace.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, documented)| documented.then_some(method))
+                .collect();
+                (path, methods)
+            })
+            .collect()
+    });
+    METHODS.get(template).map_or(&[], Vec::as_slice)
 }

@@ -46,6 +46,8 @@ pub struct HttpSettings {
     pub jwks: serde_json::Value,
     /// Serves `/metrics` on this listener when set (unset: a separate listener has it).
     pub metrics: Option<crate::RenderMetrics>,
+    /// The server's own origin and the allowed ones: the Origin check and CORS.
+    pub browsers: crate::BrowserPolicy,
 }
 
 /// Everything a handler needs, shared by the workers.

@@ -1,14 +1,16 @@
 use anyhow::anyhow;
 use application::PortError;
 use application::ports::{TokenIssuer, TokenRejected, TokenVerifier};
-use application::{AccessClaims, RefreshClaims, TokenPair};
+use application::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{SessionId, TokenId, UserId};
+use hkdf::Hkdf;
 use josekit::jwe::{Dir, JweHeader};
 use josekit::jws::{JwsHeader, JwsVerifier};
 use josekit::jwt::{self, JwtPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Sha256;
 
 use crate::KeyRing;
 
@@ -33,6 +35,7 @@ pub struct JoseTokenCodec {
 
 const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
+const DEVICE: &str = "device";
 
 impl JoseTokenCodec {
     /// A codec signing with the ring's first key.
@@ -48,7 +51,7 @@ impl JoseTokenCodec {
     fn sign(&self, mut payload: JwtPayload, typ: &str) -> Result<String, PortError> {
         let key = self.keys.signing();
         let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
+        header.set_token_type(header_type(typ));
         header.set_key_id(key.kid());
         payload.set_issuer(&self.settings.issuer);
         payload.set_audience(vec![self.settings.audience.clone()]);
@@ -57,15 +60,19 @@ impl JoseTokenCodec {
             .map_err(|error| PortError::Unexpected(anyhow!(error).context("signing a token")))
     }
 
-    /// Signature, pinned algorithm, known `kid`, then every registered claim.
+    /// Signature, pinned algorithm, known `kid`, the header's `typ`, then every registered
+    /// claim.
     fn verify(&self, token: &str, typ: &str, now: DateTime<Utc>) -> Result<Checked, TokenRejected> {
-        let (payload, _) = jwt::decode_with_verifier_selector(token, |header| {
+        let (payload, header) = jwt::decode_with_verifier_selector(token, |header| {
             let key = header.key_id().and_then(|kid| self.keys.find(kid));
             Ok(key
                 .filter(|key| header.algorithm() == Some(key.algorithm().name()))
                 .map(|key| key.verifier() as &dyn JwsVerifier))
         })
         .map_err(|error| reject(format!("undecodable or badly signed: {error}")))?;
+        if !header_type_matches(header.token_type(), &header_type(typ)) {
+            return Err(reject("wrong or missing typ header"));
+        }
 
         let claims = payload.claims_set();
         let string = |name: &str| {
@@ -113,9 +120,13 @@ impl JoseTokenCodec {
                 .parse::<uuid::Uuid>()
                 .map_err(|_| reject(format!("claim {name} is not a UUID")))
         };
+        let session_id = match claims.get("sid") {
+            Some(_) => Some(SessionId::from_uuid(uuid("sid")?)),
+            None => None,
+        };
         Ok(Checked {
             user_id: UserId::from_uuid(uuid("sub")?),
-            session_id: SessionId::from_uuid(uuid("sid")?),
+            session_id,
             token_id: TokenId::from_uuid(uuid("jti")?),
             issued_at,
             expires_at,
@@ -124,14 +135,41 @@ impl JoseTokenCodec {
     }
 }
 
-/// The claims common to both token types, checked.
+/// The claims common to every token type, checked (`sid` only where present: device tokens
+/// have none).
 struct Checked {
     user_id: UserId,
-    session_id: SessionId,
+    session_id: Option<SessionId>,
     token_id: TokenId,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     payload: JwtPayload,
+}
+
+/// The JOSE header `typ` of a token whose `typ` claim is `claim` (explicit typing, RFC 8725
+/// §3.11): `at+jwt` for access tokens (RFC 9068), `<claim>+jwt` for every other kind
+/// (`refresh+jwt`). A token of one kind can then never pass for another, whatever its claims.
+fn header_type(claim: &str) -> String {
+    if claim == ACCESS {
+        "at+jwt".to_owned()
+    } else {
+        format!("{claim}+jwt")
+    }
+}
+
+/// Whether a header `typ` names `expected`. It is a media type (RFC 7515 §4.1.9): compared
+/// case-insensitively, with the `application/` prefix optional (RFC 9068 §4 accepts both
+/// `at+jwt` and `application/at+jwt`). A missing `typ`, or the generic `JWT` of tokens issued
+/// before explicit typing, matches nothing.
+fn header_type_matches(found: Option<&str>, expected: &str) -> bool {
+    let Some(found) = found else {
+        return false;
+    };
+    let found = match found.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &found[12..],
+        _ => found,
+    };
+    found.eq_ignore_ascii_case(expected)
 }
 
 fn reject(reason: impl Into<String>) -> TokenRejected {
@@ -187,9 +225,35 @@ impl TokenIssuer for JoseTokenCodec {
         self.sign(payload, REFRESH)
     }
 
-    /// A compact JWE (`dir`, A256GCM) keyed by SHA-256 of the refresh token: the stored pair is
-    /// useless to anyone reading the database without that token.
-    fn seal(&self, pair: &TokenPair, refresh_token: &str) -> Result<String, PortError> {
+    /// Signed like the other tokens (so every instance holding the keys verifies it, and a
+    /// key retired from `AUTHD_JWT_KEY_FILES` retires its device tokens too), without `sid`.
+    fn sign_device(&self, claims: &DeviceClaims) -> Result<String, PortError> {
+        let mut payload = JwtPayload::new();
+        payload.set_subject(claims.user_id.to_string());
+        payload.set_jwt_id(claims.device_id.to_string());
+        set(
+            &mut payload,
+            "iat",
+            Value::from(claims.issued_at.timestamp()),
+        )?;
+        set(
+            &mut payload,
+            "exp",
+            Value::from(claims.expires_at.timestamp()),
+        )?;
+        set(&mut payload, "acct", Value::from(claims.account.clone()))?;
+        self.sign(payload, DEVICE)
+    }
+
+    /// A compact JWE (`dir`, A256GCM) under a key derived with HKDF-SHA256 from `refresh_token`,
+    /// salted with `session` (see `sealing_key`): the stored pair is useless to anyone reading
+    /// the database without the refresh token it replaced.
+    fn seal(
+        &self,
+        pair: &TokenPair,
+        refresh_token: &str,
+        session: SessionId,
+    ) -> Result<String, PortError> {
         let sealed = SealedPair {
             issued_at: pair.issued_at.timestamp(),
             access_token: pair.access_token.clone(),
@@ -199,8 +263,10 @@ impl TokenIssuer for JoseTokenCodec {
         };
         let plaintext =
             serde_json::to_vec(&sealed).map_err(|error| PortError::Unexpected(error.into()))?;
+        let key = sealing_key(refresh_token, session)
+            .map_err(|error| PortError::Unexpected(anyhow!("deriving the sealing key: {error}")))?;
         let encrypter = Dir
-            .encrypter_from_bytes(openssl::sha::sha256(refresh_token.as_bytes()))
+            .encrypter_from_bytes(key)
             .map_err(|error| PortError::Unexpected(anyhow!(error)))?;
         let mut header = JweHeader::new();
         header.set_content_encryption("A256GCM");
@@ -208,9 +274,9 @@ impl TokenIssuer for JoseTokenCodec {
             .map_err(|error| PortError::Unexpected(anyhow!(error).context("sealing a token pair")))
     }
 
-    fn unseal(&self, sealed: &str, refresh_token: &str) -> Option<TokenPair> {
+    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<TokenPair> {
         let decrypter = Dir
-            .decrypter_from_bytes(openssl::sha::sha256(refresh_token.as_bytes()))
+            .decrypter_from_bytes(sealing_key(refresh_token, session).ok()?)
             .ok()?;
         let (plaintext, _) = josekit::jwe::deserialize_compact(sealed, &decrypter).ok()?;
         let pair: SealedPair = serde_json::from_slice(&plaintext).ok()?;
@@ -222,6 +288,27 @@ impl TokenIssuer for JoseTokenCodec {
             refresh_expires_at: DateTime::from_timestamp(pair.refresh_expires_at, 0)?,
         })
     }
+}
+
+/// HKDF's `info`: what the derived key is for, so no other use of the same token and salt
+/// (there is none today) could ever yield the same key.
+const SEALING_INFO: &[u8] =
+    b"authd/v1 successor pair sealed for the refresh grace window (A256GCM)";
+
+/// The key that seals a session's successor pair: HKDF-SHA256 (RFC 5869) with the refresh
+/// token the pair replaced as input keying material, the session's id as salt and
+/// [`SEALING_INFO`] as info.
+///
+/// The token is the secret: it is signed with the server's private key and never stored, so
+/// nothing in a database dump derives this key. The salt need not be secret (RFC 5869 §3.1);
+/// the session id is unique per session and already in the row, so it costs no column, and it
+/// binds the ciphertext to its session: moved to another row, it opens for nobody.
+fn sealing_key(refresh_token: &str, session: SessionId) -> Result<[u8; 32], hkdf::InvalidLength> {
+    let mut key = [0; 32];
+    let hkdf = Hkdf::<Sha256>::new(Some(session.as_uuid().as_bytes()), refresh_token.as_bytes());
+    // Only a length over 255 × 32 bytes fails.
+    hkdf.expand(SEALING_INFO, &mut key)?;
+    Ok(key)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -256,7 +343,7 @@ impl TokenVerifier for JoseTokenCodec {
                 .and_then(Value::as_bool)
                 .ok_or_else(|| reject("missing claim su"))?,
             user_id: checked.user_id,
-            session_id: checked.session_id,
+            session_id: checked.session_id()?,
             token_id: checked.token_id,
             issued_at: checked.issued_at,
             expires_at: checked.expires_at,
@@ -271,11 +358,39 @@ impl TokenVerifier for JoseTokenCodec {
         let checked = self.verify(token, REFRESH, now)?;
         Ok(RefreshClaims {
             user_id: checked.user_id,
-            session_id: checked.session_id,
+            session_id: checked.session_id()?,
             token_id: checked.token_id,
             issued_at: checked.issued_at,
             expires_at: checked.expires_at,
         })
+    }
+
+    fn verify_device(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceClaims, TokenRejected> {
+        let checked = self.verify(token, DEVICE, now)?;
+        let account = checked
+            .payload
+            .claim("acct")
+            .and_then(Value::as_str)
+            .ok_or_else(|| reject("missing claim acct"))?
+            .to_owned();
+        Ok(DeviceClaims {
+            user_id: checked.user_id,
+            account,
+            device_id: checked.token_id,
+            issued_at: checked.issued_at,
+            expires_at: checked.expires_at,
+        })
+    }
+}
+
+impl Checked {
+    /// `sid`, which access and refresh tokens must carry.
+    fn session_id(&self) -> Result<SessionId, TokenRejected> {
+        self.session_id.ok_or_else(|| reject("missing claim sid"))
     }
 }
 
@@ -322,6 +437,10 @@ mod tests {
         let key = codec.keys().signing();
         let mut header = JwsHeader::new();
         header.set_key_id(key.kid());
+        // The header type the codec gives tokens with this `typ` claim.
+        if let Some(typ) = claims["typ"].as_str() {
+            header.set_token_type(header_type(typ));
+        }
         let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
         jwt::encode_with_signer(&payload, &header, key.signer()).unwrap()
     }
@@ -503,20 +622,244 @@ mod tests {
         assert!(before.verify_access(&fresh, now()).is_err());
     }
 
-    #[test]
-    fn a_sealed_pair_opens_only_with_the_token_it_was_sealed_with() {
-        let codec = codec(vec![key(Algorithm::EdDSA)]);
-        let pair = TokenPair {
+    fn sample_pair() -> TokenPair {
+        TokenPair {
             issued_at: now(),
             access_token: "a.b.c".into(),
             access_expires_at: now(),
             refresh_token: "d.e.f".into(),
             refresh_expires_at: now() + TimeDelta::days(7),
-        };
-        let sealed = codec.seal(&pair, "old-refresh").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_sealed_pair_opens_only_with_the_token_and_session_it_was_sealed_with() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let pair = sample_pair();
+        let session = SessionId::generate();
+        let sealed = codec.seal(&pair, "old-refresh", session).unwrap();
         assert!(!sealed.contains("a.b.c"));
-        assert_eq!(codec.unseal(&sealed, "old-refresh"), Some(pair));
-        assert_eq!(codec.unseal(&sealed, "another-token"), None);
-        assert_eq!(codec.unseal("garbage", "old-refresh"), None);
+        assert_eq!(codec.unseal(&sealed, "old-refresh", session), Some(pair));
+        assert_eq!(codec.unseal(&sealed, "another-token", session), None);
+        assert_eq!(
+            codec.unseal(&sealed, "old-refresh", SessionId::generate()),
+            None,
+            "moved to another session, it opened"
+        );
+        assert_eq!(codec.unseal("garbage", "old-refresh", session), None);
+    }
+
+    /// Whether the compact JWE opens with this key.
+    fn opens_with(sealed: &str, key: &[u8]) -> bool {
+        let decrypter = Dir.decrypter_from_bytes(key).unwrap();
+        josekit::jwe::deserialize_compact(sealed, &decrypter).is_ok()
+    }
+
+    /// HMAC-SHA256 of the concatenated `data`, from the `hmac` crate HKDF itself builds on.
+    fn hmac_sha256(key: &[u8], data: &[&[u8]]) -> Vec<u8> {
+        use hkdf::hmac::{KeyInit, Mac};
+        let mut mac = hkdf::hmac::Hmac::<Sha256>::new_from_slice(key).unwrap();
+        for part in data {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    #[test]
+    fn the_sealing_key_is_hkdf_sha256_of_the_token_salted_with_the_session() {
+        use sha2::Digest;
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let session = SessionId::generate();
+        let sealed = codec.seal(&sample_pair(), "old-refresh", session).unwrap();
+        let key = sealing_key("old-refresh", session).unwrap();
+        let (_, header) =
+            josekit::jwe::deserialize_compact(&sealed, &Dir.decrypter_from_bytes(key).unwrap())
+                .unwrap();
+        assert_eq!(header.algorithm(), Some("dir"));
+        assert_eq!(header.content_encryption(), Some("A256GCM"));
+        // RFC 5869 by hand: PRK = HMAC(salt, IKM), then one block OKM = HMAC(PRK, info | 0x01).
+        let salt = session.as_uuid();
+        let prk = hmac_sha256(salt.as_bytes(), &[b"old-refresh"]);
+        assert_eq!(hmac_sha256(&prk, &[SEALING_INFO, &[1]]), key);
+        // The old scheme's key, and keys made of what the session's row holds, open nothing.
+        let without_token =
+            hmac_sha256(&hmac_sha256(salt.as_bytes(), &[b""]), &[SEALING_INFO, &[1]]);
+        for (name, key) in [
+            (
+                "SHA-256 of the token",
+                Sha256::digest(b"old-refresh").to_vec(),
+            ),
+            ("SHA-256 of nothing", Sha256::digest(b"").to_vec()),
+            (
+                "SHA-256 of the session id",
+                Sha256::digest(session.to_string()).to_vec(),
+            ),
+            ("HKDF without the token", without_token),
+        ] {
+            assert!(!opens_with(&sealed, &key), "{name} opened it");
+        }
+    }
+
+    /// Re-signs `token`'s claims with the codec's key under the header `typ` given (none for
+    /// `None`).
+    fn with_header_type(codec: &JoseTokenCodec, token: &str, typ: Option<&str>) -> String {
+        let key = codec.keys().signing();
+        let mut header = JwsHeader::new();
+        header.set_key_id(key.kid());
+        if let Some(typ) = typ {
+            header.set_token_type(typ);
+        }
+        let payload = jwt::decode_with_verifier(token, key.verifier()).unwrap().0;
+        jwt::encode_with_signer(&payload, &header, key.signer()).unwrap()
+    }
+
+    fn refresh_of(claims: &AccessClaims) -> RefreshClaims {
+        RefreshClaims {
+            user_id: claims.user_id,
+            session_id: claims.session_id,
+            token_id: claims.token_id,
+            issued_at: claims.issued_at,
+            expires_at: claims.expires_at,
+        }
+    }
+
+    #[test]
+    fn tokens_carry_their_type_in_the_header() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = access(TimeDelta::minutes(15));
+        let access = codec.sign_access(&claims).unwrap();
+        let refresh = codec.sign_refresh(&refresh_of(&claims)).unwrap();
+        let typ = |token: &str| jwt::decode_header(token).unwrap().claim("typ").cloned();
+        assert_eq!(typ(&access), Some(Value::from("at+jwt")));
+        assert_eq!(typ(&refresh), Some(Value::from("refresh+jwt")));
+    }
+
+    #[test]
+    fn an_access_token_needs_the_at_jwt_header_type() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let token = codec.sign_access(&access(TimeDelta::minutes(15))).unwrap();
+        for accepted in [
+            "at+jwt",
+            "application/at+jwt",
+            "AT+JWT",
+            "Application/At+JWT",
+        ] {
+            let token = with_header_type(&codec, &token, Some(accepted));
+            assert!(codec.verify_access(&token, now()).is_ok(), "{accepted}");
+        }
+        // Missing, the generic type of tokens issued before, the other token's, near misses.
+        for refused in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("refresh+jwt"),
+            Some("application/refresh+jwt"),
+            Some("at+jwt "),
+            Some("application/jwt"),
+            Some("text/at+jwt"),
+            Some(""),
+        ] {
+            let token = with_header_type(&codec, &token, refused);
+            let rejected = codec.verify_access(&token, now()).unwrap_err();
+            assert!(rejected.0.contains("typ header"), "{refused:?}: {rejected}");
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_needs_the_refresh_jwt_header_type() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = refresh_of(&access(TimeDelta::minutes(15)));
+        let token = codec.sign_refresh(&claims).unwrap();
+        for accepted in ["refresh+jwt", "application/refresh+jwt", "Refresh+JWT"] {
+            let token = with_header_type(&codec, &token, Some(accepted));
+            assert_eq!(
+                codec.verify_refresh(&token, now()).unwrap(),
+                claims,
+                "{accepted}"
+            );
+        }
+        for refused in [
+            None,
+            Some("JWT"),
+            Some("at+jwt"),
+            Some("application/at+jwt"),
+        ] {
+            let token = with_header_type(&codec, &token, refused);
+            let rejected = codec.verify_refresh(&token, now()).unwrap_err();
+            assert!(rejected.0.contains("typ header"), "{refused:?}: {rejected}");
+        }
+    }
+
+    #[test]
+    fn the_header_type_and_the_typ_claim_must_agree() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = access(TimeDelta::minutes(15));
+        // An access token relabelled as a refresh token, and the reverse: neither passes as
+        // either (the claim refuses one use, the header the other).
+        let access = codec.sign_access(&claims).unwrap();
+        let relabelled = with_header_type(&codec, &access, Some("refresh+jwt"));
+        assert!(codec.verify_refresh(&relabelled, now()).is_err());
+        assert!(codec.verify_access(&relabelled, now()).is_err());
+        let refresh = codec.sign_refresh(&refresh_of(&claims)).unwrap();
+        let relabelled = with_header_type(&codec, &refresh, Some("at+jwt"));
+        assert!(codec.verify_access(&relabelled, now()).is_err());
+        assert!(codec.verify_refresh(&relabelled, now()).is_err());
+    }
+
+    fn device() -> DeviceClaims {
+        DeviceClaims {
+            user_id: UserId::generate(),
+            account: "ada@example.com".into(),
+            device_id: TokenId::generate(),
+            issued_at: now(),
+            expires_at: now() + DeviceClaims::LIFETIME,
+        }
+    }
+
+    #[test]
+    fn device_tokens_round_trip_and_are_no_other_token() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = device();
+        let token = codec.sign_device(&claims).unwrap();
+        assert_eq!(codec.verify_device(&token, now()).unwrap(), claims);
+        // A device token opens no session, and no session token is a device token.
+        assert!(codec.verify_access(&token, now()).is_err());
+        assert!(codec.verify_refresh(&token, now()).is_err());
+        let access = codec.sign_access(&access(TimeDelta::minutes(15))).unwrap();
+        assert!(codec.verify_device(&access, now()).is_err());
+        // Expired a year on, past the leeway; another key's token is refused.
+        let later = now() + DeviceClaims::LIFETIME + TimeDelta::seconds(61);
+        assert!(codec.verify_device(&token, later).is_err());
+        let stranger = super::tests::codec(vec![key(Algorithm::EdDSA)]);
+        assert!(stranger.verify_device(&token, now()).is_err());
+    }
+
+    #[test]
+    fn a_device_token_without_its_account_is_refused() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = device();
+        let forged = forge(
+            &codec,
+            serde_json::json!({
+                "iss": "authd", "aud": ["authd"], "typ": "device",
+                "sub": claims.user_id.to_string(), "jti": claims.device_id.to_string(),
+                "iat": now().timestamp(), "exp": claims.expires_at.timestamp(),
+            }),
+        );
+        let rejected = codec.verify_device(&forged, now()).unwrap_err();
+        assert_eq!(rejected.0, "missing claim acct");
+    }
+
+    #[test]
+    fn session_tokens_need_their_sid() {
+        let codec = codec(vec![key(Algorithm::EdDSA)]);
+        let claims = access(TimeDelta::minutes(15));
+        let mut without_sid = valid_claims(&claims);
+        without_sid.as_object_mut().unwrap().remove("sid");
+        let forged = forge(&codec, without_sid);
+        assert_eq!(
+            codec.verify_access(&forged, now()).unwrap_err().0,
+            "missing claim sid"
+        );
     }
 }

@@ -39,8 +39,11 @@ impl Default for Argon2Settings {
 /// malloc arena behind each one (measured: 400 MB resident after a login burst, and a
 /// page fault per 4 KiB of every hash).
 ///
-/// The queue in front of the threads is bounded: past `queue_max` waiting hashes, a hash is
+/// The queue in front of the threads is bounded: past `queue_max` waiting jobs, a job is
 /// refused at once with [`PortError::Busy`] instead of waiting behind a burst it cannot beat.
+/// New hashes (sign-ups, new passwords) may fill only half of it, so a flood of sign-ups, which
+/// nothing throttles per account, cannot turn every login away: password checks keep the
+/// other half.
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     params: Params,
@@ -96,11 +99,11 @@ impl Argon2Hasher {
     /// Runs `work` on one of the hasher's threads, keeping the caller's span.
     async fn run<T: Send + 'static>(
         &self,
+        queue_max: usize,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PortError> {
         // Reserve a place in the queue, or refuse: the check and the count are one atomic step,
         // so a burst cannot overfill it.
-        let queue_max = self.queue_max;
         if self
             .queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
@@ -221,7 +224,7 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError> {
         let params = self.params.clone();
         let password = password.clone();
-        self.run(move || {
+        self.run((self.queue_max / 2).max(1), move || {
             hash_phc(&params, password.expose().as_bytes())
                 .map(PasswordHash::new)
                 .map_err(|error| PortError::Unexpected(anyhow!("hashing a password: {error}")))
@@ -240,7 +243,7 @@ impl PasswordHasher for Argon2Hasher {
             Some(hash) => (hash.as_str().to_owned(), true),
             None => (self.dummy.to_string(), false),
         };
-        self.run(move || {
+        self.run(self.queue_max, move || {
             let Ok(phc) = Phc::new(&stored) else {
                 // An unreadable stored hash matches nothing; it is a data problem, not the user's.
                 tracing::error!("a stored password hash is not a PHC string");
@@ -306,7 +309,7 @@ mod tests {
             let hasher = hasher.clone();
             async move {
                 hasher
-                    .run(move || {
+                    .run(1, move || {
                         let _ = started.send(());
                         let _ = released.recv();
                     })
@@ -335,6 +338,55 @@ mod tests {
             hasher.verify(&password, None).await.unwrap(),
             PasswordCheck::Mismatch
         );
+    }
+
+    #[tokio::test]
+    async fn new_hashes_fill_half_the_queue_and_checks_the_rest() {
+        let hasher = Argon2Hasher::new(cheap(), 1).unwrap().with_queue_max(4);
+        let (started, is_running) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(1, move || {
+                        let _ = started.send(());
+                        let _ = released.recv();
+                    })
+                    .await
+            }
+        });
+        is_running.await.unwrap();
+        let password = Password::normalize("correct horse");
+        let spawn = |check: bool| {
+            let hasher = hasher.clone();
+            let password = password.clone();
+            tokio::spawn(async move {
+                if check {
+                    hasher.verify(&password, None).await.map(drop)
+                } else {
+                    hasher.hash(&password).await.map(drop)
+                }
+            })
+        };
+        let waiting = [spawn(false), spawn(false)];
+        while hasher.queued() != 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(hasher.hash(&password).await, Err(PortError::Busy)));
+        let checks = [spawn(true), spawn(true)];
+        while hasher.queued() != 4 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(
+            hasher.verify(&password, None).await,
+            Err(PortError::Busy)
+        ));
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        for task in waiting.into_iter().chain(checks) {
+            assert!(task.await.unwrap().is_ok());
+        }
     }
 
     #[tokio::test]
@@ -421,13 +473,15 @@ mod tests {
             let hasher = hasher.clone();
             async move {
                 hasher
-                    .run(|| std::thread::sleep(std::time::Duration::from_millis(100)))
+                    .run(usize::MAX, || {
+                        std::thread::sleep(std::time::Duration::from_millis(100))
+                    })
                     .await
             }
         });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let ran = Arc::new(AtomicBool::new(false));
-        let queued = hasher.run({
+        let queued = hasher.run(usize::MAX, {
             let ran = ran.clone();
             move || ran.store(true, Ordering::SeqCst)
         });
@@ -436,7 +490,7 @@ mod tests {
         assert!(abandoned.is_err());
         busy.await.unwrap().unwrap();
         // One thread, jobs in order: once this one has run, the abandoned one was handled.
-        hasher.run(|| ()).await.unwrap();
+        hasher.run(usize::MAX, || ()).await.unwrap();
         assert!(!ran.load(Ordering::SeqCst));
     }
 
@@ -450,7 +504,7 @@ mod tests {
             let (hasher, running, most) = (hasher.clone(), running.clone(), most.clone());
             jobs.spawn(async move {
                 hasher
-                    .run(move || {
+                    .run(usize::MAX, move || {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
                         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -469,7 +523,7 @@ mod tests {
     async fn a_panicking_hash_is_an_error_and_the_thread_survives() {
         let hasher = Argon2Hasher::new(cheap(), 1).unwrap();
         #[allow(clippy::panic)]
-        let failed = hasher.run(|| panic!("boom")).await;
+        let failed = hasher.run(usize::MAX, || panic!("boom")).await;
         assert!(matches!(failed, Err(PortError::Unexpected(_))));
         let password = Password::normalize("still hashing");
         assert!(hasher.hash(&password).await.is_ok());

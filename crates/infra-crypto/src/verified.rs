@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use application::ports::{TokenRejected, TokenVerifier};
-use application::{AccessClaims, RefreshClaims};
+use application::{AccessClaims, DeviceClaims, RefreshClaims};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Decorates a [`TokenVerifier`] with a bounded cache of verified access tokens.
@@ -82,6 +82,15 @@ impl TokenVerifier for CachingVerifier {
     ) -> Result<RefreshClaims, TokenRejected> {
         self.inner.verify_refresh(token, now)
     }
+
+    /// Not remembered: a device token is checked once per login, behind an Argon2 hash.
+    fn verify_device(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceClaims, TokenRejected> {
+        self.inner.verify_device(token, now)
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +143,15 @@ mod tests {
             self.checks.fetch_add(1, Ordering::SeqCst);
             Err(TokenRejected("refresh".to_owned()))
         }
+
+        fn verify_device(
+            &self,
+            _token: &str,
+            _now: DateTime<Utc>,
+        ) -> Result<DeviceClaims, TokenRejected> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            Err(TokenRejected("device".to_owned()))
+        }
     }
 
     fn verifier(capacity: usize) -> (Arc<Counting>, CachingVerifier, DateTime<Utc>) {
@@ -148,6 +166,18 @@ mod tests {
 
     fn checks(inner: &Counting) -> usize {
         inner.checks.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn device_tokens_go_to_the_codec_every_time() {
+        let (inner, caching, now) = verifier(10);
+        for _ in 0..2 {
+            assert_eq!(
+                caching.verify_device("device", now).unwrap_err().0,
+                "device"
+            );
+        }
+        assert_eq!(checks(&inner), 2);
     }
 
     #[test]

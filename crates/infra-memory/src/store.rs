@@ -81,6 +81,8 @@ impl Data {
             .filter(|record| pick(&record.session) && record.session.is_live(now))
             .map(|record| {
                 record.session.revoked_at = Some(now);
+                // A revoked session never replays its pair: keep no ciphertext of a token.
+                record.sealed_successor = None;
                 record.session.clone()
             })
             .collect();
@@ -492,6 +494,28 @@ impl SessionRepository for InMemoryStore {
         }
         Ok(doomed.len() as u64)
     }
+
+    async fn clear_sealed_successors(
+        &self,
+        rotated_before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, PortError> {
+        let mut data = self.data();
+        let mut cleared = 0;
+        for record in data.sessions.values_mut() {
+            if cleared == u64::from(batch) {
+                break;
+            }
+            let past_window = record
+                .rotation
+                .rotated_at
+                .is_some_and(|at| at < rotated_before);
+            if past_window && record.sealed_successor.take().is_some() {
+                cleared += 1;
+            }
+        }
+        Ok(cleared)
+    }
 }
 
 #[cfg(test)]
@@ -652,6 +676,64 @@ mod tests {
         assert!(kept(expired.id).await.unwrap().is_none());
         assert!(kept(long_revoked.id).await.unwrap().is_none());
         assert_eq!(store.purge_ended(now, grace, 500).await.unwrap(), 0);
+    }
+
+    /// Stores a live session of `user` rotated at `at`, with a sealed pair.
+    fn rotated_at(store: &InMemoryStore, user: &User, at: DateTime<Utc>) -> SessionId {
+        let session = session(user, at);
+        let record = SessionRecord {
+            session: session.clone(),
+            rotation: RotationState {
+                current: TokenId::generate(),
+                previous: Some(TokenId::generate()),
+                rotated_at: Some(at),
+            },
+            sealed_successor: Some("sealed".into()),
+        };
+        store.data().sessions.insert(session.id, record);
+        session.id
+    }
+
+    async fn sealed(store: &InMemoryStore, id: SessionId) -> Option<String> {
+        SessionRepository::find(store, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed_successor
+    }
+
+    #[tokio::test]
+    async fn sealed_pairs_are_cleared_past_the_window_a_batch_at_a_time() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        let cutoff = now - TimeDelta::seconds(10);
+        let old: Vec<SessionId> = (0..3)
+            .map(|_| rotated_at(&store, &user, cutoff - TimeDelta::seconds(1)))
+            .collect();
+        let recent = rotated_at(&store, &user, cutoff);
+        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 2);
+        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 1);
+        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 0);
+        for id in old {
+            assert_eq!(sealed(&store, id).await, None);
+        }
+        // Rotated at the cutoff: still inside its window.
+        assert_eq!(sealed(&store, recent).await.as_deref(), Some("sealed"));
+    }
+
+    #[tokio::test]
+    async fn revocation_clears_the_sealed_pair() {
+        let (store, user) = store_with_user().await;
+        let now = Utc::now();
+        let (one, all) = (
+            rotated_at(&store, &user, now),
+            rotated_at(&store, &user, now),
+        );
+        store.revoke(one, now).await.unwrap();
+        assert_eq!(sealed(&store, one).await, None);
+        assert_eq!(sealed(&store, all).await.as_deref(), Some("sealed"));
+        store.revoke_all(user.id, now).await.unwrap();
+        assert_eq!(sealed(&store, all).await, None);
     }
 
     #[tokio::test]

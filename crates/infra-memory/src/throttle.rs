@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use application::PortError;
-use application::ports::{LoginThrottle, ThrottleVerdict};
+use application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
 use async_trait::async_trait;
 use domain::{Admission, ClientNetwork, IpCap, LoginBackoff};
 
@@ -25,7 +25,8 @@ pub struct InMemoryLoginThrottle {
 
 #[derive(Debug, Default)]
 struct State {
-    accounts: HashMap<String, Counter>,
+    /// Accounts and device cookies.
+    accounts: HashMap<ThrottleKey, Counter>,
     networks: HashMap<ClientNetwork, Counter>,
 }
 
@@ -42,7 +43,8 @@ struct Counter {
 const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl InMemoryLoginThrottle {
-    /// Entries kept by default: about 10 MB at most.
+    /// Entries kept by default: about 30 MB with ordinary emails, at most about 100 MB when
+    /// every key is as long as an email can be.
     pub const DEFAULT_CAPACITY: usize = 100_000;
 
     /// Back-off per account, a cap per network, at most `capacity` counters (at least 2).
@@ -69,8 +71,11 @@ impl InMemoryLoginThrottle {
     }
 
     /// Sweeps what decides nothing any more; if that is not enough, drops the counters that
-    /// matter least (unlocked before locked, then whichever was touched or ends first) down to
-    /// three quarters of the capacity, so the sweep runs once per many insertions, not on each.
+    /// matter least down to three quarters of the capacity (so the sweep runs once per many
+    /// insertions, not on each): those below their threshold before those at or past it (a
+    /// back-off, whose doubling must survive the lock's end), then fewer failures before more,
+    /// then the least recently touched. Junk below the threshold, however much of it, goes
+    /// before any account in back-off.
     fn shrink(&self, state: &mut State, now: Instant) {
         let locked = |counter: &Counter| counter.until.is_some_and(|until| until > now);
         state
@@ -78,15 +83,23 @@ impl InMemoryLoginThrottle {
             .retain(|_, counter| locked(counter) || now.duration_since(counter.touched) < IDLE);
         state.networks.retain(|_, counter| locked(counter));
         let target = self.capacity / 4 * 3;
-        let rank = |counter: &Counter| {
-            let locked = locked(counter);
-            let until = counter.until.filter(|_| locked).unwrap_or(counter.touched);
-            (locked, until)
+        let rank = |threshold: u32| {
+            move |counter: &Counter| {
+                (
+                    counter.failures >= threshold,
+                    counter.failures,
+                    counter.touched,
+                )
+            }
         };
         let excess = (state.accounts.len() + state.networks.len()).saturating_sub(target);
-        evict(&mut state.accounts, excess, rank);
+        evict(
+            &mut state.accounts,
+            excess,
+            rank(self.backoff.max_failures()),
+        );
         let excess = (state.accounts.len() + state.networks.len()).saturating_sub(target);
-        evict(&mut state.networks, excess, rank);
+        evict(&mut state.networks, excess, rank(self.ip_cap.limit()));
     }
 }
 
@@ -94,12 +107,12 @@ impl InMemoryLoginThrottle {
 fn evict<K: Clone + Eq + std::hash::Hash + Ord>(
     map: &mut HashMap<K, Counter>,
     excess: usize,
-    rank: impl Fn(&Counter) -> (bool, Instant),
+    rank: impl Fn(&Counter) -> (bool, u32, Instant),
 ) {
     if excess == 0 {
         return;
     }
-    let mut ranked: Vec<((bool, Instant), K)> = map
+    let mut ranked: Vec<((bool, u32, Instant), K)> = map
         .iter()
         .map(|(key, counter)| (rank(counter), key.clone()))
         .collect();
@@ -118,7 +131,11 @@ fn left(counter: Option<&Counter>, now: Instant) -> Option<Duration> {
 
 #[async_trait]
 impl LoginThrottle for InMemoryLoginThrottle {
-    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
+    async fn admit(
+        &self,
+        account: &ThrottleKey,
+        ip: Option<IpAddr>,
+    ) -> Result<ThrottleVerdict, PortError> {
         let network = ip.map(ClientNetwork::of);
         Ok(self.with(|state, now| {
             let current = state.accounts.get(account);
@@ -145,7 +162,7 @@ impl LoginThrottle for InMemoryLoginThrottle {
             }
             if let Admission::Admit { failures, lock } = by_account {
                 state.accounts.insert(
-                    account.to_owned(),
+                    account.clone(),
                     Counter {
                         failures,
                         until: lock.map(|lock| now + lock),
@@ -170,7 +187,7 @@ impl LoginThrottle for InMemoryLoginThrottle {
         }))
     }
 
-    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+    async fn succeeded(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {
         self.with(|state, _| {
             state.accounts.remove(account);
             give_back(state, ip);
@@ -178,7 +195,7 @@ impl LoginThrottle for InMemoryLoginThrottle {
         Ok(())
     }
 
-    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
+    async fn withdraw(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {
         self.with(|state, _| {
             if let Some(counter) = state.accounts.get_mut(account) {
                 counter.failures = counter.failures.saturating_sub(1);
@@ -203,7 +220,13 @@ fn give_back(state: &mut State, ip: Option<IpAddr>) {
 mod tests {
     use super::*;
 
-    const ADA: &str = "ada@example.com";
+    fn ada() -> ThrottleKey {
+        account("ada@example.com")
+    }
+
+    fn account(email: &str) -> ThrottleKey {
+        ThrottleKey::Account(email.to_owned())
+    }
 
     fn throttle(ip_limit: u32) -> InMemoryLoginThrottle {
         InMemoryLoginThrottle::new(
@@ -224,57 +247,83 @@ mod tests {
         let throttle = throttle(100);
         for _ in 0..5 {
             assert_eq!(
-                throttle.admit(ADA, None).await.unwrap(),
+                throttle.admit(&ada(), None).await.unwrap(),
                 ThrottleVerdict::Allow
             );
         }
-        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
         assert_eq!(
-            throttle.admit("bob@example.com", None).await.unwrap(),
+            throttle
+                .admit(&account("bob@example.com"), None)
+                .await
+                .unwrap(),
             ThrottleVerdict::Allow
         );
-        throttle.succeeded(ADA, None).await.unwrap();
+        throttle.succeeded(&ada(), None).await.unwrap();
         assert_eq!(
-            throttle.admit(ADA, None).await.unwrap(),
+            throttle.admit(&ada(), None).await.unwrap(),
             ThrottleVerdict::Allow
         );
+    }
+
+    #[tokio::test]
+    async fn a_device_counts_apart_from_its_account() {
+        let throttle = throttle(100);
+        let device = ThrottleKey::Device(domain::TokenId::generate());
+        for _ in 0..5 {
+            throttle.admit(&ada(), None).await.unwrap();
+        }
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
+        for _ in 0..5 {
+            assert_eq!(
+                throttle.admit(&device, None).await.unwrap(),
+                ThrottleVerdict::Allow
+            );
+        }
+        assert_eq!(throttle.admit(&device, None).await.unwrap(), deny(1));
+        throttle.succeeded(&device, None).await.unwrap();
+        assert_eq!(
+            throttle.admit(&device, None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
     }
 
     #[tokio::test]
     async fn each_attempt_past_the_lock_doubles_it() {
         let throttle = throttle(100);
         for _ in 0..5 {
-            throttle.admit(ADA, None).await.unwrap();
+            throttle.admit(&ada(), None).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(1_050)).await;
         assert_eq!(
-            throttle.admit(ADA, None).await.unwrap(),
+            throttle.admit(&ada(), None).await.unwrap(),
             ThrottleVerdict::Allow
         );
-        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(2));
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(2));
     }
 
     #[tokio::test]
     async fn a_withdrawn_attempt_gives_its_count_back_and_lifts_the_lock_it_set() {
         let throttle = throttle(100);
         for _ in 0..5 {
-            throttle.admit(ADA, None).await.unwrap();
+            throttle.admit(&ada(), None).await.unwrap();
         }
-        throttle.withdraw(ADA, None).await.unwrap();
+        throttle.withdraw(&ada(), None).await.unwrap();
         assert_eq!(
-            throttle.admit(ADA, None).await.unwrap(),
+            throttle.admit(&ada(), None).await.unwrap(),
             ThrottleVerdict::Allow
         );
-        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
     }
 
     #[tokio::test]
     async fn concurrent_attempts_admit_exactly_the_failures_left() {
         let throttle = std::sync::Arc::new(throttle(100));
-        throttle.admit(ADA, None).await.unwrap();
+        throttle.admit(&ada(), None).await.unwrap();
         let attempts = (0..30).map(|_| {
             let throttle = throttle.clone();
-            tokio::spawn(async move { throttle.admit(ADA, None).await.unwrap() })
+            tokio::spawn(async move { throttle.admit(&ada(), None).await.unwrap() })
         });
         let mut admitted = 0;
         for attempt in attempts {
@@ -292,38 +341,50 @@ mod tests {
         let neighbour: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         for n in 0..2 {
             throttle
-                .admit(&format!("user{n}@example.com"), Some(ip))
+                .admit(&account(&format!("user{n}@example.com")), Some(ip))
                 .await
                 .unwrap();
         }
         throttle
-            .admit("me@example.com", Some(neighbour))
+            .admit(&account("me@example.com"), Some(neighbour))
             .await
             .unwrap();
-        let verdict = throttle.admit("other@example.com", Some(ip)).await.unwrap();
+        let verdict = throttle
+            .admit(&account("other@example.com"), Some(ip))
+            .await
+            .unwrap();
         assert!(
             matches!(verdict, ThrottleVerdict::Deny { retry_after } if retry_after.as_secs() >= 299)
         );
         // A refused attempt counts nothing against its account.
         for _ in 0..5 {
-            throttle.admit("other@example.com", None).await.unwrap();
+            throttle
+                .admit(&account("other@example.com"), None)
+                .await
+                .unwrap();
         }
         assert_eq!(
-            throttle.admit("other@example.com", None).await.unwrap(),
+            throttle
+                .admit(&account("other@example.com"), None)
+                .await
+                .unwrap(),
             deny(1)
         );
         throttle
-            .succeeded("me@example.com", Some(neighbour))
+            .succeeded(&account("me@example.com"), Some(neighbour))
             .await
             .unwrap();
         assert_eq!(
-            throttle.admit("third@example.com", Some(ip)).await.unwrap(),
+            throttle
+                .admit(&account("third@example.com"), Some(ip))
+                .await
+                .unwrap(),
             ThrottleVerdict::Allow
         );
         let elsewhere: IpAddr = "2001:db8:1:3::4".parse().unwrap();
         assert_eq!(
             throttle
-                .admit("x@example.com", Some(elsewhere))
+                .admit(&account("x@example.com"), Some(elsewhere))
                 .await
                 .unwrap(),
             ThrottleVerdict::Allow
@@ -335,9 +396,15 @@ mod tests {
         let throttle = throttle(1);
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        throttle.admit("a@example.com", Some(v4)).await.unwrap();
+        throttle
+            .admit(&account("a@example.com"), Some(v4))
+            .await
+            .unwrap();
         assert!(matches!(
-            throttle.admit("b@example.com", Some(mapped)).await.unwrap(),
+            throttle
+                .admit(&account("b@example.com"), Some(mapped))
+                .await
+                .unwrap(),
             ThrottleVerdict::Deny { .. }
         ));
     }
@@ -349,10 +416,10 @@ mod tests {
             IpCap::new(100, Duration::from_secs(300)),
             100,
         );
-        throttle.admit(ADA, None).await.unwrap();
+        throttle.admit(&ada(), None).await.unwrap();
         for n in 0..1_000 {
             throttle
-                .admit(&format!("random{n}@example.com"), None)
+                .admit(&account(&format!("random{n}@example.com")), None)
                 .await
                 .unwrap();
             let size = {
@@ -363,8 +430,33 @@ mod tests {
         }
         // Every random account is locked (one failure allowed): the ones ending first went.
         let state = throttle.state.lock().unwrap();
-        assert!(state.accounts.contains_key("random999@example.com"));
-        assert!(!state.accounts.contains_key("random0@example.com"));
+        assert!(
+            state
+                .accounts
+                .contains_key(&account("random999@example.com"))
+        );
+        assert!(!state.accounts.contains_key(&account("random0@example.com")));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_junk_never_erases_a_back_off() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(5),
+            IpCap::new(100, Duration::from_secs(300)),
+            50,
+        );
+        for _ in 0..5 {
+            throttle.admit(&ada(), None).await.unwrap();
+        }
+        // Ada's lock runs out; her count must not.
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        for n in 0..500 {
+            throttle
+                .admit(&account(&format!("junk{n}@example.com")), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(throttle.state.lock().unwrap().accounts[&ada()].failures, 5);
     }
 
     #[tokio::test]
@@ -374,15 +466,15 @@ mod tests {
             IpCap::new(100, Duration::from_secs(300)),
             8,
         );
-        throttle.admit(ADA, None).await.unwrap();
-        throttle.admit(ADA, None).await.unwrap();
+        throttle.admit(&ada(), None).await.unwrap();
+        throttle.admit(&ada(), None).await.unwrap();
         for n in 0..20 {
             throttle
-                .admit(&format!("random{n}@example.com"), None)
+                .admit(&account(&format!("random{n}@example.com")), None)
                 .await
                 .unwrap();
         }
-        assert_eq!(throttle.admit(ADA, None).await.unwrap(), deny(1));
+        assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
         assert!(throttle.state.lock().unwrap().accounts.len() <= 8);
     }
 }

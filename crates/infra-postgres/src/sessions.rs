@@ -192,7 +192,7 @@ impl SessionRepository for PgSessionRepository {
     ) -> Result<Option<Session>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         let row = diesel::update(sessions::table.find(id.as_uuid()).filter(live_at(now)))
-            .set(sessions::revoked_at.eq(now))
+            .set(revoked_at(now))
             .returning(SessionRow::as_returning())
             .get_result(&mut conn)
             .await
@@ -229,6 +229,19 @@ impl SessionRepository for PgSessionRepository {
             .map_err(|error| DbError::from_query(error, &mut conn))?;
         Ok(deleted as u64)
     }
+
+    async fn clear_sealed_successors(
+        &self,
+        rotated_before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, PortError> {
+        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
+        let cleared = clear_sealed_of(rotated_before, batch)
+            .execute(&mut conn)
+            .await
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        Ok(cleared as u64)
+    }
 }
 
 /// Bumps the user's credentials version, then revokes its live sessions, returning them: what
@@ -252,10 +265,24 @@ pub(crate) async fn end_credentials(
             .filter(sessions::user_id.eq(user.as_uuid()))
             .filter(live_at(now)),
     )
-    .set(sessions::revoked_at.eq(now))
+    .set(revoked_at(now))
     .returning(SessionRow::as_returning())
     .get_results(conn)
     .await
+}
+
+/// What every revocation writes: `revoked_at`, and no sealed successor pair (a revoked
+/// session never replays one, so no ciphertext of a token is kept for it).
+fn revoked_at(
+    now: DateTime<Utc>,
+) -> (
+    diesel::dsl::Eq<sessions::revoked_at, DateTime<Utc>>,
+    diesel::dsl::Eq<sessions::sealed_successor, Option<String>>,
+) {
+    (
+        sessions::revoked_at.eq(now),
+        sessions::sealed_successor.eq(None::<String>),
+    )
 }
 
 /// One statement deleting at most `batch` ended sessions (see
@@ -292,6 +319,39 @@ fn purge_ended_of(
     diesel::delete(sessions::table.filter(sessions::id.eq_any(ids)))
 }
 
+/// One statement clearing the sealed successor pair of at most `batch` sessions rotated before
+/// `rotated_before` (see [`SessionRepository::clear_sealed_successors`]): `UPDATE sessions SET
+/// sealed_successor = NULL WHERE id IN (SELECT id … LIMIT $batch FOR UPDATE SKIP LOCKED) AND
+/// rotated_at < $before`, the same shape as [`purge_ended_of`]. A rotation racing it either
+/// holds the row (skipped) or committed first (its new `rotated_at` fails the condition, which
+/// the outer `WHERE` checks again on the row it updates). The partial index of the
+/// `sealed_successor_index` migration holds only the rows that have a pair.
+fn clear_sealed_of(
+    rotated_before: DateTime<Utc>,
+    batch: u32,
+) -> impl diesel_async::methods::ExecuteDsl<AsyncPgConnection>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg> {
+    let sealed = diesel::alias!(sessions as sealed);
+    let ids = sealed
+        .select(sealed.field(sessions::id))
+        .filter(sealed.field(sessions::sealed_successor).is_not_null())
+        .filter(
+            sealed
+                .field(sessions::rotated_at)
+                .assume_not_null()
+                .lt(rotated_before),
+        )
+        .limit(i64::from(batch))
+        .for_update()
+        .skip_locked();
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq_any(ids))
+            .filter(sessions::rotated_at.assume_not_null().lt(rotated_before)),
+    )
+    .set(sessions::sealed_successor.eq(None::<String>))
+}
+
 #[cfg(test)]
 mod purge_tests {
     use super::*;
@@ -308,6 +368,22 @@ mod purge_tests {
              FROM \"sessions\" AS \"ended\" WHERE ((\"ended\".\"expires_at\" <= $1) OR \
              (\"ended\".\"revoked_at\" < $2)) LIMIT $3 FOR UPDATE SKIP LOCKED)) \
              -- binds: [1970-01-01T00:00:00Z, 1969-12-31T23:44:00Z, 500]"
+        );
+    }
+
+    /// The statement the partial index of the `sealed_successor_index` migration serves.
+    #[test]
+    fn clearing_is_one_update_of_a_limited_skip_locked_selection() {
+        let before = DateTime::<Utc>::UNIX_EPOCH;
+        let query = clear_sealed_of(before, 500);
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
+        assert_eq!(
+            sql,
+            "UPDATE \"sessions\" SET \"sealed_successor\" = $1 WHERE ((\"sessions\".\"id\" = \
+             ANY(SELECT \"sealed\".\"id\" FROM \"sessions\" AS \"sealed\" WHERE \
+             ((\"sealed\".\"sealed_successor\" IS NOT NULL) AND (\"sealed\".\"rotated_at\" < $2)) \
+             LIMIT $3 FOR UPDATE SKIP LOCKED)) AND (\"sessions\".\"rotated_at\" < $4)) \
+             -- binds: [None, 1970-01-01T00:00:00Z, 500, 1970-01-01T00:00:00Z]"
         );
     }
 }

@@ -63,6 +63,26 @@ impl TestDatabase {
         Ok(diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut connection).await?)
     }
 
+    /// Runs a query whose one column is `value` (cast to text), returning its non-null values:
+    /// for a test that reads what is stored as a dump would.
+    pub async fn texts(&self, sql: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+            value: Option<String>,
+        }
+        let pool = self.pool().await?;
+        let mut connection = pool
+            .get()
+            .await
+            .context("connecting to the test database")?;
+        let rows: Vec<Row> = diesel::sql_query(sql)
+            .load(&mut connection)
+            .await
+            .with_context(|| format!("running {sql}"))?;
+        Ok(rows.into_iter().filter_map(|row| row.value).collect())
+    }
+
     /// Opens a transaction on a connection of its own (outside any pool, so without the pool's
     /// timeouts), runs `sql` in it (`SELECT … FOR UPDATE`, say) and keeps it open until the
     /// returned value is released or dropped: for a test of what waits on its locks.

@@ -2195,6 +2195,164 @@ async fn concurrent_purges_delete_each_ended_session_once() {
     assert_eq!(f.live_ids(&user).await, vec![live.id]);
 }
 
+/// A live session of `user` whose first refresh token was exchanged at `t0 + rotated`, so it
+/// holds a sealed successor pair.
+async fn rotated_session(f: &Fixture, user: &User, rotated: TimeDelta) -> SessionId {
+    let (session, jti) = f
+        .session(user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let at = t0() + rotated;
+    assert!(
+        f.sessions
+            .rotate(&rotation(session.id, jti, at))
+            .await
+            .unwrap()
+    );
+    session.id
+}
+
+/// The session's sealed successor pair, as stored.
+async fn sealed(f: &Fixture, session: SessionId) -> Option<String> {
+    f.sessions
+        .find(session)
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed_successor
+}
+
+#[tokio::test]
+async fn sealed_pairs_are_cleared_past_the_grace_window_a_batch_at_a_time() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let cutoff = t0() - TimeDelta::seconds(10);
+    let mut past = Vec::new();
+    for _ in 0..3 {
+        past.push(rotated_session(&f, &user, -TimeDelta::seconds(11)).await);
+    }
+    // Rotated at the cutoff: `now <= rotated_at + grace` still replays it.
+    let inside = rotated_session(&f, &user, -TimeDelta::seconds(10)).await;
+    let (never_rotated, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+
+    let mut batches = Vec::new();
+    for _ in 0..3 {
+        batches.push(f.sessions.clear_sealed_successors(cutoff, 2).await.unwrap());
+    }
+    assert_eq!(batches, [2, 1, 0]);
+    for id in past {
+        assert_eq!(sealed(&f, id).await, None);
+        // Only the pair goes: the session lives on.
+        assert!(f.live_ids(&user).await.contains(&id));
+    }
+    assert!(sealed(&f, inside).await.is_some());
+    assert_eq!(sealed(&f, never_rotated.id).await, None);
+}
+
+#[tokio::test]
+async fn every_revocation_clears_the_sealed_pair() {
+    let f = fixture().await;
+    let ada = f.user("ada@example.com").await;
+    let bob = f.user("bob@example.com").await;
+    let eve = f.user("eve@example.com").await;
+    let one = rotated_session(&f, &ada, TimeDelta::zero()).await;
+    let other = rotated_session(&f, &ada, TimeDelta::zero()).await;
+    let by_password = rotated_session(&f, &bob, TimeDelta::zero()).await;
+    let by_deactivation = rotated_session(&f, &eve, TimeDelta::zero()).await;
+
+    f.sessions.revoke(one, t0()).await.unwrap().unwrap();
+    assert_eq!(sealed(&f, one).await, None);
+    assert!(sealed(&f, other).await.is_some());
+    f.sessions.revoke_all(ada.id, t0()).await.unwrap();
+    assert_eq!(sealed(&f, other).await, None);
+
+    f.users
+        .replace_password(bob.id, &PasswordHash::new("$argon2id$new"), t0())
+        .await
+        .unwrap();
+    assert_eq!(sealed(&f, by_password).await, None);
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    f.users
+        .update(eve.id, &deactivate, true, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sealed(&f, by_deactivation).await, None);
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM sessions WHERE sealed_successor IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn clearing_skips_a_session_being_written_instead_of_waiting() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let held = rotated_session(&f, &user, -TimeDelta::minutes(1)).await;
+    let free = rotated_session(&f, &user, -TimeDelta::minutes(1)).await;
+    let lock = f
+        ._db
+        .hold_transaction(&format!(
+            "SELECT id FROM sessions WHERE id = '{}' FOR UPDATE",
+            held.as_uuid()
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        f.sessions.clear_sealed_successors(t0(), 500).await.unwrap(),
+        1
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+    assert!(sealed(&f, held).await.is_some());
+    assert_eq!(sealed(&f, free).await, None);
+    lock.release().await.unwrap();
+    assert_eq!(
+        f.sessions.clear_sealed_successors(t0(), 500).await.unwrap(),
+        1
+    );
+    assert_eq!(sealed(&f, held).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_clearings_clear_each_pair_once() {
+    const SEALED: u64 = 200;
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    for _ in 0..SEALED {
+        rotated_session(&f, &user, -TimeDelta::minutes(1)).await;
+    }
+    let clearers = (0..4).map(|_| {
+        let sessions = f.sessions.clone();
+        tokio::spawn(async move {
+            let mut cleared = 0;
+            loop {
+                let batch = sessions.clear_sealed_successors(t0(), 25).await.unwrap();
+                cleared += batch;
+                if batch < 25 {
+                    return cleared;
+                }
+            }
+        })
+    });
+    let mut cleared = 0;
+    for clearer in clearers.collect::<Vec<_>>() {
+        cleared += clearer.await.unwrap();
+    }
+    let leftover = f.sessions.clear_sealed_successors(t0(), 500).await.unwrap();
+    assert_eq!((cleared, leftover), (SEALED, 0));
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM sessions WHERE sealed_successor IS NOT NULL")
+            .await,
+        0
+    );
+}
+
 /// The user's credentials version, as a login reads it.
 async fn version(f: &Fixture, user: &User) -> i64 {
     f.users

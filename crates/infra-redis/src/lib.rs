@@ -33,8 +33,9 @@
 //!
 //! The client fails fast: while Redis is unreachable every call returns
 //! [`PortError::Unavailable`](application::PortError::Unavailable) at once (no queueing), and the
-//! client reconnects in the background by itself. The throttle then falls back to the
-//! per-instance throttle it was given, so throttling never switches off.
+//! client reconnects in the background by itself. The throttle answers unavailable too, so
+//! logins answer `503` for the outage: its counters are what decides, and counters that
+//! started from zero on each instance would unlock every locked account.
 
 mod cache;
 mod client;

@@ -1,12 +1,10 @@
 //! The login throttle, with counters shared by every instance.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use application::PortError;
-use application::ports::{LoginThrottle, ThrottleVerdict};
+use application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
 use async_trait::async_trait;
 use domain::{ClientNetwork, IpCap, LoginBackoff, retry_after};
 use fred::clients::Pool;
@@ -102,9 +100,9 @@ return 0
 /// in a short span straddling the end of one window and the start of the next; for a cap meant
 /// to blunt credential stuffing, not to count exactly, that is enough.
 ///
-/// When a Redis call fails the same call goes to `fallback` (the per-instance throttle), so
-/// throttling never switches off during an outage; counts made there stay there, and Redis
-/// takes over again as soon as it answers.
+/// When Redis cannot answer, admission fails with `Unavailable(Cache)` (the login answers
+/// `503`): the counters that decide are shared, and a per-instance stand-in would hand every
+/// locked account fresh attempts on every instance for as long as the outage lasts.
 pub struct RedisLoginThrottle {
     client: Pool,
     prefix: String,
@@ -112,10 +110,6 @@ pub struct RedisLoginThrottle {
     /// The back-off's lock lengths in ms, from the threshold on: the scripts' arguments.
     steps: Vec<i64>,
     ip_cap: IpCap,
-    fallback: Arc<dyn LoginThrottle>,
-    /// Whether the last Redis call failed: the outage is logged once as a warning when it
-    /// starts and once when it ends, not on every login.
-    degraded: AtomicBool,
 }
 
 /// Which way an account's count is released.
@@ -128,14 +122,13 @@ enum Release {
 }
 
 impl RedisLoginThrottle {
-    /// Back-off per account, a cap per network; `fallback` answers while Redis cannot. Every
-    /// key starts with `prefix`.
+    /// Back-off per account (and per device), a cap per network. Every key starts with
+    /// `prefix`.
     pub fn new(
         client: Pool,
         prefix: impl Into<String>,
         backoff: LoginBackoff,
         ip_cap: IpCap,
-        fallback: Arc<dyn LoginThrottle>,
     ) -> Self {
         Self {
             client,
@@ -143,13 +136,14 @@ impl RedisLoginThrottle {
             backoff,
             steps: backoff.steps().into_iter().map(millis).collect(),
             ip_cap,
-            fallback,
-            degraded: AtomicBool::new(false),
         }
     }
 
-    fn account_key(&self, account: &str) -> String {
-        format!("{}:throttle:account:{account}", self.prefix)
+    fn account_key(&self, key: &ThrottleKey) -> String {
+        match key {
+            ThrottleKey::Account(account) => format!("{}:throttle:account:{account}", self.prefix),
+            ThrottleKey::Device(device) => format!("{}:throttle:device:{device}", self.prefix),
+        }
     }
 
     fn network_key(&self, ip: IpAddr) -> String {
@@ -158,7 +152,7 @@ impl RedisLoginThrottle {
 
     async fn admit_redis(
         &self,
-        account: &str,
+        account: &ThrottleKey,
         ip: Option<IpAddr>,
     ) -> Result<ThrottleVerdict, PortError> {
         let pipeline = self
@@ -197,19 +191,27 @@ impl RedisLoginThrottle {
         let Some(wait) = refusals.max() else {
             return Ok(ThrottleVerdict::Allow);
         };
-        // The attempt is refused: give back whichever counter admitted it.
-        if by_account.0 == 1 {
-            self.release_account(account, Release::Withdraw).await?;
-        }
-        if let (Some(ip), Some((1, _))) = (ip, by_network) {
-            self.release_network(ip).await?;
+        // The attempt is refused: give back whichever counter admitted it. A failure to give
+        // it back leaves the count higher (stricter), never turns the refusal into an
+        // admission.
+        let given_back = async {
+            if by_account.0 == 1 {
+                self.release_account(account, Release::Withdraw).await?;
+            }
+            if let (Some(ip), Some((1, _))) = (ip, by_network) {
+                self.release_network(ip).await?;
+            }
+            Ok::<_, PortError>(())
+        };
+        if let Err(error) = given_back.await {
+            tracing::warn!(%error, "could not give back the count of a refused login attempt");
         }
         Ok(ThrottleVerdict::Deny {
             retry_after: retry_after(wait),
         })
     }
 
-    async fn release_account(&self, account: &str, how: Release) -> Result<(), PortError> {
+    async fn release_account(&self, account: &ThrottleKey, how: Release) -> Result<(), PortError> {
         let mode = match how {
             Release::Reset => "reset",
             Release::Withdraw => "withdraw",
@@ -238,7 +240,7 @@ impl RedisLoginThrottle {
 
     async fn release_redis(
         &self,
-        account: &str,
+        account: &ThrottleKey,
         ip: Option<IpAddr>,
         how: Release,
     ) -> Result<(), PortError> {
@@ -248,66 +250,24 @@ impl RedisLoginThrottle {
         }
         Ok(())
     }
-
-    fn redis_answered(&self) {
-        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
-            tracing::info!("Redis answers again; the login throttle uses the shared counters");
-        }
-    }
-
-    fn redis_failed(&self, call: &'static str, error: &PortError) {
-        if self.degraded.swap(true, Ordering::Relaxed) {
-            tracing::debug!(call, %error, "login throttle on the per-instance fallback");
-        } else {
-            tracing::warn!(
-                call,
-                error = ?error,
-                "Redis failed; the login throttle falls back to per-instance counters"
-            );
-        }
-    }
-
-    /// `redis` when Redis answers, else `fallback` (logging the switch once).
-    async fn or_fallback<T>(
-        &self,
-        call: &'static str,
-        redis: Result<T, PortError>,
-        fallback: impl AsyncFnOnce() -> Result<T, PortError>,
-    ) -> Result<T, PortError> {
-        match redis {
-            Ok(answer) => {
-                self.redis_answered();
-                Ok(answer)
-            }
-            Err(error) => {
-                self.redis_failed(call, &error);
-                fallback().await
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl LoginThrottle for RedisLoginThrottle {
-    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
-        let redis = self.admit_redis(account, ip).await;
-        self.or_fallback("admit", redis, || self.fallback.admit(account, ip))
-            .await
+    async fn admit(
+        &self,
+        account: &ThrottleKey,
+        ip: Option<IpAddr>,
+    ) -> Result<ThrottleVerdict, PortError> {
+        self.admit_redis(account, ip).await
     }
 
-    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        // The fallback is reset every time (it is in memory, so cheap): failures it counted
-        // during an earlier outage must not lock the account in the next one.
-        let fallback = self.fallback.succeeded(account, ip).await;
-        let redis = self.release_redis(account, ip, Release::Reset).await;
-        self.or_fallback("succeeded", redis, async || fallback)
-            .await
+    async fn succeeded(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.release_redis(account, ip, Release::Reset).await
     }
 
-    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        let redis = self.release_redis(account, ip, Release::Withdraw).await;
-        self.or_fallback("withdraw", redis, || self.fallback.withdraw(account, ip))
-            .await
+    async fn withdraw(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {
+        self.release_redis(account, ip, Release::Withdraw).await
     }
 }
 

@@ -5,15 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use application::ports::{AuthCache, CachedAuth, LoginThrottle, SessionMark, ThrottleVerdict};
+use application::ports::{
+    AuthCache, CachedAuth, LoginThrottle, SessionMark, ThrottleKey, ThrottleVerdict,
+};
 use application::{Dependency, PortError};
-use async_trait::async_trait;
 use chrono::DateTime;
-use domain::{Email, IpCap, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
+use domain::{
+    Email, IpCap, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, TokenId, User, UserId,
+};
 use fred::prelude::{Expiration, KeysInterface};
 use infra_redis::{RedisAuthCache, RedisClient, RedisLoginThrottle, RedisSettings, connect, ping};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,76 +91,17 @@ fn user() -> User {
     }
 }
 
-/// A fallback that records what it was asked and always answers `verdict`.
-struct RecordingThrottle {
-    verdict: ThrottleVerdict,
-    calls: Mutex<Vec<String>>,
-}
-
-impl RecordingThrottle {
-    fn new(verdict: ThrottleVerdict) -> Arc<Self> {
-        Arc::new(Self {
-            verdict,
-            calls: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    fn record(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-}
-
-#[async_trait]
-impl LoginThrottle for RecordingThrottle {
-    async fn admit(&self, account: &str, ip: Option<IpAddr>) -> Result<ThrottleVerdict, PortError> {
-        self.record(format!("admit {account} {ip:?}"));
-        Ok(self.verdict)
-    }
-
-    async fn succeeded(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        self.record(format!("succeeded {account} {ip:?}"));
-        Ok(())
-    }
-
-    async fn withdraw(&self, account: &str, ip: Option<IpAddr>) -> Result<(), PortError> {
-        self.record(format!("withdraw {account} {ip:?}"));
-        Ok(())
-    }
-}
-
-const FALLBACK_RETRY: Duration = Duration::from_secs(42);
-
-fn deny_fallback() -> Arc<RecordingThrottle> {
-    RecordingThrottle::new(ThrottleVerdict::Deny {
-        retry_after: FALLBACK_RETRY,
-    })
-}
-
-fn throttle(
-    client: &RedisClient,
-    prefix: &str,
-    ip_limit: u32,
-    fallback: Arc<RecordingThrottle>,
-) -> RedisLoginThrottle {
+fn throttle(client: &RedisClient, prefix: &str, ip_limit: u32) -> RedisLoginThrottle {
     RedisLoginThrottle::new(
         client.clone(),
         prefix,
         LoginBackoff::new(5),
         IpCap::new(ip_limit, Duration::from_secs(300)),
-        fallback,
     )
 }
 
-/// Whether the fallback was consulted for anything but the (always mirrored) success reset.
-fn fallback_used(fallback: &RecordingThrottle) -> bool {
-    fallback
-        .calls()
-        .iter()
-        .any(|call| !call.starts_with("succeeded "))
+fn acct(email: &str) -> ThrottleKey {
+    ThrottleKey::Account(email.to_owned())
 }
 
 fn deny(seconds: u64) -> ThrottleVerdict {
@@ -402,8 +346,7 @@ async fn an_unreadable_profile_or_mark_is_a_miss() {
 async fn every_key_written_has_a_ttl() {
     let (client, prefix) = redis().await;
     let cache = cache(&client, &prefix);
-    let fallback = deny_fallback();
-    let throttle = throttle(&client, &prefix, 100, fallback);
+    let throttle = throttle(&client, &prefix, 100);
     let user = user();
     cache.put_user(&user).await.unwrap();
     cache
@@ -416,7 +359,10 @@ async fn every_key_written_has_a_ttl() {
         .unwrap();
     cache.forget_user(UserId::generate()).await.unwrap();
     for _ in 0..6 {
-        throttle.admit("ada@example.com", Some(IP)).await.unwrap();
+        throttle
+            .admit(&acct("ada@example.com"), Some(IP))
+            .await
+            .unwrap();
     }
 
     let keys = keys(&client, &prefix).await;
@@ -434,9 +380,8 @@ async fn every_key_written_has_a_ttl() {
 #[tokio::test]
 async fn five_attempts_are_admitted_then_the_account_is_locked_for_a_second() {
     let (client, prefix) = redis().await;
-    let fallback = deny_fallback();
-    let throttle = throttle(&client, &prefix, 100, fallback.clone());
-    let account = "ada@example.com";
+    let throttle = throttle(&client, &prefix, 100);
+    let account = &acct("ada@example.com");
 
     for _ in 0..5 {
         assert_eq!(
@@ -450,26 +395,26 @@ async fn five_attempts_are_admitted_then_the_account_is_locked_for_a_second() {
     // Other accounts are untouched.
     assert_eq!(
         throttle
-            .admit("bob@example.com", Some(OTHER_IP))
+            .admit(&acct("bob@example.com"), Some(OTHER_IP))
             .await
             .unwrap(),
         ThrottleVerdict::Allow
     );
-    assert!(!fallback_used(&fallback), "{:?}", fallback.calls());
     cleanup(&client, &prefix).await;
 }
 
 #[tokio::test]
 async fn of_thirty_concurrent_attempts_exactly_the_failures_left_are_admitted() {
     let (client, prefix) = redis().await;
-    let throttle = Arc::new(throttle(&client, &prefix, 100, deny_fallback()));
-    let account = "ada@example.com";
-    throttle.admit(account, Some(IP)).await.unwrap();
+    let throttle = Arc::new(throttle(&client, &prefix, 100));
+    let account = acct("ada@example.com");
+    throttle.admit(&account, Some(IP)).await.unwrap();
 
     let attempts: Vec<_> = (0..30)
         .map(|_| {
             let throttle = throttle.clone();
-            tokio::spawn(async move { throttle.admit(account, Some(IP)).await.unwrap() })
+            let account = account.clone();
+            tokio::spawn(async move { throttle.admit(&account, Some(IP)).await.unwrap() })
         })
         .collect();
     let mut admitted = 0;
@@ -485,7 +430,7 @@ async fn of_thirty_concurrent_attempts_exactly_the_failures_left_are_admitted() 
 #[tokio::test]
 async fn of_concurrent_attempts_from_one_network_exactly_the_cap_is_admitted() {
     let (client, prefix) = redis().await;
-    let throttle = Arc::new(throttle(&client, &prefix, 10, deny_fallback()));
+    let throttle = Arc::new(throttle(&client, &prefix, 10));
     let attempts: Vec<_> = (0..40)
         .map(|n| {
             let throttle = throttle.clone();
@@ -493,7 +438,7 @@ async fn of_concurrent_attempts_from_one_network_exactly_the_cap_is_admitted() {
             let ip: IpAddr = format!("2001:db8:5:6::{n:x}").parse().unwrap();
             tokio::spawn(async move {
                 throttle
-                    .admit(&format!("user{n}@example.com"), Some(ip))
+                    .admit(&acct(&format!("user{n}@example.com")), Some(ip))
                     .await
                     .unwrap()
             })
@@ -510,7 +455,7 @@ async fn of_concurrent_attempts_from_one_network_exactly_the_cap_is_admitted() {
     // have one failure fewer left.
     let mut exhausted = 0;
     for n in 0..40 {
-        let account = format!("user{n}@example.com");
+        let account = acct(&format!("user{n}@example.com"));
         for _ in 0..4 {
             assert_eq!(
                 throttle.admit(&account, None).await.unwrap(),
@@ -528,9 +473,8 @@ async fn of_concurrent_attempts_from_one_network_exactly_the_cap_is_admitted() {
 #[tokio::test]
 async fn a_success_resets_the_count_and_gives_the_network_its_attempt_back() {
     let (client, prefix) = redis().await;
-    let fallback = deny_fallback();
-    let throttle = throttle(&client, &prefix, 5, fallback.clone());
-    let account = "ada@example.com";
+    let throttle = throttle(&client, &prefix, 5);
+    let account = &acct("ada@example.com");
 
     for _ in 0..4 {
         throttle.admit(account, Some(IP)).await.unwrap();
@@ -555,23 +499,25 @@ async fn a_success_resets_the_count_and_gives_the_network_its_attempt_back() {
     // The network counted 4 attempts, one given back: two more fit under its cap of 5.
     for other in ["b@example.com", "c@example.com"] {
         assert_eq!(
-            throttle.admit(other, Some(IP)).await.unwrap(),
+            throttle.admit(&acct(other), Some(IP)).await.unwrap(),
             ThrottleVerdict::Allow
         );
     }
     assert!(matches!(
-        throttle.admit("d@example.com", Some(IP)).await.unwrap(),
+        throttle
+            .admit(&acct("d@example.com"), Some(IP))
+            .await
+            .unwrap(),
         ThrottleVerdict::Deny { .. }
     ));
-    assert!(!fallback_used(&fallback), "{:?}", fallback.calls());
     cleanup(&client, &prefix).await;
 }
 
 #[tokio::test]
 async fn a_withdrawn_attempt_gives_its_count_back_and_lifts_the_lock_it_set() {
     let (client, prefix) = redis().await;
-    let throttle = throttle(&client, &prefix, 100, deny_fallback());
-    let account = "ada@example.com";
+    let throttle = throttle(&client, &prefix, 100);
+    let account = &acct("ada@example.com");
     for _ in 0..5 {
         throttle.admit(account, Some(IP)).await.unwrap();
     }
@@ -585,10 +531,43 @@ async fn a_withdrawn_attempt_gives_its_count_back_and_lifts_the_lock_it_set() {
 }
 
 #[tokio::test]
+async fn a_device_counts_apart_from_its_account() {
+    let (client, prefix) = redis().await;
+    let throttle = throttle(&client, &prefix, 100);
+    let account = acct("ada@example.com");
+    let device = ThrottleKey::Device(TokenId::generate());
+    for _ in 0..5 {
+        throttle.admit(&account, None).await.unwrap();
+    }
+    assert_eq!(throttle.admit(&account, None).await.unwrap(), deny(1));
+    for _ in 0..5 {
+        assert_eq!(
+            throttle.admit(&device, None).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+    }
+    assert_eq!(throttle.admit(&device, None).await.unwrap(), deny(1));
+    throttle.succeeded(&device, None).await.unwrap();
+    assert_eq!(
+        throttle.admit(&device, None).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
+    // The device's success did not reset the account.
+    assert_eq!(throttle.admit(&account, None).await.unwrap(), deny(1));
+    assert!(
+        keys(&client, &prefix)
+            .await
+            .iter()
+            .any(|key| key.contains(":throttle:device:")),
+    );
+    cleanup(&client, &prefix).await;
+}
+
+#[tokio::test]
 async fn after_the_lock_one_more_attempt_is_admitted_and_locks_twice_as_long() {
     let (client, prefix) = redis().await;
-    let throttle = throttle(&client, &prefix, 100, deny_fallback());
-    let account = "ada@example.com";
+    let throttle = throttle(&client, &prefix, 100);
+    let account = &acct("ada@example.com");
 
     for _ in 0..5 {
         throttle.admit(account, None).await.unwrap();
@@ -607,18 +586,24 @@ async fn after_the_lock_one_more_attempt_is_admitted_and_locks_twice_as_long() {
 #[tokio::test]
 async fn an_ip_is_capped_across_accounts_by_its_network() {
     let (client, prefix) = redis().await;
-    let fallback = deny_fallback();
-    let throttle = throttle(&client, &prefix, 3, fallback.clone());
+    let throttle = throttle(&client, &prefix, 3);
     let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
 
     for (account, ip) in [("a@example.com", IP), ("b@example.com", mapped)] {
-        throttle.admit(account, Some(ip)).await.unwrap();
+        throttle.admit(&acct(account), Some(ip)).await.unwrap();
     }
     assert_eq!(
-        throttle.admit("c@example.com", Some(IP)).await.unwrap(),
+        throttle
+            .admit(&acct("c@example.com"), Some(IP))
+            .await
+            .unwrap(),
         ThrottleVerdict::Allow
     );
-    match throttle.admit("d@example.com", Some(mapped)).await.unwrap() {
+    match throttle
+        .admit(&acct("d@example.com"), Some(mapped))
+        .await
+        .unwrap()
+    {
         ThrottleVerdict::Deny { retry_after } => assert!(
             retry_after >= Duration::from_secs(299) && retry_after <= Duration::from_secs(300),
             "{retry_after:?}"
@@ -628,23 +613,22 @@ async fn an_ip_is_capped_across_accounts_by_its_network() {
     // Another IP, and the same accounts without an IP, are not affected.
     assert_eq!(
         throttle
-            .admit("d@example.com", Some(OTHER_IP))
+            .admit(&acct("d@example.com"), Some(OTHER_IP))
             .await
             .unwrap(),
         ThrottleVerdict::Allow
     );
     assert_eq!(
-        throttle.admit("a@example.com", None).await.unwrap(),
+        throttle.admit(&acct("a@example.com"), None).await.unwrap(),
         ThrottleVerdict::Allow
     );
-    assert!(!fallback_used(&fallback), "{:?}", fallback.calls());
     cleanup(&client, &prefix).await;
 }
 
 #[tokio::test]
 async fn without_an_ip_the_ip_rule_is_skipped() {
     let (client, prefix) = redis().await;
-    let throttle = throttle(&client, &prefix, 3, deny_fallback());
+    let throttle = throttle(&client, &prefix, 3);
 
     for account in [
         "a@example.com",
@@ -652,10 +636,10 @@ async fn without_an_ip_the_ip_rule_is_skipped() {
         "c@example.com",
         "d@example.com",
     ] {
-        throttle.admit(account, None).await.unwrap();
+        throttle.admit(&acct(account), None).await.unwrap();
     }
     assert_eq!(
-        throttle.admit("e@example.com", None).await.unwrap(),
+        throttle.admit(&acct("e@example.com"), None).await.unwrap(),
         ThrottleVerdict::Allow
     );
     // Nothing was counted against any network.
@@ -673,9 +657,9 @@ async fn instances_sharing_a_prefix_share_the_counters() {
     let (client, prefix) = redis().await;
     // A second instance: its own client, the same prefix.
     let other_client = connect(&settings(&prefix)).await.unwrap();
-    let first = throttle(&client, &prefix, 5, deny_fallback());
-    let second = throttle(&other_client, &prefix, 5, deny_fallback());
-    let account = "ada@example.com";
+    let first = throttle(&client, &prefix, 5);
+    let second = throttle(&other_client, &prefix, 5);
+    let account = &acct("ada@example.com");
 
     for instance in [&first, &second, &first, &second, &first] {
         assert_eq!(
@@ -685,7 +669,10 @@ async fn instances_sharing_a_prefix_share_the_counters() {
     }
     assert_eq!(second.admit(account, None).await.unwrap(), deny(1));
     assert!(matches!(
-        second.admit("bob@example.com", Some(IP)).await.unwrap(),
+        second
+            .admit(&acct("bob@example.com"), Some(IP))
+            .await
+            .unwrap(),
         ThrottleVerdict::Deny { .. }
     ));
 
@@ -741,30 +728,19 @@ async fn while_redis_is_down_the_cache_answers_unavailable() {
 }
 
 #[tokio::test]
-async fn while_redis_is_down_the_throttle_delegates_to_the_fallback() {
+async fn while_redis_is_down_the_throttle_answers_unavailable() {
     let client = unreachable().await;
-    let fallback = deny_fallback();
-    let throttle = throttle(&client, "authd-test-down", 100, fallback.clone());
-    let account = "ada@example.com";
-
-    // The fallback says Deny: only it could have answered this.
-    assert_eq!(
-        throttle.admit(account, Some(IP)).await.unwrap(),
-        ThrottleVerdict::Deny {
-            retry_after: FALLBACK_RETRY
-        }
-    );
-    throttle.withdraw(account, Some(IP)).await.unwrap();
-    throttle.succeeded(account, Some(IP)).await.unwrap();
-
-    assert_eq!(
-        fallback.calls(),
-        vec![
-            format!("admit {account} Some({IP})"),
-            format!("withdraw {account} Some({IP})"),
-            format!("succeeded {account} Some({IP})"),
-        ]
-    );
+    let throttle = throttle(&client, "authd-test-down", 100);
+    let account = acct("ada@example.com");
+    assert!(is_cache_unavailable(
+        throttle.admit(&account, Some(IP)).await
+    ));
+    assert!(is_cache_unavailable(
+        throttle.withdraw(&account, Some(IP)).await
+    ));
+    assert!(is_cache_unavailable(
+        throttle.succeeded(&account, Some(IP)).await
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

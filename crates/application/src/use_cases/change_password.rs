@@ -5,7 +5,7 @@ use std::time::Duration;
 use domain::Password;
 
 use crate::ports::{
-    AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
+    AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository, ThrottleKey,
     ThrottleVerdict, UserRepository,
 };
 use crate::revocation::Revoker;
@@ -75,9 +75,11 @@ impl ChangePassword {
                 ChangePasswordError::Invalid(vec![FieldError::new("new_password", error)])
             })?;
 
-        let account = user.email.normalized();
+        // The device cookie only travels to the login form: this check counts against the
+        // account.
+        let account = ThrottleKey::Account(user.email.normalized().to_owned());
         if let ThrottleVerdict::Deny { retry_after } =
-            self.throttle.admit(account, change.ip).await?
+            self.throttle.admit(&account, change.ip).await?
         {
             return Err(ChangePasswordError::Throttled { retry_after });
         }
@@ -85,10 +87,15 @@ impl ChangePassword {
             .check_current(principal, &change.current_password)
             .await
         {
-            Ok(PasswordCheck::Match { .. }) => self.throttle.succeeded(account, change.ip).await?,
+            Ok(PasswordCheck::Match { .. }) => {
+                // Best effort, as after a login: a count left higher is only stricter.
+                if let Err(error) = self.throttle.succeeded(&account, change.ip).await {
+                    tracing::warn!(%error, "could not reset the login throttle after a success");
+                }
+            }
             Ok(PasswordCheck::Mismatch) => return Err(ChangePasswordError::WrongPassword),
             Err(error) => {
-                if let Err(withdrawn) = self.throttle.withdraw(account, change.ip).await {
+                if let Err(withdrawn) = self.throttle.withdraw(&account, change.ip).await {
                     tracing::warn!(error = %withdrawn, "could not withdraw a password check");
                 }
                 return Err(error.into());
@@ -156,14 +163,14 @@ mod tests {
             mocks
                 .throttle
                 .expect_admit()
-                .with(eq("ada@example.com"), eq(ip()))
+                .with(eq(ThrottleKey::Account("ada@example.com".into())), eq(ip()))
                 .times(1)
                 .returning(|_, _| Ok(ThrottleVerdict::Allow));
             if check != PasswordCheck::Mismatch {
                 mocks
                     .throttle
                     .expect_succeeded()
-                    .with(eq("ada@example.com"), eq(ip()))
+                    .with(eq(ThrottleKey::Account("ada@example.com".into())), eq(ip()))
                     .times(1)
                     .returning(|_, _| Ok(()));
             }
@@ -327,7 +334,7 @@ mod tests {
         mocks
             .throttle
             .expect_withdraw()
-            .with(eq("ada@example.com"), eq(ip()))
+            .with(eq(ThrottleKey::Account("ada@example.com".into())), eq(ip()))
             .times(1)
             .returning(|_, _| Ok(()));
         let error = mocks

@@ -2,11 +2,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Email, Password, PasswordHash, Session, SessionId, User};
+use domain::{Email, Password, PasswordHash, Session, SessionId, TokenId, User};
 
+use crate::DeviceClaims;
 use crate::ports::{
     AuthCache, Clock, Credentials, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
-    ThrottleVerdict, TokenIssuer, UserRepository,
+    ThrottleKey, ThrottleVerdict, TokenIssuer, TokenVerifier, UserRepository,
 };
 use crate::revocation::remaining;
 use crate::tokens::{TokenPair, mint_pair};
@@ -26,6 +27,8 @@ pub struct LoginRequest {
     pub ip: Option<IpAddr>,
     /// The client's `User-Agent`, kept with the session.
     pub user_agent: Option<String>,
+    /// The `device_token` cookie, if the client sent one.
+    pub device_token: Option<String>,
 }
 
 /// A successful login.
@@ -37,6 +40,8 @@ pub struct LoggedIn {
     pub session: Session,
     /// The tokens to hand out.
     pub tokens: TokenPair,
+    /// A fresh device token for this account (the `device_token` cookie).
+    pub device_token: String,
 }
 
 /// Why a login failed.
@@ -68,7 +73,10 @@ pub enum LoginError {
 ///
 /// The throttle admits the attempt first, counting it as a failure before anything is
 /// checked, so concurrent guesses cannot outrun the back-off; a success resets the count and
-/// an attempt that decided nothing (busy hasher, failed dependency) is withdrawn.
+/// an attempt that decided nothing (busy hasher, failed dependency) is withdrawn. An attempt
+/// that presents a valid device token of the account counts against that device instead of
+/// the account (OWASP "device cookies"), so a stranger's guesses cannot lock the owner out of
+/// a device the owner has used; every successful login hands out a fresh device token.
 /// Enumeration-safe: an unknown email is checked against a dummy hash, so it costs what a
 /// wrong password costs, and both give the same error.
 pub struct LogIn {
@@ -78,6 +86,7 @@ pub struct LogIn {
     pub throttle: Arc<dyn LoginThrottle>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub issuer: Arc<dyn TokenIssuer>,
+    pub verifier: Arc<dyn TokenVerifier>,
     pub clock: Arc<dyn Clock>,
     pub settings: AuthSettings,
 }
@@ -87,8 +96,8 @@ impl LogIn {
     pub async fn execute(&self, request: LoginRequest) -> Result<LoggedIn, LoginError> {
         let email = Email::parse(&request.username).ok();
         let account = account_key(&request.username, email.as_ref());
-        if let ThrottleVerdict::Deny { retry_after } =
-            self.throttle.admit(&account, request.ip).await?
+        let key = self.throttle_key(account.clone(), request.device_token.as_deref());
+        if let ThrottleVerdict::Deny { retry_after } = self.throttle.admit(&key, request.ip).await?
         {
             return Err(LoginError::Throttled { retry_after });
         }
@@ -96,14 +105,18 @@ impl LogIn {
         let credentials = match self.check_password(email.as_ref(), &request.password).await {
             Ok(credentials) => credentials,
             Err(LoginError::Port(error)) => {
-                if let Err(withdrawn) = self.throttle.withdraw(&account, request.ip).await {
+                if let Err(withdrawn) = self.throttle.withdraw(&key, request.ip).await {
                     tracing::warn!(error = %withdrawn, "could not withdraw a login attempt");
                 }
                 return Err(error.into());
             }
             Err(failed) => return Err(failed),
         };
-        self.throttle.succeeded(&account, request.ip).await?;
+        // Best effort: a reset that cannot be written leaves the count higher, which is only
+        // stricter; the password was right.
+        if let Err(error) = self.throttle.succeeded(&key, request.ip).await {
+            tracing::warn!(%error, "could not reset the login throttle after a success");
+        }
         let (
             Credentials {
                 user,
@@ -120,11 +133,32 @@ impl LogIn {
         }
 
         let (session, tokens) = self.open_session(&user, version, &request).await?;
+        let device_token = self.issuer.sign_device(&DeviceClaims {
+            user_id: user.id,
+            account,
+            device_id: TokenId::generate(),
+            issued_at: tokens.issued_at,
+            expires_at: tokens.issued_at + DeviceClaims::LIFETIME,
+        })?;
         Ok(LoggedIn {
             user,
             session,
             tokens,
+            device_token,
         })
+    }
+
+    /// What the attempt counts against: the device, when the client presents a valid device
+    /// token bound to this account; the account otherwise (no token, a forged or expired one,
+    /// or another account's).
+    fn throttle_key(&self, account: String, device_token: Option<&str>) -> ThrottleKey {
+        let device = device_token
+            .and_then(|token| self.verifier.verify_device(token, self.clock.now()).ok())
+            .filter(|device| device.account == account);
+        match device {
+            Some(device) => ThrottleKey::Device(device.device_id),
+            None => ThrottleKey::Account(account),
+        }
     }
 
     /// The user's credentials when `password` is theirs. A password longer than any policy
@@ -243,7 +277,7 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{
         MockAuthCache, MockLoginThrottle, MockPasswordHasher, MockSessionRepository,
-        MockTokenIssuer, MockUserRepository,
+        MockTokenIssuer, MockTokenVerifier, MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
     use chrono::TimeDelta;
@@ -262,6 +296,7 @@ mod tests {
         throttle: MockLoginThrottle,
         hasher: MockPasswordHasher,
         issuer: MockTokenIssuer,
+        verifier: MockTokenVerifier,
     }
 
     impl Mocks {
@@ -272,7 +307,7 @@ mod tests {
             mocks
                 .throttle
                 .expect_admit()
-                .with(eq("ada@example.com"), eq(ip()))
+                .with(eq(ada()), eq(ip()))
                 .times(1)
                 .returning(|_, _| Ok(ThrottleVerdict::Allow));
             mocks
@@ -287,6 +322,7 @@ mod tests {
                 throttle: MockLoginThrottle::new(),
                 hasher: MockPasswordHasher::new(),
                 issuer: MockTokenIssuer::new(),
+                verifier: MockTokenVerifier::new(),
             };
             mocks.users.expect_find_credentials().returning(move |_| {
                 Ok(user.clone().map(|user| Credentials {
@@ -306,7 +342,7 @@ mod tests {
         fn succeeding(mut self) -> Self {
             self.throttle
                 .expect_succeeded()
-                .with(eq("ada@example.com"), eq(ip()))
+                .with(eq(ada()), eq(ip()))
                 .times(1)
                 .returning(|_, _| Ok(()));
             self
@@ -319,6 +355,9 @@ mod tests {
             self.issuer
                 .expect_sign_refresh()
                 .returning(|_| Ok("refresh".into()));
+            self.issuer
+                .expect_sign_device()
+                .returning(|_| Ok("device".into()));
             self
         }
 
@@ -342,6 +381,7 @@ mod tests {
                 throttle: Arc::new(self.throttle),
                 hasher: Arc::new(self.hasher),
                 issuer: Arc::new(self.issuer),
+                verifier: Arc::new(self.verifier),
                 clock: fixed_clock(),
                 settings: settings(),
             }
@@ -354,7 +394,12 @@ mod tests {
             password: "correct horse".into(),
             ip: ip(),
             user_agent: Some("curl/8".into()),
+            device_token: None,
         }
+    }
+
+    fn ada() -> ThrottleKey {
+        ThrottleKey::Account("ada@example.com".into())
     }
 
     #[tokio::test]
@@ -382,6 +427,7 @@ mod tests {
         assert_eq!(logged_in.session.expires_at, now() + TimeDelta::days(7));
         assert_eq!(logged_in.session.ip.as_deref(), Some(IP));
         assert_eq!(logged_in.session.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(logged_in.device_token, "device");
     }
 
     #[tokio::test]
@@ -452,7 +498,7 @@ mod tests {
         mocks
             .throttle
             .expect_withdraw()
-            .with(eq("ada@example.com"), eq(ip()))
+            .with(eq(ada()), eq(ip()))
             .times(1)
             .returning(|_, _| Ok(()));
         let error = mocks
@@ -639,5 +685,90 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, LoginError::Port(_)));
+    }
+
+    /// A verifier that knows one device token, `valid`, bound to `account`.
+    fn knowing_device(mocks: &mut Mocks, account: &'static str, device: TokenId) {
+        mocks
+            .verifier
+            .expect_verify_device()
+            .returning(move |token, _| match token {
+                "valid" => Ok(DeviceClaims {
+                    user_id: user().id,
+                    account: account.into(),
+                    device_id: device,
+                    issued_at: now(),
+                    expires_at: now() + DeviceClaims::LIFETIME,
+                }),
+                _ => Err(crate::ports::TokenRejected("forged".into())),
+            });
+    }
+
+    #[tokio::test]
+    async fn a_device_token_of_the_account_counts_against_the_device() {
+        let device = TokenId::generate();
+        let mut mocks = Mocks::bare(Some(user()), PasswordCheck::Mismatch);
+        knowing_device(&mut mocks, "ada@example.com", device);
+        mocks
+            .throttle
+            .expect_admit()
+            .with(eq(ThrottleKey::Device(device)), eq(ip()))
+            .times(1)
+            .returning(|_, _| Ok(ThrottleVerdict::Allow));
+        let error = mocks
+            .build()
+            .execute(LoginRequest {
+                device_token: Some("valid".into()),
+                ..request("Ada@example.com")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::BadCredentials));
+    }
+
+    #[tokio::test]
+    async fn another_accounts_or_a_forged_device_token_counts_as_none() {
+        for (bound_to, token) in [("bob@example.com", "valid"), ("ada@example.com", "forged")] {
+            let mut mocks = Mocks::with(Some(user()), PasswordCheck::Mismatch);
+            knowing_device(&mut mocks, bound_to, TokenId::generate());
+            let error = mocks
+                .build()
+                .execute(LoginRequest {
+                    device_token: Some(token.into()),
+                    ..request("ada@example.com")
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(error, LoginError::BadCredentials));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_success_hands_out_a_device_token_bound_to_the_account() {
+        let ada = user();
+        let ada_id = ada.id;
+        let mut mocks = Mocks::with(
+            Some(ada),
+            PasswordCheck::Match {
+                needs_rehash: false,
+            },
+        );
+        mocks
+            .issuer
+            .expect_sign_device()
+            .times(1)
+            .returning(move |claims| {
+                assert_eq!(claims.user_id, ada_id);
+                assert_eq!(claims.account, "ada@example.com");
+                assert_eq!(claims.expires_at - claims.issued_at, DeviceClaims::LIFETIME);
+                Ok("fresh device".into())
+            });
+        let logged_in = mocks
+            .issuing()
+            .build()
+            .execute(request("ADA@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(logged_in.device_token, "fresh device");
     }
 }

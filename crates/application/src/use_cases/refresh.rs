@@ -71,7 +71,10 @@ impl Refresh {
                 RefreshVerdict::Replay => {
                     return record
                         .sealed_successor
-                        .and_then(|sealed| self.issuer.unseal(&sealed, refresh_token))
+                        .and_then(|sealed| {
+                            self.issuer
+                                .unseal(&sealed, refresh_token, claims.session_id)
+                        })
                         .ok_or(RefreshError::Revoked);
                 }
                 RefreshVerdict::Reuse => {
@@ -107,7 +110,11 @@ impl Refresh {
                         presented: claims.token_id,
                         successor: minted.refresh_jti,
                         successor_expires_at: minted.pair.refresh_expires_at,
-                        sealed_successor: self.issuer.seal(&minted.pair, refresh_token)?,
+                        sealed_successor: self.issuer.seal(
+                            &minted.pair,
+                            refresh_token,
+                            claims.session_id,
+                        )?,
                         now,
                     };
                     if self.sessions.rotate(&rotation).await? {
@@ -177,7 +184,7 @@ mod tests {
                 .returning(|_| Ok("refresh-new".into()));
             self.issuer
                 .expect_seal()
-                .returning(|_, _| Ok("sealed".into()));
+                .returning(|_, _, _| Ok("sealed".into()));
             self
         }
 
@@ -258,12 +265,15 @@ mod tests {
             old,
             TimeDelta::seconds(3),
         );
+        let session_id = record.session.id;
         let mut mocks = Mocks::presenting(old, record);
         mocks
             .issuer
             .expect_unseal()
-            .withf(|sealed, token| sealed == "sealed" && token == "refresh-old")
-            .returning(|_, _| Some(pair("successor")));
+            .withf(move |sealed, token, session| {
+                sealed == "sealed" && token == "refresh-old" && *session == session_id
+            })
+            .returning(|_, _, _| Some(pair("successor")));
         mocks.sessions.expect_rotate().never();
         let pair = mocks.build().execute("refresh-old").await.unwrap();
         assert_eq!(pair.refresh_token, "refresh-successor");
@@ -308,7 +318,7 @@ mod tests {
         mocks
             .issuer
             .expect_unseal()
-            .returning(|_, _| Some(pair("winner")));
+            .returning(|_, _, _| Some(pair("winner")));
         let pair = mocks.build().execute("refresh-old").await.unwrap();
         assert_eq!(pair.access_token, "access-winner");
     }

@@ -81,8 +81,9 @@ impl RevokeSession {
 }
 
 /// Deletes ended sessions, a batch at a time: the periodic clean-up that keeps the session
-/// table from growing forever. Several instances may run it at once (the store hands each
-/// batch disjoint rows).
+/// table from growing forever. It also clears the sealed successor pairs whose grace window is
+/// over, so the store keeps no ciphertext of a token longer than it can be asked for. Several
+/// instances may run it at once (the store hands each batch disjoint rows).
 pub struct PurgeSessions {
     pub sessions: Arc<dyn SessionRepository>,
     pub clock: Arc<dyn Clock>,
@@ -90,7 +91,10 @@ pub struct PurgeSessions {
     /// leeway, so no token of it is still checked against it (a missing session reads as
     /// revoked anyway; keeping it a while keeps it visible to whoever looks).
     pub revoked_grace: Duration,
-    /// Most sessions deleted per statement (at least 1).
+    /// The refresh grace window ([`AuthSettings::refresh_grace`](crate::AuthSettings)): a
+    /// sealed successor pair is kept this long after its rotation, no longer.
+    pub refresh_grace: Duration,
+    /// Most sessions deleted (or cleared) per statement (at least 1).
     pub batch: u32,
 }
 
@@ -107,7 +111,9 @@ pub struct PurgeError {
 
 impl PurgeSessions {
     /// Deletes batches of sessions ended at the clock's `now` until a batch comes back short
-    /// (nothing more to delete), and returns how many it deleted.
+    /// (nothing more to delete), then clears, batch after batch in the same way, the sealed
+    /// successor pairs of sessions rotated more than the grace window before `now`. Returns how
+    /// many sessions it deleted.
     pub async fn execute(&self) -> Result<u64, PurgeError> {
         let now = self.clock.now();
         let batch = self.batch.max(1);
@@ -120,9 +126,34 @@ impl PurgeSessions {
                 .map_err(|error| PurgeError { purged, error })?;
             purged += deleted;
             if deleted < u64::from(batch) {
-                return Ok(purged);
+                break;
             }
         }
+        // Rotated before this, a session is past its window (`Session::judge_refresh` replays
+        // only while `now <= rotated_at + grace`). A window too large to subtract never ends.
+        let Some(rotated_before) = chrono::TimeDelta::from_std(self.refresh_grace)
+            .ok()
+            .and_then(|grace| now.checked_sub_signed(grace))
+        else {
+            return Ok(purged);
+        };
+        let mut cleared = 0;
+        loop {
+            let done = self
+                .sessions
+                .clear_sealed_successors(rotated_before, batch)
+                .await
+                .map_err(|error| PurgeError { purged, error })?;
+            cleared += done;
+            if done < u64::from(batch) {
+                break;
+            }
+        }
+        tracing::debug!(
+            cleared,
+            "cleared sealed successor pairs past the grace window"
+        );
+        Ok(purged)
     }
 }
 
@@ -228,8 +259,16 @@ mod tests {
             sessions: Arc::new(sessions),
             clock: fixed_clock(),
             revoked_grace: Duration::from_secs(960),
+            refresh_grace: Duration::from_secs(10),
             batch,
         }
+    }
+
+    /// Sessions that have no sealed successor pair to clear.
+    fn nothing_sealed(sessions: &mut MockSessionRepository) {
+        sessions
+            .expect_clear_sealed_successors()
+            .returning(|_, _| Ok(0));
     }
 
     #[tokio::test]
@@ -246,6 +285,7 @@ mod tests {
                 .in_sequence(&mut sequence)
                 .returning(move |_, _, _| Ok(deleted));
         }
+        nothing_sealed(&mut sessions);
         assert_eq!(purge(sessions, 3).execute().await.unwrap(), 7);
     }
 
@@ -256,6 +296,10 @@ mod tests {
             .expect_purge_ended()
             .times(1)
             .returning(|_, _, _| Ok(0));
+        sessions
+            .expect_clear_sealed_successors()
+            .times(1)
+            .returning(|_, _| Ok(0));
         assert_eq!(purge(sessions, 500).execute().await.unwrap(), 0);
     }
 
@@ -267,6 +311,11 @@ mod tests {
             .withf(|_, _, batch| *batch == 1)
             .times(1)
             .returning(|_, _, _| Ok(0));
+        sessions
+            .expect_clear_sealed_successors()
+            .withf(|_, batch| *batch == 1)
+            .times(1)
+            .returning(|_, _| Ok(0));
         assert_eq!(purge(sessions, 0).execute().await.unwrap(), 0);
     }
 
@@ -284,11 +333,49 @@ mod tests {
             .times(1)
             .in_sequence(&mut sequence)
             .returning(|_, _, _| Err(PortError::Unavailable(crate::Dependency::Database)));
+        sessions.expect_clear_sealed_successors().never();
         let error = purge(sessions, 2).execute().await.unwrap_err();
         assert_eq!(error.purged, 2);
         assert!(matches!(
             error.error,
             PortError::Unavailable(crate::Dependency::Database)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_purge_clears_sealed_pairs_past_the_grace_window_batch_after_batch() {
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .returning(|_, _, _| Ok(1));
+        let mut sequence = mockall::Sequence::new();
+        for cleared in [3, 3, 0] {
+            sessions
+                .expect_clear_sealed_successors()
+                .withf(|before, batch| {
+                    *before == now() - chrono::TimeDelta::seconds(10) && *batch == 3
+                })
+                .times(1)
+                .in_sequence(&mut sequence)
+                .returning(move |_, _| Ok(cleared));
+        }
+        // The count is of deleted sessions; clearing deletes none.
+        assert_eq!(purge(sessions, 3).execute().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_clearing_reports_the_sessions_deleted_before() {
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .returning(|_, _, _| Ok(2));
+        sessions
+            .expect_clear_sealed_successors()
+            .times(1)
+            .returning(|_, _| Err(PortError::Unavailable(crate::Dependency::Database)));
+        let error = purge(sessions, 500).execute().await.unwrap_err();
+        assert_eq!(error.purged, 2);
     }
 }

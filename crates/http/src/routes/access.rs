@@ -8,6 +8,7 @@ use application::use_cases::{
 };
 use domain::SessionId;
 
+use crate::cookies::DEVICE_COOKIE;
 use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
 use crate::extract::{
     Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id, refresh_token,
@@ -72,11 +73,16 @@ pub(crate) async fn log_in(
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let device_token = request
+        .cookie(DEVICE_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| !value.is_empty());
     let attempt = LoginRequest {
         username: form.username,
         password: form.password,
         ip,
         user_agent,
+        device_token,
     };
     let logged_in = state
         .use_cases
@@ -100,6 +106,10 @@ pub(crate) async fn log_in(
         .settings
         .cookies
         .set_pair(&mut response, &logged_in.tokens);
+    state
+        .settings
+        .cookies
+        .set_device(&mut response, &logged_in.device_token);
     Ok(response.finish())
 }
 
