@@ -20,7 +20,7 @@ lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's 
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	@# Other teams embed the domain crate: no framework, database, cache or JWT crate may reach it.
-	@if $(CARGO) tree -p domain -e normal --prefix none | grep -E '^(actix[a-z_-]*|diesel[a-z_-]*|fred|josekit|tokio|application) v'; then \
+	@if $(CARGO) tree -p authd-domain -e normal --prefix none | grep -E '^(actix[a-z_-]*|diesel[a-z_-]*|fred|josekit|tokio|authd-application) v'; then \
 		echo "the domain crate depends on the crates above" >&2; exit 1; fi
 
 fmt: ## Format the code

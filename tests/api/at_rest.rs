@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use application::ports::TokenIssuer as _;
-use domain::SessionId;
-use infra_crypto::{JoseTokenCodec, KeyRing, SigningKey, TokenSettings};
+use authd_application::ports::TokenIssuer as _;
+use authd_crypto::{JoseTokenCodec, KeyRing, SigningKey, TokenSettings};
+use authd_domain::SessionId;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

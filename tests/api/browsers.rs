@@ -660,7 +660,7 @@ async fn every_registered_path_answers_a_wrong_method_with_405_and_its_allow(bac
     let methods = [
         "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
     ];
-    let paths: Vec<&str> = http::registered_paths().collect();
+    let paths: Vec<&str> = authd_http::registered_paths().collect();
     assert!(paths.len() > 10, "{paths:?}");
     for template in paths {
         let path = template

@@ -207,8 +207,8 @@ fn keys_generate_writes_a_usable_key_and_never_overwrites() {
         .status()
         .unwrap();
     assert!(status.success());
-    let key = infra_crypto::SigningKey::from_jwk_bytes(&std::fs::read(&out).unwrap()).unwrap();
-    assert_eq!(key.algorithm(), infra_crypto::Algorithm::ES256);
+    let key = authd_crypto::SigningKey::from_jwk_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(key.algorithm(), authd_crypto::Algorithm::ES256);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -233,7 +233,7 @@ fn keys_generate_writes_a_usable_key_and_never_overwrites() {
 
 #[actix_web::test]
 async fn migrate_applies_the_migrations_once() {
-    let database = infra_postgres::testing::empty_database().await.unwrap();
+    let database = authd_postgres::testing::empty_database().await.unwrap();
     let first = authd()
         .arg("migrate")
         .env("DATABASE_URL", &database.url)
@@ -502,10 +502,10 @@ fn a_failed_start_prints_no_credential() {
 #[actix_web::test]
 async fn no_secret_reaches_the_logs() {
     use crate::helpers::{Body, Browser};
-    let database = infra_postgres::testing::fresh_database().await.unwrap();
+    let database = authd_postgres::testing::fresh_database().await.unwrap();
     let dir = temp_dir();
     let key_file = dir.join("signing.jwk");
-    let key = infra_crypto::generate_key(infra_crypto::Algorithm::EdDSA).unwrap();
+    let key = authd_crypto::generate_key(authd_crypto::Algorithm::EdDSA).unwrap();
     std::fs::write(&key_file, &key).unwrap();
     let private_part = serde_json::from_str::<serde_json::Value>(&key).unwrap()["d"]
         .as_str()

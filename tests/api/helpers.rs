@@ -11,7 +11,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
 use authd::{Application, Secret, Settings};
-use infra_postgres::testing::{TestDatabase, fresh_database};
+use authd_postgres::testing::{TestDatabase, fresh_database};
 use serde_json::Value;
 
 /// Runs a scenario `async fn name(backend: Backend)` once per backend, as two tests.
@@ -86,7 +86,7 @@ pub async fn eventually(what: &str, status: u16, mut attempt: impl AsyncFnMut() 
 pub async fn test_settings(backend: Backend) -> (Settings, Option<Arc<TestDatabase>>) {
     let mut settings = Settings::defaults().expect("defaults");
     settings.workers = 1;
-    settings.argon2 = infra_crypto::Argon2Settings {
+    settings.argon2 = authd_crypto::Argon2Settings {
         memory_kib: 1024,
         iterations: 1,
         parallelism: 1,
@@ -113,7 +113,7 @@ fn key_file() -> PathBuf {
     let path = dir.join(format!("{}.jwk", uuid::Uuid::now_v7().simple()));
     std::fs::write(
         &path,
-        infra_crypto::generate_key(infra_crypto::Algorithm::EdDSA).expect("key"),
+        authd_crypto::generate_key(authd_crypto::Algorithm::EdDSA).expect("key"),
     )
     .expect("write key");
     path

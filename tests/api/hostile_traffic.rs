@@ -148,7 +148,7 @@ async fn an_overlong_password_is_refused_at_once_and_counted(backend: Backend) {
 async fn a_full_hash_queue_is_503_and_not_counted(backend: Backend) {
     // Hashes slow enough that a burst finds both threads busy and the one queue place taken.
     let app = spawn_with(backend, |settings| {
-        settings.argon2 = infra_crypto::Argon2Settings {
+        settings.argon2 = authd_crypto::Argon2Settings {
             memory_kib: 64 * 1024,
             iterations: 4,
             parallelism: 1,

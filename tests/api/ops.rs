@@ -111,7 +111,7 @@ async fn a_verify_only_key_keeps_its_tokens_valid_after_rotation() {
     let new_key = old_key.with_file_name(format!("{}.jwk", uuid::Uuid::now_v7().simple()));
     std::fs::write(
         &new_key,
-        infra_crypto::generate_key(infra_crypto::Algorithm::EdDSA).unwrap(),
+        authd_crypto::generate_key(authd_crypto::Algorithm::EdDSA).unwrap(),
     )
     .unwrap();
     let mut rotated = settings.clone();
@@ -200,7 +200,7 @@ async fn the_openapi_document_matches_the_served_routes() {
         !no_route && response.status != 405
     };
 
-    let registered: Vec<&str> = http::registered_paths().collect();
+    let registered: Vec<&str> = authd_http::registered_paths().collect();
     for path in paths.keys() {
         assert!(
             registered.contains(&path.as_str()),

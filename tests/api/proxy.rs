@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use authd::{Secret, Settings};
-use infra_postgres::testing::TestDatabase;
+use authd_postgres::testing::TestDatabase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 

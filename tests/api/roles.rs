@@ -322,7 +322,7 @@ async fn a_role_users_hold_cannot_be_deleted() {
 async fn two_servers_starting_at_once_create_one_admin_and_one_default_role() {
     // An empty database, not even migrated: both instances migrate, then bootstrap, at once.
     let (mut settings, _) = test_settings(Backend::Real).await;
-    let database = std::sync::Arc::new(infra_postgres::testing::empty_database().await.unwrap());
+    let database = std::sync::Arc::new(authd_postgres::testing::empty_database().await.unwrap());
     settings.database_url = Some(authd::Secret::new(database.url.clone()));
     settings.admin_email = Some(ADMIN_EMAIL.into());
     settings.admin_password = Some(authd::Secret::new(ADMIN_PASSWORD));

@@ -7,10 +7,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use application::ports::{PasswordCheck, PasswordHasher};
+use authd_application::ports::{PasswordCheck, PasswordHasher};
+use authd_crypto::{Argon2Hasher, Argon2Settings};
+use authd_domain::Password;
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::Password;
-use infra_crypto::{Argon2Hasher, Argon2Settings};
 
 fn password(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,12 +7,12 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use application::ports::{TokenIssuer, TokenVerifier};
-use application::{AccessClaims, RefreshClaims, TokenPair};
+use authd_application::ports::{TokenIssuer, TokenVerifier};
+use authd_application::{AccessClaims, RefreshClaims, TokenPair};
+use authd_crypto::{Algorithm, CachingVerifier, JoseTokenCodec, KeyRing, TokenSettings};
+use authd_domain::{SessionId, TokenId, UserId};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::{SessionId, TokenId, UserId};
-use infra_crypto::{Algorithm, CachingVerifier, JoseTokenCodec, KeyRing, TokenSettings};
 
 const LEEWAY: TimeDelta = TimeDelta::seconds(60);
 

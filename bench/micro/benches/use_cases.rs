@@ -12,20 +12,20 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use application::AuthSettings;
-use application::ports::{Clock, PasswordHasher, TokenVerifier};
-use application::use_cases::{
+use authd_application::AuthSettings;
+use authd_application::ports::{Clock, PasswordHasher, TokenVerifier};
+use authd_application::use_cases::{
     Authenticate, Bootstrap, ListSessions, LogIn, LogOut, LoginRequest, Refresh, SignUp,
     SignUpRequest,
 };
-use chrono::TimeDelta;
-use criterion::{Criterion, criterion_group, criterion_main};
-use domain::{IpCap, LoginBackoff, PasswordPolicy, RoleSlug, SessionLifetime};
-use infra_crypto::{
+use authd_crypto::{
     Algorithm, Argon2Hasher, Argon2Settings, CachingVerifier, JoseTokenCodec, KeyRing,
     TokenSettings,
 };
-use infra_memory::{InMemoryAuthCache, InMemoryLoginThrottle, InMemoryStore, SystemClock};
+use authd_domain::{IpCap, LoginBackoff, PasswordPolicy, RoleSlug, SessionLifetime};
+use authd_memory::{InMemoryAuthCache, InMemoryLoginThrottle, InMemoryStore, SystemClock};
+use chrono::TimeDelta;
+use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
 const EMAIL: &str = "ada.lovelace@example.com";

@@ -1,7 +1,7 @@
 //! The knobs the flows read, set once by the binary.
 
+use authd_domain::{PasswordPolicy, RoleSlug, SessionLifetime};
 use chrono::TimeDelta;
-use domain::{PasswordPolicy, RoleSlug, SessionLifetime};
 
 /// Token and session lifetimes, the rotation grace window and the password policy.
 #[derive(Debug, Clone)]

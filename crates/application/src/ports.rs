@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use domain::{
+use authd_domain::{
     Email, Password, PasswordHash, Role, RoleId, RoleSlug, RotationState, Session, SessionId,
     TokenId, User, UserId,
 };
+use chrono::{DateTime, Utc};
 
 use crate::PortError;
 use crate::tokens::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
@@ -395,7 +395,7 @@ pub enum ThrottleKey {
 }
 
 /// Login throttle counters, shared by every instance: per-account back-off and per-network
-/// cap (see `domain::LoginBackoff`, `domain::IpCap` and `domain::ClientNetwork`).
+/// cap (see `authd_domain::LoginBackoff`, `authd_domain::IpCap` and `authd_domain::ClientNetwork`).
 ///
 /// Attempts are counted at admission, before the password is checked, so a rule holds for
 /// thirty concurrent attempts as it does for one: of any number of concurrent attempts on one

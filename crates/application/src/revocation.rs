@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authd_domain::{Session, SessionId, UserId};
 use chrono::{DateTime, Utc};
-use domain::{Session, SessionId, UserId};
 
 use crate::PortError;
 use crate::ports::{AuthCache, SessionRepository};

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use authd_domain::{SessionId, TokenId, User, UserId};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use domain::{SessionId, TokenId, User, UserId};
 
 use crate::PortError;
 use crate::ports::TokenIssuer;

@@ -16,25 +16,25 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
-use application::AuthSettings;
-use application::ports::{
+use authd_application::AuthSettings;
+use authd_application::ports::{
     AuthCache, Clock, LoginThrottle, PasswordHasher, Probe, RoleRepository, SessionRepository,
     TokenIssuer, TokenVerifier, UserRepository,
 };
-use application::use_cases::{
+use authd_application::use_cases::{
     AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole,
     CreateUser, DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions,
     ListUsers, LogIn, LogOut, LogOutEverywhere, PurgeSessions, Refresh, RevokeSession,
     RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
 };
-use chrono::TimeDelta;
-use domain::{IpCap, LoginBackoff, PasswordPolicy, SessionLifetime};
-use infra_crypto::{
+use authd_crypto::{
     Argon2Hasher, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey, TokenSettings,
 };
-use infra_memory::{
+use authd_domain::{IpCap, LoginBackoff, PasswordPolicy, SessionLifetime};
+use authd_memory::{
     InMemoryAuthCache, InMemoryLoginThrottle, InMemoryProbe, InMemoryStore, SystemClock,
 };
+use chrono::TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use settings::{Secret, Settings};
@@ -49,7 +49,7 @@ struct Store {
     sessions: Arc<dyn SessionRepository>,
     probe: Arc<dyn Probe>,
     /// For the pool gauges, when the store is Postgres.
-    pool: Option<infra_postgres::PgPool>,
+    pool: Option<authd_postgres::PgPool>,
 }
 
 /// The cache side.
@@ -58,7 +58,7 @@ struct Cache {
     throttle: Arc<dyn LoginThrottle>,
     probe: Arc<dyn Probe>,
     /// Closed at shutdown, when the cache is Redis.
-    client: Option<infra_redis::RedisClient>,
+    client: Option<authd_redis::RedisClient>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -69,8 +69,8 @@ pub struct Application {
     metrics_server: Option<Server>,
     metrics_port: Option<u16>,
     /// Closed once the server has stopped.
-    pool: Option<infra_postgres::PgPool>,
-    redis: Option<infra_redis::RedisClient>,
+    pool: Option<authd_postgres::PgPool>,
+    redis: Option<authd_redis::RedisClient>,
     /// Runs while the server does.
     purge: PurgeSessions,
 }
@@ -137,7 +137,7 @@ impl Application {
         )
         .await?;
 
-        let use_cases = http::UseCases {
+        let use_cases = authd_http::UseCases {
             sign_up: SignUp {
                 users: store.users.clone(),
                 roles: store.roles.clone(),
@@ -267,7 +267,7 @@ impl Application {
                     .with_context(|| format!("AUTHD_METRICS_LISTEN: cannot bind {address}"))?;
                 let metrics_port = metrics_listener.local_addr()?.port();
                 let render = render.clone();
-                let server = HttpServer::new(move || http::metrics_app(render.clone()))
+                let server = HttpServer::new(move || authd_http::metrics_app(render.clone()))
                     .workers(1)
                     .disable_signals()
                     .listen(metrics_listener)?
@@ -277,17 +277,17 @@ impl Application {
             }
             None => (None, None),
         };
-        let state = http::AppState {
+        let state = authd_http::AppState {
             use_cases: Arc::new(use_cases),
-            settings: Arc::new(http::HttpSettings {
-                cookies: http::CookieSettings {
+            settings: Arc::new(authd_http::HttpSettings {
+                cookies: authd_http::CookieSettings {
                     secure: settings.cookie_secure,
                 },
                 trusted_proxies: settings.trusted_proxies.clone(),
                 body_limit: settings.body_limit,
                 jwks,
                 metrics: metrics_server.is_none().then_some(render),
-                browsers: http::BrowserPolicy {
+                browsers: authd_http::BrowserPolicy {
                     public_url: settings.public_url.clone(),
                     allowed_origins: settings.allowed_origins.clone(),
                 },
@@ -295,7 +295,7 @@ impl Application {
         };
 
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || http::app(state.clone()))
+        let server = HttpServer::new(move || authd_http::app(state.clone()))
             .workers(settings.workers)
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
             // `main` turns SIGTERM and Ctrl-C into a graceful stop; a library must not grab
@@ -348,7 +348,7 @@ impl Application {
             pool.close();
         }
         if let Some(redis) = &self.redis {
-            infra_redis::disconnect(redis).await;
+            authd_redis::disconnect(redis).await;
         }
         served
     }
@@ -411,7 +411,9 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// Renders `/metrics`, reading the pool gauges at scrape time.
-fn metrics_renderer(pool: Option<infra_postgres::PgPool>) -> anyhow::Result<http::RenderMetrics> {
+fn metrics_renderer(
+    pool: Option<authd_postgres::PgPool>,
+) -> anyhow::Result<authd_http::RenderMetrics> {
     let handle = metrics_handle()?;
     Ok(Arc::new(move || {
         if let Some(pool) = &pool {
@@ -456,27 +458,27 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
             pool: None,
         });
     };
-    let applied = infra_postgres::run_migrations(url.expose())
+    let applied = authd_postgres::run_migrations(url.expose())
         .await
         .context("DATABASE_URL: cannot run the migrations")?;
     if !applied.is_empty() {
         tracing::info!(?applied, "applied database migrations");
     }
-    let pool = infra_postgres::connect(
+    let pool = authd_postgres::connect(
         url.expose(),
-        infra_postgres::PoolSettings {
+        authd_postgres::PoolSettings {
             max_size: settings.db_pool_size,
             statement_timeout: settings.db_statement_timeout,
-            ..infra_postgres::PoolSettings::default()
+            ..authd_postgres::PoolSettings::default()
         },
     )
     .await
     .context("DATABASE_URL")?;
     Ok(Store {
-        users: Arc::new(infra_postgres::PgUserRepository::new(pool.clone())),
-        roles: Arc::new(infra_postgres::PgRoleRepository::new(pool.clone())),
-        sessions: Arc::new(infra_postgres::PgSessionRepository::new(pool.clone())),
-        probe: Arc::new(infra_postgres::PgProbe::new(pool.clone())),
+        users: Arc::new(authd_postgres::PgUserRepository::new(pool.clone())),
+        roles: Arc::new(authd_postgres::PgRoleRepository::new(pool.clone())),
+        sessions: Arc::new(authd_postgres::PgSessionRepository::new(pool.clone())),
+        probe: Arc::new(authd_postgres::PgProbe::new(pool.clone())),
         pool: Some(pool),
     })
 }
@@ -501,24 +503,24 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
             client: None,
         });
     };
-    let client = infra_redis::connect(&infra_redis::RedisSettings {
+    let client = authd_redis::connect(&authd_redis::RedisSettings {
         url: url.expose().to_owned(),
         prefix: settings.redis_prefix.clone(),
-        ..infra_redis::RedisSettings::default()
+        ..authd_redis::RedisSettings::default()
     })
     .await?;
     Ok(Cache {
-        cache: Arc::new(infra_redis::RedisAuthCache::with_defaults(
+        cache: Arc::new(authd_redis::RedisAuthCache::with_defaults(
             client.clone(),
             settings.redis_prefix.clone(),
         )),
-        throttle: Arc::new(infra_redis::RedisLoginThrottle::new(
+        throttle: Arc::new(authd_redis::RedisLoginThrottle::new(
             client.clone(),
             settings.redis_prefix.clone(),
             backoff,
             ip_cap,
         )),
-        probe: Arc::new(infra_redis::RedisProbe::new(client.clone())),
+        probe: Arc::new(authd_redis::RedisProbe::new(client.clone())),
         client: Some(client),
     })
 }

@@ -73,7 +73,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .build()?;
     // Named like the start-up's own error, never with the URL (it may hold a password).
     let applied = runtime
-        .block_on(infra_postgres::run_migrations(url.expose()))
+        .block_on(authd_postgres::run_migrations(url.expose()))
         .map_err(|error| error.context("DATABASE_URL: cannot run the migrations"))?;
     println!(
         "applied {} migration(s){}",
@@ -89,8 +89,8 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 fn generate_key(algorithm: &str, out: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Write;
-    let algorithm: infra_crypto::Algorithm = algorithm.parse()?;
-    let jwk = infra_crypto::generate_key(algorithm)?;
+    let algorithm: authd_crypto::Algorithm = algorithm.parse()?;
+    let jwk = authd_crypto::generate_key(algorithm)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use application::use_cases::PurgeSessions;
+use authd_application::use_cases::PurgeSessions;
 
 /// How often the purge runs.
 pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(60);

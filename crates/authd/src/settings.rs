@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use authd_crypto::Algorithm;
 use clap::{Args as ClapArgs, FromArgMatches};
-use infra_crypto::Algorithm;
 
 /// A secret string: never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -272,11 +272,11 @@ pub struct Settings {
     pub refresh_grace: Duration,
     pub session_max: Duration,
     pub cookie_secure: bool,
-    pub default_role: domain::RoleSlug,
-    pub trusted_proxies: http::TrustedProxies,
-    pub public_url: Option<http::Origin>,
-    pub allowed_origins: http::AllowedOrigins,
-    pub argon2: infra_crypto::Argon2Settings,
+    pub default_role: authd_domain::RoleSlug,
+    pub trusted_proxies: authd_http::TrustedProxies,
+    pub public_url: Option<authd_http::Origin>,
+    pub allowed_origins: authd_http::AllowedOrigins,
+    pub argon2: authd_crypto::Argon2Settings,
     pub password_min_length: usize,
     pub login_max_failures: u32,
     pub login_ip_max_failures: u32,
@@ -309,10 +309,10 @@ impl TryFrom<Args> for Settings {
             }
             Ok(Duration::from_secs(value))
         };
-        if args.password_min_length > domain::PasswordPolicy::MAX_LENGTH {
+        if args.password_min_length > authd_domain::PasswordPolicy::MAX_LENGTH {
             bail!(
                 "AUTHD_PASSWORD_MIN_LENGTH must be at most {}",
-                domain::PasswordPolicy::MAX_LENGTH
+                authd_domain::PasswordPolicy::MAX_LENGTH
             );
         }
         if args.db_pool_size == 0 {
@@ -366,7 +366,7 @@ impl TryFrom<Args> for Settings {
             refresh_grace: Duration::from_secs(args.refresh_grace_seconds),
             session_max: positive("AUTHD_SESSION_MAX_SECONDS", args.session_max_seconds)?,
             cookie_secure: args.cookie_secure,
-            default_role: domain::RoleSlug::parse(&args.default_role)
+            default_role: authd_domain::RoleSlug::parse(&args.default_role)
                 .with_context(|| format!("AUTHD_DEFAULT_ROLE {:?}", args.default_role))?,
             trusted_proxies: args
                 .trusted_proxies
@@ -381,7 +381,7 @@ impl TryFrom<Args> for Settings {
                 .allowed_origins
                 .parse()
                 .context("AUTHD_ALLOWED_ORIGINS")?,
-            argon2: infra_crypto::Argon2Settings {
+            argon2: authd_crypto::Argon2Settings {
                 memory_kib: args.argon2_memory_kib,
                 iterations: args.argon2_iterations,
                 parallelism: args.argon2_parallelism,

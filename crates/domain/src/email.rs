@@ -24,7 +24,7 @@ pub enum EmailError {
 /// precomposed `é` and an `e` followed by a combining accent are the same letter.
 ///
 /// ```
-/// use domain::Email;
+/// use authd_domain::Email;
 ///
 /// let a = Email::parse("Ada@Example.com").unwrap();
 /// let b = Email::parse("ada@EXAMPLE.com\u{2003}").unwrap();
@@ -96,7 +96,7 @@ fn identity(text: &str) -> String {
 /// address): the same normalisation, without the parsing.
 ///
 /// ```
-/// assert_eq!(domain::email_search_form("E\u{301}LODIE"), "\u{e9}lodie");
+/// assert_eq!(authd_domain::email_search_form("E\u{301}LODIE"), "\u{e9}lodie");
 /// ```
 pub fn email_search_form(text: &str) -> String {
     identity(text)

@@ -5,7 +5,7 @@
 //! password policy or read a [`User`] the same way authd does.
 //!
 //! ```
-//! use domain::{Email, PasswordPolicy};
+//! use authd_domain::{Email, PasswordPolicy};
 //!
 //! let email = Email::parse("  Ada@Example.COM ").unwrap();
 //! assert_eq!(email.as_str(), "Ada@Example.COM");

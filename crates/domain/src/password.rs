@@ -49,7 +49,7 @@ impl Password {
     /// times; the growth is cut off as soon as it passes the limit).
     ///
     /// ```
-    /// use domain::Password;
+    /// use authd_domain::Password;
     /// assert!(Password::for_login("correct horse").is_some());
     /// assert!(Password::for_login(&"a".repeat(1025)).is_none());
     /// // U+FDFA is 3 bytes and becomes 33 under NFKC.
@@ -108,7 +108,7 @@ impl fmt::Debug for PasswordHash {
 /// 128 code points after NFKC normalization, not only whitespace, and not the account's email.
 ///
 /// ```
-/// use domain::{Email, PasswordError, PasswordPolicy};
+/// use authd_domain::{Email, PasswordError, PasswordPolicy};
 ///
 /// let policy = PasswordPolicy::new(10);
 /// let email = Email::parse("ada@example.com").unwrap();

@@ -32,7 +32,7 @@ pub enum Protection {
 ///
 /// ```
 /// use chrono::Utc;
-/// use domain::{AdminAction, Email, Protection, RoleId, RoleRef, RoleSlug, User, check_admin_action};
+/// use authd_domain::{AdminAction, Email, Protection, RoleId, RoleRef, RoleSlug, User, check_admin_action};
 ///
 /// let role = RoleRef { id: RoleId::generate(), slug: RoleSlug::parse("staff").unwrap(), name: "Staff".into() };
 /// let primary = User::primary_admin(Email::parse("root@example.com").unwrap(), role.clone(), Utc::now());

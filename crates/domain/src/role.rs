@@ -13,7 +13,7 @@ pub struct RoleSlugError;
 /// the `role` claim, so it never changes once the role exists.
 ///
 /// ```
-/// use domain::RoleSlug;
+/// use authd_domain::RoleSlug;
 ///
 /// assert_eq!(RoleSlug::parse("application-access").unwrap().as_str(), "application-access");
 /// assert!(RoleSlug::parse("Admins").is_err());
@@ -131,7 +131,7 @@ impl Role {
     /// A role name, trimmed: 1 to [`Self::MAX_NAME_LEN`] characters.
     ///
     /// ```
-    /// use domain::Role;
+    /// use authd_domain::Role;
     /// assert_eq!(Role::name_from(" Editors ").unwrap(), "Editors");
     /// assert!(Role::name_from("   ").is_err());
     /// ```

@@ -37,7 +37,7 @@ impl Session {
 ///
 /// ```
 /// use chrono::{TimeDelta, TimeZone, Utc};
-/// use domain::SessionLifetime;
+/// use authd_domain::SessionLifetime;
 ///
 /// let lifetime = SessionLifetime::new(TimeDelta::days(7), TimeDelta::days(30));
 /// let login = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -133,7 +133,7 @@ impl Session {
     ///
     /// ```
     /// use chrono::{TimeDelta, Utc};
-    /// use domain::{RefreshVerdict, RotationState, Session, SessionId, TokenId, UserId};
+    /// use authd_domain::{RefreshVerdict, RotationState, Session, SessionId, TokenId, UserId};
     ///
     /// let now = Utc::now();
     /// let session = Session {

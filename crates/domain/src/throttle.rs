@@ -15,7 +15,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use domain::{Admission, LoginBackoff};
+/// use authd_domain::{Admission, LoginBackoff};
 ///
 /// let backoff = LoginBackoff::new(5);
 /// assert_eq!(backoff.lock_after(4), None);
@@ -91,7 +91,7 @@ impl LoginBackoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let steps = domain::LoginBackoff::new(5).steps();
+    /// let steps = authd_domain::LoginBackoff::new(5).steps();
     /// assert_eq!(steps.first(), Some(&Duration::from_secs(1)));
     /// assert_eq!(steps.last(), Some(&Duration::from_secs(900)));
     /// ```
@@ -123,7 +123,7 @@ impl LoginBackoff {
 ///
 /// ```
 /// use std::time::Duration;
-/// use domain::{Admission, IpCap};
+/// use authd_domain::{Admission, IpCap};
 ///
 /// let cap = IpCap::new(2, Duration::from_secs(300));
 /// assert!(matches!(cap.admit(1, Some(Duration::from_secs(10))), Admission::Admit { failures: 2, .. }));
@@ -178,8 +178,8 @@ impl IpCap {
 ///
 /// ```
 /// use std::time::Duration;
-/// assert_eq!(domain::retry_after(Duration::from_millis(1)), Duration::from_secs(1));
-/// assert_eq!(domain::retry_after(Duration::from_millis(1001)), Duration::from_secs(2));
+/// assert_eq!(authd_domain::retry_after(Duration::from_millis(1)), Duration::from_secs(1));
+/// assert_eq!(authd_domain::retry_after(Duration::from_millis(1001)), Duration::from_secs(2));
 /// ```
 pub fn retry_after(wait: Duration) -> Duration {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -191,7 +191,7 @@ pub fn retry_after(wait: Duration) -> Duration {
 /// typically holds, so hopping addresses inside it gains nothing.
 ///
 /// ```
-/// use domain::ClientNetwork;
+/// use authd_domain::ClientNetwork;
 ///
 /// let a = ClientNetwork::of("2001:db8:1:2:aaaa::1".parse().unwrap());
 /// let b = ClientNetwork::of("2001:db8:1:2:bbbb::9".parse().unwrap());

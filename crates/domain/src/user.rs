@@ -35,7 +35,7 @@ impl User {
     ///
     /// ```
     /// use chrono::Utc;
-    /// use domain::{Email, RoleId, RoleRef, RoleSlug, User};
+    /// use authd_domain::{Email, RoleId, RoleRef, RoleSlug, User};
     ///
     /// let role = RoleRef {
     ///     id: RoleId::generate(),

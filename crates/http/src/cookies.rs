@@ -1,7 +1,7 @@
 use actix_web::HttpResponseBuilder;
 use actix_web::cookie::time::Duration;
 use actix_web::cookie::{Cookie, SameSite};
-use application::TokenPair;
+use authd_application::TokenPair;
 
 pub(crate) const ACCESS_COOKIE: &str = "access_token";
 pub(crate) const REFRESH_COOKIE: &str = "refresh_token";
@@ -41,7 +41,7 @@ impl CookieSettings {
                 .same_site(SameSite::Strict)
                 .path(DEVICE_PATH)
                 .max_age(Duration::seconds(
-                    application::DeviceClaims::LIFETIME.num_seconds(),
+                    authd_application::DeviceClaims::LIFETIME.num_seconds(),
                 ))
                 .secure(self.secure)
                 .finish(),

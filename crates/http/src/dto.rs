@@ -1,14 +1,14 @@
 //! Request and response bodies: the JSON shapes of API.md.
 
-use application::use_cases::SessionView;
+use authd_application::use_cases::SessionView;
+use authd_domain::User;
 use chrono::{DateTime, Utc};
-use domain::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use actix_web::HttpRequest;
-use application::FieldError;
-use application::use_cases::{
+use authd_application::FieldError;
+use authd_application::use_cases::{
     CreateRole, NewRole, NewUserRequest, RoleUpdate, SignUpRequest, UpdateRole, UserPatch,
 };
 use serde_json::{Map, Value};
@@ -137,8 +137,8 @@ pub(crate) struct RoleDto {
     updated_at: DateTime<Utc>,
 }
 
-impl From<&domain::Role> for RoleDto {
-    fn from(role: &domain::Role) -> Self {
+impl From<&authd_domain::Role> for RoleDto {
+    fn from(role: &authd_domain::Role) -> Self {
         Self {
             id: role.id.as_uuid(),
             slug: role.slug.to_string(),
@@ -306,7 +306,7 @@ impl Schema for UserPatchBody {
         state
             .use_cases
             .update_user
-            .field_errors(domain::UserId::from_uuid(id), patch)
+            .field_errors(authd_domain::UserId::from_uuid(id), patch)
             .await
     }
 

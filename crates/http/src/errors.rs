@@ -3,11 +3,11 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
-use application::use_cases::{
+use authd_application::use_cases::{
     AdminError, AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError,
     RevokeSessionError, SignUpError,
 };
-use application::{Dependency, FieldError, PortError};
+use authd_application::{Dependency, FieldError, PortError};
 use serde::Serialize;
 
 /// Every error the API answers with, rendered once as RFC 9457 `application/problem+json`.

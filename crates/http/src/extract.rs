@@ -5,8 +5,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use application::FieldError;
-use application::use_cases::Principal;
+use authd_application::FieldError;
+use authd_application::use_cases::Principal;
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
@@ -321,7 +321,7 @@ pub(crate) struct Authenticated(pub Principal);
 
 /// The user id of an authenticated request, for the request log.
 #[derive(Clone, Copy)]
-pub(crate) struct LoggedUser(pub domain::UserId);
+pub(crate) struct LoggedUser(pub authd_domain::UserId);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
@@ -396,7 +396,7 @@ impl FromRequest for Superuser {
         let authenticated = Authenticated::from_request(request, payload);
         Box::pin(async move {
             let Authenticated(principal) = authenticated.await?;
-            application::use_cases::require_superuser(&principal)?;
+            authd_application::use_cases::require_superuser(&principal)?;
             Ok(Self(principal))
         })
     }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use application::use_cases::{
+use authd_application::use_cases::{
     Authenticate, ChangePassword, CheckReadiness, CreateRole, CreateUser, DeleteRole, DeleteUser,
     GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere,
     Refresh, RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser,

@@ -1,9 +1,9 @@
 use anyhow::anyhow;
-use application::PortError;
-use application::ports::{TokenIssuer, TokenRejected, TokenVerifier};
-use application::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
+use authd_application::PortError;
+use authd_application::ports::{TokenIssuer, TokenRejected, TokenVerifier};
+use authd_application::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
+use authd_domain::{SessionId, TokenId, UserId};
 use chrono::{DateTime, TimeDelta, Utc};
-use domain::{SessionId, TokenId, UserId};
 use hkdf::Hkdf;
 use josekit::jwe::{Dir, JweHeader};
 use josekit::jws::{JwsHeader, JwsVerifier};

@@ -3,13 +3,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::anyhow;
-use application::PortError;
-use application::ports::{PasswordCheck, PasswordHasher};
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as Phc, Salt};
 use argon2::password_hash::{self, PasswordHasher as _};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
-use domain::{Password, PasswordHash};
+use authd_application::PortError;
+use authd_application::ports::{PasswordCheck, PasswordHasher};
+use authd_domain::{Password, PasswordHash};
 
 /// Argon2id cost parameters. The defaults are OWASP's: 19 MiB, 2 iterations, 1 lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

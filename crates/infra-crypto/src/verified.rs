@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use application::ports::{TokenRejected, TokenVerifier};
-use application::{AccessClaims, DeviceClaims, RefreshClaims};
+use authd_application::ports::{TokenRejected, TokenVerifier};
+use authd_application::{AccessClaims, DeviceClaims, RefreshClaims};
 use chrono::{DateTime, TimeDelta, Utc};
 
 /// Decorates a [`TokenVerifier`] with a bounded cache of verified access tokens.
@@ -97,7 +97,7 @@ impl TokenVerifier for CachingVerifier {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use domain::{SessionId, TokenId, UserId};
+    use authd_domain::{SessionId, TokenId, UserId};
 
     use super::*;
 

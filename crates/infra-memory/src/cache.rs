@@ -2,10 +2,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use application::PortError;
-use application::ports::{AuthCache, CachedAuth, SessionMark};
 use async_trait::async_trait;
-use domain::{SessionId, User, UserId};
+use authd_application::PortError;
+use authd_application::ports::{AuthCache, CachedAuth, SessionMark};
+use authd_domain::{SessionId, User, UserId};
 
 /// The auth cache in a map: the same marks, TTLs and no-overwrite rules as the Redis cache.
 #[derive(Debug)]

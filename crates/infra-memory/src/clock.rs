@@ -1,4 +1,4 @@
-use application::ports::Clock;
+use authd_application::ports::Clock;
 use chrono::{DateTime, SubsecRound, Utc};
 
 /// The real clock.

@@ -1,6 +1,6 @@
-use application::PortError;
-use application::ports::Probe;
 use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::Probe;
 
 /// The readiness probe of an in-process adapter: it is there as long as the process is.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,17 +1,17 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use application::PortError;
-use application::ports::{
+use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::{
     CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
     Rotation, SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
 };
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use domain::{
+use authd_domain::{
     Email, PasswordHash, Role, RoleId, RoleSlug, RotationState, Session, SessionId, TokenId, User,
     UserId,
 };
+use chrono::{DateTime, Utc};
 
 /// Users, roles and sessions in one map behind one lock, so that every multi-row operation
 /// (a password change with its revocations, a rotation) is as atomic as its Postgres
@@ -160,7 +160,7 @@ impl UserRepository for InMemoryStore {
     async fn list(&self, query: &UserQuery) -> Result<UserPage, PortError> {
         let data = self.data();
         let needle = query.q.as_deref().map(str::to_lowercase);
-        let email_needle = query.q.as_deref().map(domain::email_search_form);
+        let email_needle = query.q.as_deref().map(authd_domain::email_search_form);
         let mut matches: Vec<User> = data
             .users
             .values()

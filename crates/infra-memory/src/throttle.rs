@@ -3,10 +3,10 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use application::PortError;
-use application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
 use async_trait::async_trait;
-use domain::{Admission, ClientNetwork, IpCap, LoginBackoff};
+use authd_application::PortError;
+use authd_application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
+use authd_domain::{Admission, ClientNetwork, IpCap, LoginBackoff};
 
 /// The login throttle of one process: the same rules as the shared Redis throttle (the
 /// arithmetic is the domain's), for development mode and as its fallback while Redis is down.
@@ -269,7 +269,7 @@ mod tests {
     #[tokio::test]
     async fn a_device_counts_apart_from_its_account() {
         let throttle = throttle(100);
-        let device = ThrottleKey::Device(domain::TokenId::generate());
+        let device = ThrottleKey::Device(authd_domain::TokenId::generate());
         for _ in 0..5 {
             throttle.admit(&ada(), None).await.unwrap();
         }

@@ -1,8 +1,8 @@
 //! Driver errors, translated once: what the callers can act on (the database is unreachable, a
 //! unique constraint was hit) is told apart here, and no diesel or deadpool type goes further.
 
-use application::ports::{CreateRoleError, CreateUserError};
-use application::{Dependency, PortError};
+use authd_application::ports::{CreateRoleError, CreateUserError};
+use authd_application::{Dependency, PortError};
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::PoolableConnection;

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
-use application::{Dependency, PortError};
+use authd_application::{Dependency, PortError};
 use deadpool::Runtime;
 use deadpool::managed::{Manager, Metrics, Object, RecycleResult};
 use diesel::IntoSql;
@@ -196,7 +196,7 @@ pub async fn ping(pool: &PgPool) -> Result<(), PortError> {
     }
 }
 
-/// [`application::ports::Probe`] of the database: [`ping`] through the pool.
+/// [`authd_application::ports::Probe`] of the database: [`ping`] through the pool.
 #[derive(Clone)]
 pub struct PgProbe {
     pool: PgPool,
@@ -210,7 +210,7 @@ impl PgProbe {
 }
 
 #[async_trait::async_trait]
-impl application::ports::Probe for PgProbe {
+impl authd_application::ports::Probe for PgProbe {
     async fn ping(&self) -> Result<(), PortError> {
         ping(&self.pool).await
     }

@@ -1,12 +1,12 @@
 //! Roles.
 
-use application::PortError;
-use application::ports::{CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
 use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::{CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
+use authd_domain::{Role, RoleId, RoleRef, RoleSlug};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use domain::{Role, RoleId, RoleRef, RoleSlug};
 use uuid::Uuid;
 
 use crate::errors::{DbError, USER_ROLE, corrupt};

@@ -1,13 +1,13 @@
 //! Sessions and their refresh-token rotation state.
 
-use application::PortError;
-use application::ports::{Rotation, SessionRecord, SessionRepository};
 use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::{Rotation, SessionRecord, SessionRepository};
+use authd_domain::{RotationState, Session, SessionId, TokenId, UserId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use domain::{RotationState, Session, SessionId, TokenId, UserId};
 use uuid::Uuid;
 
 use crate::errors::DbError;

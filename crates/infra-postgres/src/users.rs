@@ -1,15 +1,15 @@
 //! Users, read with their role.
 
-use application::PortError;
-use application::ports::{
+use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::{
     CreateUserError, Credentials, UserChanges, UserPage, UserQuery, UserRepository,
 };
-use async_trait::async_trait;
+use authd_domain::{Email, PasswordHash, RoleRef, Session, User, UserId};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use domain::{Email, PasswordHash, RoleRef, Session, User, UserId};
 use uuid::Uuid;
 
 use crate::errors::{DbError, EMAIL_UNIQUE, ONE_PRIMARY_ADMIN, corrupt};
@@ -128,7 +128,7 @@ fn matching(query: &UserQuery) -> diesel::dsl::IntoBoxed<'_, UsersWithRole, Pg> 
     if let Some(q) = &query.q {
         // Bound as a parameter and escaped, so `%` and `_` in `q` match themselves. Emails are
         // matched on their normalised form (the identity), names case-insensitively.
-        let email_pattern = format!("%{}%", escape_like(&domain::email_search_form(q)));
+        let email_pattern = format!("%{}%", escape_like(&authd_domain::email_search_form(q)));
         let name_pattern = format!("%{}%", escape_like(q));
         matches = matches.filter(
             users::email_normalized

@@ -6,22 +6,22 @@
 
 use std::time::{Duration, Instant};
 
-use application::ports::Probe as _;
-use application::ports::{
+use authd_application::ports::Probe as _;
+use authd_application::ports::{
     CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
     Rotation, SessionRepository, UserChanges, UserQuery, UserRepository,
 };
-use application::{Dependency, PortError};
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use domain::{
+use authd_application::{Dependency, PortError};
+use authd_domain::{
     Email, PasswordHash, Role, RoleId, RoleSlug, Session, SessionId, TokenId, User, UserId,
 };
-use infra_postgres::testing::{TestDatabase, empty_database, fresh_database};
-use infra_postgres::{
+use authd_postgres::testing::{TestDatabase, empty_database, fresh_database};
+use authd_postgres::{
     PgPool, PgProbe, PgRoleRepository, PgSessionRepository, PgUserRepository, PoolSettings,
     connect, ping, run_migrations,
 };
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 /// A fixed clock: nothing in the adapters reads the database's own time.
 fn t0() -> DateTime<Utc> {
@@ -1927,8 +1927,8 @@ async fn a_closed_port_is_unavailable_quickly() {
     let user = User::register(
         Email::parse("ada@example.com").unwrap(),
         None,
-        domain::RoleRef {
-            id: domain::RoleId::generate(),
+        authd_domain::RoleRef {
+            id: authd_domain::RoleId::generate(),
             slug: RoleSlug::parse("members").unwrap(),
             name: "Members".into(),
         },

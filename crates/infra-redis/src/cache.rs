@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use application::PortError;
-use application::ports::{AuthCache, CachedAuth, SessionMark};
 use async_trait::async_trait;
+use authd_application::PortError;
+use authd_application::ports::{AuthCache, CachedAuth, SessionMark};
+use authd_domain::{Email, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
 use chrono::{DateTime, Utc};
-use domain::{Email, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
 use fred::clients::Pool;
 use fred::prelude::{ClientLike, Expiration, KeysInterface, SetOptions};
 use serde::{Deserialize, Serialize};

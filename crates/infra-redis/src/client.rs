@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::PortError;
+use authd_application::PortError;
 use fred::clients::{Pool, WithOptions};
 use fred::prelude::{
     Builder, ClientLike, Config, EventInterface, Options, PerformanceConfig, ReconnectPolicy,
@@ -222,7 +222,7 @@ mod tests {
     }
 }
 
-/// [`application::ports::Probe`] of Redis: [`ping`], failing fast while disconnected and
+/// [`authd_application::ports::Probe`] of Redis: [`ping`], failing fast while disconnected and
 /// bounded by the command timeout otherwise.
 #[derive(Clone)]
 pub struct RedisProbe {
@@ -237,7 +237,7 @@ impl RedisProbe {
 }
 
 #[async_trait::async_trait]
-impl application::ports::Probe for RedisProbe {
+impl authd_application::ports::Probe for RedisProbe {
     async fn ping(&self) -> Result<(), PortError> {
         ping(&self.client).await
     }

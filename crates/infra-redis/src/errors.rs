@@ -1,6 +1,6 @@
 //! fred errors, translated once into the ports' error.
 
-use application::{Dependency, PortError};
+use authd_application::{Dependency, PortError};
 use fred::error::{Error, ErrorKind};
 
 /// Server replies that mean "not now" rather than "wrong": a replica being promoted, a dataset

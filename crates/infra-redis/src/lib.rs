@@ -1,9 +1,9 @@
 //! # Redis adapters
 //!
 //! authd's fast path on Redis (through [fred]): the session revocation marks and the user
-//! profile cache ([`RedisAuthCache`], an [`AuthCache`](application::ports::AuthCache)), and the
+//! profile cache ([`RedisAuthCache`], an [`AuthCache`](authd_application::ports::AuthCache)), and the
 //! login throttle counters shared by every instance ([`RedisLoginThrottle`], a
-//! [`LoginThrottle`](application::ports::LoginThrottle)). [`connect`] builds the client.
+//! [`LoginThrottle`](authd_application::ports::LoginThrottle)). [`connect`] builds the client.
 //!
 //! Postgres stays the source of truth: every key here may vanish (restart without persistence,
 //! flush, failover) and a missing key only ever means "ask the store". Depends on the application
@@ -32,7 +32,7 @@
 //! ## Outages
 //!
 //! The client fails fast: while Redis is unreachable every call returns
-//! [`PortError::Unavailable`](application::PortError::Unavailable) at once (no queueing), and the
+//! [`PortError::Unavailable`](authd_application::PortError::Unavailable) at once (no queueing), and the
 //! client reconnects in the background by itself. The throttle answers unavailable too, so
 //! logins answer `503` for the outage: its counters are what decides, and counters that
 //! started from zero on each instance would unlock every locked account.

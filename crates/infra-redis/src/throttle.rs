@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use application::PortError;
-use application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
 use async_trait::async_trait;
-use domain::{ClientNetwork, IpCap, LoginBackoff, retry_after};
+use authd_application::PortError;
+use authd_application::ports::{LoginThrottle, ThrottleKey, ThrottleVerdict};
+use authd_domain::{ClientNetwork, IpCap, LoginBackoff, retry_after};
 use fred::clients::Pool;
 use fred::prelude::ClientLike;
 use fred::types::{ClusterHash, CustomCommand};
@@ -19,7 +19,7 @@ const FAILURES_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Admits an attempt on an account, atomically: refused while the lock lasts (answers `{0,
 /// ms left}`), otherwise counted, locking the account for the back-off step the count reached
-/// (answers `{1, failures}`). The same decision as `domain::LoginBackoff::admit`, with the lock
+/// (answers `{1, failures}`). The same decision as `authd_domain::LoginBackoff::admit`, with the lock
 /// lengths handed in from it (`ARGV[3..]`: the lock at the threshold, the next, ... the cap),
 /// since a script cannot call Rust. Time is the server's, so instances with skewed clocks
 /// agree. KEYS[1] the account's hash (`f` failures, `u` locked until, ms); ARGV[1] the
@@ -64,7 +64,7 @@ return failures
 
 /// Admits an attempt from a network, atomically: `{0, ms left}` when its window is at the
 /// limit (ARGV[1]), else counted (a new window of ARGV[2] ms opens at the first attempt) and
-/// `{1, count}`. The decision of `domain::IpCap::admit`.
+/// `{1, count}`. The decision of `authd_domain::IpCap::admit`.
 const ADMIT_NETWORK: &str = r"
 local left = redis.call('PTTL', KEYS[1])
 if left > 0 then

@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use application::ports::{
+use authd_application::ports::{
     AuthCache, CachedAuth, LoginThrottle, SessionMark, ThrottleKey, ThrottleVerdict,
 };
-use application::{Dependency, PortError};
-use chrono::DateTime;
-use domain::{
+use authd_application::{Dependency, PortError};
+use authd_domain::{
     Email, IpCap, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, TokenId, User, UserId,
 };
+use authd_redis::{RedisAuthCache, RedisClient, RedisLoginThrottle, RedisSettings, connect, ping};
+use chrono::DateTime;
 use fred::prelude::{Expiration, KeysInterface};
-use infra_redis::{RedisAuthCache, RedisClient, RedisLoginThrottle, RedisSettings, connect, ping};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 

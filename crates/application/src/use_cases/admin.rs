@@ -1,6 +1,6 @@
 //! What every admin operation shares: the superuser gate and the error type.
 
-use domain::Protection;
+use authd_domain::Protection;
 
 use crate::use_cases::Principal;
 use crate::{FieldError, PortError};

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use domain::{SessionId, User};
+use authd_domain::{SessionId, User};
 
 use crate::PortError;
 use crate::ports::{

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use domain::{Email, User};
+use authd_domain::{Email, User};
 
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
 use crate::{AuthSettings, PortError};
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
     use crate::ports::{Credentials, MockPasswordHasher, MockRoleRepository, MockUserRepository};
     use crate::use_cases::fixtures::*;
-    use domain::{PasswordHash, Role};
+    use authd_domain::{PasswordHash, Role};
 
     const PASSWORD: &str = "a long admin password";
 

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::Password;
+use authd_domain::Password;
 
 use crate::ports::{
     AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository, ThrottleKey,
@@ -138,7 +138,7 @@ mod tests {
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use domain::{PasswordHash, SessionId};
+    use authd_domain::{PasswordHash, SessionId};
     use mockall::predicate::eq;
 
     struct Mocks {

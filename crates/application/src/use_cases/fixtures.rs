@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use domain::{
+use authd_domain::{
     Email, PasswordHash, PasswordPolicy, Role, RoleId, RoleRef, RoleSlug, RotationState, Session,
     SessionId, SessionLifetime, TokenId, User,
 };
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use crate::AuthSettings;
 use crate::ports::{MockClock, MockPasswordHasher, SessionRecord};

@@ -2,7 +2,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Email, Password, PasswordHash, Session, SessionId, TokenId, User};
+use authd_domain::{Email, Password, PasswordHash, Session, SessionId, TokenId, User};
 
 use crate::DeviceClaims;
 use crate::ports::{

@@ -73,7 +73,7 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{MockAuthCache, MockSessionRepository, MockTokenVerifier, TokenRejected};
     use crate::use_cases::fixtures::*;
-    use domain::{SessionId, TokenId};
+    use authd_domain::{SessionId, TokenId};
     use mockall::predicate::eq;
 
     fn log_out(

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use domain::RefreshVerdict;
+use authd_domain::RefreshVerdict;
 
 use crate::ports::{
     AuthCache, Clock, Rotation, SessionRepository, TokenIssuer, TokenVerifier, UserRepository,
@@ -136,8 +136,8 @@ mod tests {
         MockUserRepository, SessionRecord, TokenRejected,
     };
     use crate::use_cases::fixtures::*;
+    use authd_domain::{RotationState, TokenId, User};
     use chrono::TimeDelta;
-    use domain::{RotationState, TokenId, User};
     use mockall::Sequence;
 
     struct Mocks {
@@ -202,7 +202,7 @@ mod tests {
     }
 
     fn rotated(
-        session: domain::Session,
+        session: authd_domain::Session,
         current: TokenId,
         previous: TokenId,
         ago: TimeDelta,

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use domain::{Role, RoleId, RoleSlug};
+use authd_domain::{Role, RoleId, RoleSlug};
 
 use crate::FieldError;
 use crate::ports::{Clock, CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
@@ -179,7 +179,7 @@ mod tests {
     use crate::PortError;
     use crate::ports::MockRoleRepository;
     use crate::use_cases::fixtures::*;
-    use domain::SessionId;
+    use authd_domain::SessionId;
 
     fn member() -> Principal {
         Principal {

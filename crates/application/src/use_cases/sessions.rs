@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Session, SessionId};
+use authd_domain::{Session, SessionId};
 
 use crate::PortError;
 use crate::ports::{AuthCache, Clock, SessionRepository};

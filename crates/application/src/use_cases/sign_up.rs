@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use domain::{Email, Password, PasswordPolicy, User};
+use authd_domain::{Email, Password, PasswordPolicy, User};
 
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
 use crate::{AuthSettings, FieldError, PortError};

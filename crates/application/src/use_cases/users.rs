@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use domain::{AdminAction, Email, Password, RoleSlug, User, UserId, check_admin_action};
+use authd_domain::{AdminAction, Email, Password, RoleSlug, User, UserId, check_admin_action};
 
 use crate::ports::{
     AuthCache, Clock, CreateUserError, PasswordHasher, RoleRepository, SessionRepository,
@@ -146,7 +146,7 @@ impl CreateUser {
     async fn validate(
         &self,
         request: &NewUserRequest,
-    ) -> Result<(Email, Password, Option<String>, domain::RoleRef), AdminError> {
+    ) -> Result<(Email, Password, Option<String>, authd_domain::RoleRef), AdminError> {
         let account = check_account(
             &self.settings.password_policy,
             &request.email,
@@ -414,7 +414,7 @@ async fn allowed_target(
 async fn find_role(
     roles: &dyn RoleRepository,
     slug: &str,
-) -> Result<Result<domain::RoleRef, FieldError>, PortError> {
+) -> Result<Result<authd_domain::RoleRef, FieldError>, PortError> {
     let Ok(slug) = RoleSlug::parse(slug) else {
         return Ok(Err(FieldError::new("role", "no such role")));
     };
@@ -443,7 +443,7 @@ mod tests {
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use domain::{PasswordHash, SessionId};
+    use authd_domain::{PasswordHash, SessionId};
     use mockall::Sequence;
 
     fn member() -> User {

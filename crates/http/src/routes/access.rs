@@ -3,10 +3,10 @@
 use actix_web::ResponseError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use application::use_cases::{
+use authd_application::use_cases::{
     LoginError, LoginRequest, PasswordChange, RefreshError, SignUpRequest,
 };
-use domain::SessionId;
+use authd_domain::SessionId;
 
 use crate::cookies::DEVICE_COOKIE;
 use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};

@@ -1,8 +1,8 @@
 //! `/api/roles`: superusers manage the roles users hold.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use application::use_cases::{NewRole, RoleUpdate};
-use domain::RoleId;
+use authd_application::use_cases::{NewRole, RoleUpdate};
+use authd_domain::RoleId;
 
 use crate::dto::{NewRoleBody, RoleDto, RoleUpdateBody};
 use crate::extract::{Superuser, caller_path_then_json, caller_then_json, path_id};

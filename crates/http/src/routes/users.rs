@@ -1,9 +1,9 @@
 //! `/api/users`: superusers administer accounts.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use application::FieldError;
-use application::use_cases::{ListUsersRequest, NewUserRequest, UserPatch};
-use domain::UserId;
+use authd_application::FieldError;
+use authd_application::use_cases::{ListUsersRequest, NewUserRequest, UserPatch};
+use authd_domain::UserId;
 
 use crate::dto::{NewUserBody, SessionDto, UserDto, UserPageDto, UserPatchBody};
 use crate::extract::{NUL_MESSAGE, Superuser, caller_path_then_json, caller_then_json, path_id};
