@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build bench
+.PHONY: help run test lint fmt build bench api-fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ run: ## Development server on 127.0.0.1:8000: in-memory store and cache, cookies
 test: ## Every test: unit, adapter (real Postgres and Redis) and end-to-end
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+api-fuzz: ## schemathesis (pinned, in a venv under target/) with --checks all against a running server: it must find nothing
+	tests/schemathesis/run.sh
 
 lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's dependency rule
 	$(CARGO) fmt --all -- --check

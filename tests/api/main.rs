@@ -12,6 +12,7 @@ mod at_rest;
 mod browsers;
 mod cli;
 mod device_cookies;
+mod fuzz;
 mod hostile_input;
 mod hostile_traffic;
 mod login;

@@ -236,4 +236,96 @@ async fn the_openapi_document_matches_the_served_routes() {
     // Error answers are documented as problem+json.
     let conflict = &paths["/api/access/signup"]["post"]["responses"]["409"]["content"]["application/problem+json"];
     assert!(conflict.is_object(), "409 of signup is not problem+json");
+
+    // Every status a route can send is listed: the Origin check's 403 on every unsafe route,
+    // a 422 for every path id, 503 wherever a store is read, 400/413/415/422 for every body.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let lists = |status: &str| responses.contains_key(status);
+            let what = format!("{method} {path}");
+            if ["post", "patch", "delete"].contains(&method.as_str()) {
+                assert!(lists("403"), "{what}: no 403");
+            }
+            if path.contains('{') {
+                assert!(lists("422"), "{what}: no 422");
+            }
+            if path.starts_with("/api/") {
+                assert!(lists("503"), "{what}: no 503");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(lists(status), "{what}: no {status}");
+                }
+            }
+        }
+    }
+}
+
+/// The request schemas say what the parser enforces: formats, patterns and lengths.
+#[actix_web::test]
+async fn the_request_schemas_carry_the_parsers_limits() {
+    let app = spawn_app(Backend::Memory).await;
+    let document = app
+        .browser()
+        .send("GET", "/openapi.json", &[], Body::Empty)
+        .await
+        .json();
+    let schemas = &document["components"]["schemas"];
+    for schema in ["SignUpBody", "NewUserBody", "UserPatchBody"] {
+        let properties = &schemas[schema]["properties"];
+        // Not `format: email`, which is stricter than the contract's structural check: a
+        // pattern of exactly what `Email::parse` accepts.
+        assert!(properties["email"].get("format").is_none(), "{schema}");
+        assert!(
+            properties["email"]["pattern"]
+                .as_str()
+                .is_some_and(|pattern| pattern.contains("{1,64}@")),
+            "{schema}"
+        );
+        assert_eq!(properties["email"]["maxLength"], 254, "{schema}");
+        assert!(properties["password"]["pattern"].is_string(), "{schema}");
+        assert_eq!(properties["password"]["minLength"], 8, "{schema}");
+        assert_eq!(properties["password"]["maxLength"], 128, "{schema}");
+        assert_eq!(properties["name"]["maxLength"], 100, "{schema}");
+    }
+    let new_password = &schemas["PasswordChangeBody"]["properties"]["new_password"];
+    assert_eq!(
+        (&new_password["minLength"], &new_password["maxLength"]),
+        (&json!(8), &json!(128))
+    );
+    let slug = "^[a-z0-9][a-z0-9-]{1,62}$";
+    assert_eq!(
+        schemas["NewRoleBody"]["properties"]["slug"]["pattern"],
+        slug
+    );
+    assert_eq!(
+        schemas["NewUserBody"]["properties"]["role"]["pattern"],
+        slug
+    );
+    assert_eq!(
+        schemas["NewRoleBody"]["properties"]["name"]["maxLength"],
+        100
+    );
+    assert_eq!(
+        schemas["RoleUpdateBody"]["properties"]["description"]["maxLength"],
+        1000
+    );
+    let parameters = document["paths"]["/api/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let parameter = |name: &str| {
+        let found = parameters.iter().find(|p| p["name"] == name).unwrap();
+        found["schema"].clone()
+    };
+    assert_eq!(
+        (
+            &parameter("per_page")["minimum"],
+            &parameter("per_page")["maximum"]
+        ),
+        (&json!(1), &json!(100))
+    );
+    assert_eq!(parameter("page")["minimum"], 1);
+    let id = &document["paths"]["/api/users/{id}"]["get"]["parameters"][0]["schema"];
+    assert_eq!(id["format"], "uuid");
 }

@@ -13,17 +13,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authd_application::AuthSettings;
-use authd_application::ports::{Clock, PasswordHasher, TokenVerifier};
+use authd_application::commands;
+use authd_application::ports::{Clock, PasswordHasher, Ports};
 use authd_application::use_cases::{
     Authenticate, Bootstrap, ListSessions, LogIn, LogOut, LoginRequest, Refresh, SignUp,
-    SignUpRequest,
 };
 use authd_crypto::{
     Algorithm, Argon2Hasher, Argon2Settings, CachingVerifier, JoseTokenCodec, KeyRing,
     TokenSettings,
 };
-use authd_domain::{IpCap, LoginBackoff, PasswordPolicy, RoleSlug, SessionLifetime};
-use authd_memory::{InMemoryAuthCache, InMemoryLoginThrottle, InMemoryStore, SystemClock};
+use authd_domain::{
+    DisplayName, Email, IpCap, LoginBackoff, NewPassword, PasswordPolicy, RoleSlug, SessionLifetime,
+};
+use authd_memory::SystemClock;
 use chrono::TimeDelta;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
@@ -90,70 +92,32 @@ struct World {
 
 impl World {
     fn new(shared: &Shared, runtime: &Runtime) -> Self {
-        let store = Arc::new(InMemoryStore::new());
-        let cache = Arc::new(InMemoryAuthCache::default());
-        let throttle = Arc::new(InMemoryLoginThrottle::new(
-            LoginBackoff::new(5),
-            IpCap::new(100, Duration::from_secs(5 * 60)),
-            InMemoryLoginThrottle::DEFAULT_CAPACITY,
-        ));
-        let caching: Arc<dyn TokenVerifier> =
-            Arc::new(CachingVerifier::new(shared.codec.clone(), LEEWAY, 10_000));
-        let authenticate = |verifier: Arc<dyn TokenVerifier>| Authenticate {
-            verifier,
-            users: store.clone(),
-            sessions: store.clone(),
-            cache: cache.clone(),
-            clock: shared.clock.clone(),
-        };
-        let world = Self {
-            sign_up: SignUp {
-                users: store.clone(),
-                roles: store.clone(),
-                hasher: shared.hasher.clone(),
-                clock: shared.clock.clone(),
-                settings: shared.settings.clone(),
-            },
-            log_in: LogIn {
-                users: store.clone(),
-                sessions: store.clone(),
-                cache: cache.clone(),
-                throttle,
-                hasher: shared.hasher.clone(),
-                issuer: shared.codec.clone(),
-                verifier: shared.codec.clone(),
-                clock: shared.clock.clone(),
-                settings: shared.settings.clone(),
-            },
-            refresh: Refresh {
-                users: store.clone(),
-                sessions: store.clone(),
-                cache: cache.clone(),
-                issuer: shared.codec.clone(),
-                verifier: caching.clone(),
-                clock: shared.clock.clone(),
-                settings: shared.settings.clone(),
-            },
-            log_out: LogOut {
-                verifier: caching.clone(),
-                sessions: store.clone(),
-                cache: cache.clone(),
-                clock: shared.clock.clone(),
-            },
-            authenticate: authenticate(shared.codec.clone()),
-            authenticate_cached: authenticate(caching),
-            list_sessions: ListSessions {
-                sessions: store.clone(),
-                clock: shared.clock.clone(),
-            },
-        };
-        let bootstrap = Bootstrap {
-            users: store.clone(),
-            roles: store.clone(),
+        let ports = Ports {
+            store: authd_memory::store_ports(),
+            cache: authd_memory::cache_ports(
+                LoginBackoff::new(5),
+                IpCap::new(100, Duration::from_secs(5 * 60)),
+            ),
             hasher: shared.hasher.clone(),
+            issuer: shared.codec.clone(),
+            verifier: Arc::new(CachingVerifier::new(shared.codec.clone(), LEEWAY, 10_000)),
             clock: shared.clock.clone(),
-            settings: shared.settings.clone(),
         };
+        let uncached = Ports {
+            verifier: shared.codec.clone(),
+            ..ports.clone()
+        };
+        let settings = &shared.settings;
+        let world = Self {
+            sign_up: SignUp::new(&ports, settings),
+            log_in: LogIn::new(&ports, settings),
+            refresh: Refresh::new(&ports, settings),
+            log_out: LogOut::new(&ports),
+            authenticate: Authenticate::new(&uncached),
+            authenticate_cached: Authenticate::new(&ports),
+            list_sessions: ListSessions::new(&ports),
+        };
+        let bootstrap = Bootstrap::new(&ports, settings);
         runtime
             .block_on(bootstrap.execute(None))
             .expect("the default role");
@@ -164,11 +128,14 @@ impl World {
     }
 }
 
-fn sign_up_request(email: &str) -> SignUpRequest {
-    SignUpRequest {
-        email: email.to_owned(),
-        password: PASSWORD.to_owned(),
-        name: Some("Ada Lovelace".to_owned()),
+/// The signup command the edge would parse from `{email, PASSWORD, "Ada Lovelace"}`.
+fn sign_up_request(email: &str) -> commands::SignUp {
+    let email = Email::parse(email).expect("a valid email");
+    let password = NewPassword::parse(PASSWORD, &PasswordPolicy::default(), Some(&email));
+    commands::SignUp {
+        email,
+        password: password.expect("a valid password"),
+        name: DisplayName::parse("Ada Lovelace").expect("a valid name"),
     }
 }
 

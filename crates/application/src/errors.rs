@@ -35,22 +35,3 @@ pub enum PortError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
-
-/// One invalid input field, reported with all the others.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The field's name in the request.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error from any displayable reason.
-    pub fn new(field: &'static str, message: impl fmt::Display) -> Self {
-        Self {
-            field,
-            message: message.to_string(),
-        }
-    }
-}

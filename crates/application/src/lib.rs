@@ -8,13 +8,15 @@
 //!
 //! With the `mocks` feature, every port has a mockall mock (`ports::MockUserRepository`, ...).
 
+pub mod commands;
 pub mod config;
 pub mod errors;
+mod minting;
 pub mod ports;
 mod revocation;
 mod tokens;
 pub mod use_cases;
 
 pub use config::AuthSettings;
-pub use errors::{Dependency, FieldError, PortError};
+pub use errors::{Dependency, PortError};
 pub use tokens::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};

@@ -2,6 +2,7 @@
 //! adapter returns in which case; any other failure is a [`PortError`].
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -509,4 +510,46 @@ pub trait Probe: Send + Sync {
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// One adapter of every port: what the use cases are built from (`LogIn::new(&ports, ..)`).
+/// The store and the cache each come from one backend; the rest is the same on every backend.
+#[derive(Clone)]
+pub struct Ports {
+    /// The source of truth.
+    pub store: StorePorts,
+    /// The fast path in front of it, and the login throttle.
+    pub cache: CachePorts,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Token signing and sealing.
+    pub issuer: Arc<dyn TokenIssuer>,
+    /// Token verification.
+    pub verifier: Arc<dyn TokenVerifier>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The store's ports, all served by one backend (Postgres, or memory).
+#[derive(Clone)]
+pub struct StorePorts {
+    /// Users and their password hashes.
+    pub users: Arc<dyn UserRepository>,
+    /// Roles.
+    pub roles: Arc<dyn RoleRepository>,
+    /// Sessions and their rotation state.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Whether the store answers.
+    pub probe: Arc<dyn Probe>,
+}
+
+/// The cache's ports, all served by one backend (Redis, or memory).
+#[derive(Clone)]
+pub struct CachePorts {
+    /// Session marks and user profiles.
+    pub auth: Arc<dyn AuthCache>,
+    /// Login throttle counters.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Whether the cache answers.
+    pub probe: Arc<dyn Probe>,
 }

@@ -1,30 +1,59 @@
-//! Revoking sessions in the store and the cache, in the order that keeps them consistent.
+//! Revocation, as one operation: every flow that ends sessions goes through [`Revocation`], so
+//! none can forget a step or take them out of order.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
-use authd_domain::{Session, SessionId, UserId};
+use authd_domain::{Session, SessionId, User, UserId};
 use chrono::{DateTime, Utc};
 
 use crate::PortError;
 use crate::ports::{AuthCache, SessionRepository};
 
-/// Revocation is: drop the cached `Live` marks first (if the cache is down, fail before
-/// anything changed), then revoke in the store (the decision), then mark the sessions revoked
-/// in the cache. The last step is only a speed-up: when it fails, the next request finds no
-/// mark and asks the store, which says revoked.
-#[derive(Clone)]
-pub(crate) struct Revoker {
-    sessions: Arc<dyn SessionRepository>,
-    cache: Arc<dyn AuthCache>,
+/// Revokes one session, or every live session of a user, completely:
+///
+/// 1. drop the sessions' cached marks (if the cache is down, fail before anything changed);
+/// 2. revoke in the store: the decision;
+/// 3. mark the revoked sessions in the cache, best effort: when it fails, the next request finds
+///    no mark and asks the store, which says revoked.
+///
+/// Built on the spot from the use case's ports: `Revocation::new(&*self.sessions, &*self.cache)`.
+pub(crate) struct Revocation<'a> {
+    sessions: &'a dyn SessionRepository,
+    cache: &'a dyn AuthCache,
 }
 
-impl Revoker {
-    pub fn new(sessions: &Arc<dyn SessionRepository>, cache: &Arc<dyn AuthCache>) -> Self {
-        Self {
-            sessions: sessions.clone(),
-            cache: cache.clone(),
-        }
+/// What a store operation that revokes returns, and so which sessions step 3 marks revoked.
+pub(crate) trait Revoked {
+    /// The sessions the operation revoked.
+    fn revoked(&self) -> &[Session];
+}
+
+/// `SessionRepository::revoke_all`, `UserRepository::replace_password`.
+impl Revoked for Vec<Session> {
+    fn revoked(&self) -> &[Session] {
+        self
+    }
+}
+
+/// `UserRepository::delete`: `None` when there was no such user.
+impl Revoked for Option<Vec<Session>> {
+    fn revoked(&self) -> &[Session] {
+        self.as_deref().unwrap_or_default()
+    }
+}
+
+/// `UserRepository::update`: `None` when there was no such user.
+impl Revoked for Option<(User, Vec<Session>)> {
+    fn revoked(&self) -> &[Session] {
+        self.as_ref().map_or(&[], |(_, revoked)| revoked)
+    }
+}
+
+impl<'a> Revocation<'a> {
+    /// The revocation over these ports.
+    pub fn new(sessions: &'a dyn SessionRepository, cache: &'a dyn AuthCache) -> Self {
+        Self { sessions, cache }
     }
 
     /// Revokes one session; `None` when it was not live.
@@ -35,26 +64,44 @@ impl Revoker {
     ) -> Result<Option<Session>, PortError> {
         self.cache.forget_sessions(&[id]).await?;
         let revoked = self.sessions.revoke(id, now).await?;
-        if let Some(session) = &revoked {
-            self.remember(std::slice::from_ref(session), now).await;
-        }
+        self.mark_revoked(revoked.as_slice(), now).await;
         Ok(revoked)
     }
 
-    /// Revokes every live session of the user.
+    /// Revokes every live session of `user` (and bumps its credentials version, so no login
+    /// checked before opens one after).
     pub async fn revoke_all(
         &self,
         user: UserId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, PortError> {
-        self.forget_live(user, now).await?;
-        let revoked = self.sessions.revoke_all(user, now).await?;
-        self.remember(&revoked, now).await;
-        Ok(revoked)
+        self.revoke_all_by(user, now, || self.sessions.revoke_all(user, now))
+            .await
     }
 
-    /// First half of a revocation done by another port's transaction.
-    pub async fn forget_live(&self, user: UserId, now: DateTime<Utc>) -> Result<(), PortError> {
+    /// Revokes every live session of `user` by `decide`: a store operation that changes the
+    /// user and revokes its live sessions in one transaction (`UserRepository::replace_password`,
+    /// `update` with `revoke_sessions`, `delete`). Runs it as step 2, between dropping the marks
+    /// and marking what it revoked, and returns what it returned.
+    pub async fn revoke_all_by<T, E, Fut>(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        decide: impl FnOnce() -> Fut,
+    ) -> Result<T, E>
+    where
+        T: Revoked,
+        E: From<PortError>,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.forget_live(user, now).await?;
+        let outcome = decide().await?;
+        self.mark_revoked(outcome.revoked(), now).await;
+        Ok(outcome)
+    }
+
+    /// Step 1 for every live session of `user`.
+    async fn forget_live(&self, user: UserId, now: DateTime<Utc>) -> Result<(), PortError> {
         let live: Vec<SessionId> = self
             .sessions
             .list_live(user, now)
@@ -68,8 +115,8 @@ impl Revoker {
         self.cache.forget_sessions(&live).await
     }
 
-    /// Second half: marks what the store revoked, best effort.
-    pub async fn remember(&self, revoked: &[Session], now: DateTime<Utc>) {
+    /// Step 3, best effort.
+    async fn mark_revoked(&self, revoked: &[Session], now: DateTime<Utc>) {
         if revoked.is_empty() {
             return;
         }
@@ -89,4 +136,175 @@ pub(crate) fn remaining(until: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
         .to_std()
         .unwrap_or_default()
         .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dependency;
+    use crate::ports::{MockAuthCache, MockSessionRepository, MockUserRepository, UserRepository};
+    use crate::use_cases::fixtures::{live_session, now, user};
+    use authd_domain::PasswordHash;
+    use mockall::Sequence;
+    use mockall::predicate::eq;
+
+    fn cache_down() -> PortError {
+        PortError::Unavailable(Dependency::Cache)
+    }
+
+    #[tokio::test]
+    async fn one_session_is_forgotten_then_revoked_then_marked() {
+        let session = live_session(&user());
+        let id = session.id;
+        let mut order = Sequence::new();
+        let mut cache = MockAuthCache::new();
+        let mut sessions = MockSessionRepository::new();
+        cache
+            .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == [id])
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let revoked = session.clone();
+        sessions
+            .expect_revoke()
+            .with(eq(id), eq(now()))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
+        let ttl = remaining(session.expires_at, now());
+        cache
+            .expect_mark_revoked()
+            .withf(move |marks| marks == [(id, ttl)])
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let revoked = Revocation::new(&sessions, &cache)
+            .revoke(id, now())
+            .await
+            .unwrap();
+        assert_eq!(revoked, Some(session));
+    }
+
+    #[tokio::test]
+    async fn a_session_that_was_not_live_is_not_marked() {
+        let mut cache = MockAuthCache::new();
+        cache.expect_forget_sessions().returning(|_| Ok(()));
+        cache.expect_mark_revoked().never();
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_revoke().returning(|_, _| Ok(None));
+        let revoked = Revocation::new(&sessions, &cache)
+            .revoke(live_session(&user()).id, now())
+            .await
+            .unwrap();
+        assert_eq!(revoked, None);
+    }
+
+    #[tokio::test]
+    async fn all_sessions_are_forgotten_then_revoked_by_the_store_operation_then_marked() {
+        let user = user();
+        let (one, two) = (live_session(&user), live_session(&user));
+        let ids = [one.id, two.id];
+        let mut order = Sequence::new();
+        let mut sessions = MockSessionRepository::new();
+        let mut cache = MockAuthCache::new();
+        let mut users = MockUserRepository::new();
+        let live = vec![one.clone(), two.clone()];
+        sessions
+            .expect_list_live()
+            .with(eq(user.id), eq(now()))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _| Ok(live.clone()));
+        cache
+            .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == ids)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let revoked = vec![one, two];
+        users
+            .expect_replace_password()
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _, _| Ok(revoked.clone()));
+        cache
+            .expect_mark_revoked()
+            .withf(move |marks| marks.iter().map(|(id, _)| *id).eq(ids))
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let hash = PasswordHash::new("$argon2id$new");
+        let revoked = Revocation::new(&sessions, &cache)
+            .revoke_all_by(user.id, now(), || {
+                users.replace_password(user.id, &hash, now())
+            })
+            .await
+            .unwrap();
+        assert_eq!(revoked.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_cache_outage_fails_before_the_store_changes() {
+        let user = user();
+        let session = live_session(&user);
+        let mut cache = MockAuthCache::new();
+        cache
+            .expect_forget_sessions()
+            .returning(|_| Err(cache_down()));
+        cache.expect_mark_revoked().never();
+        let mut sessions = MockSessionRepository::new();
+        let live = vec![session.clone()];
+        sessions
+            .expect_list_live()
+            .returning(move |_, _| Ok(live.clone()));
+        sessions.expect_revoke().never();
+        sessions.expect_revoke_all().never();
+        let revocation = Revocation::new(&sessions, &cache);
+
+        let one = revocation.revoke(session.id, now()).await;
+        assert!(matches!(
+            one,
+            Err(PortError::Unavailable(Dependency::Cache))
+        ));
+        let all = revocation.revoke_all(user.id, now()).await;
+        assert!(matches!(
+            all,
+            Err(PortError::Unavailable(Dependency::Cache))
+        ));
+        let mut decided = false;
+        let by = revocation
+            .revoke_all_by(user.id, now(), || {
+                decided = true;
+                async { Ok::<_, PortError>(Vec::new()) }
+            })
+            .await;
+        assert!(matches!(by, Err(PortError::Unavailable(Dependency::Cache))));
+        assert!(!decided, "the store operation must not run");
+    }
+
+    #[tokio::test]
+    async fn marking_is_best_effort_and_no_live_session_needs_no_forgetting() {
+        let user = user();
+        let session = live_session(&user);
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_list_live().returning(|_, _| Ok(Vec::new()));
+        let revoked = vec![session.clone()];
+        sessions
+            .expect_revoke_all()
+            .with(eq(user.id), eq(now()))
+            .times(1)
+            .returning(move |_, _| Ok(revoked.clone()));
+        let mut cache = MockAuthCache::new();
+        cache.expect_forget_sessions().never();
+        cache
+            .expect_mark_revoked()
+            .times(1)
+            .returning(|_| Err(cache_down()));
+        let revoked = Revocation::new(&sessions, &cache)
+            .revoke_all(user.id, now())
+            .await
+            .unwrap();
+        assert_eq!(revoked, vec![session]);
+    }
 }

@@ -17,10 +17,7 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
 use authd_application::AuthSettings;
-use authd_application::ports::{
-    AuthCache, Clock, LoginThrottle, PasswordHasher, Probe, RoleRepository, SessionRepository,
-    TokenIssuer, TokenVerifier, UserRepository,
-};
+use authd_application::ports::{CachePorts, Ports, StorePorts};
 use authd_application::use_cases::{
     AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole,
     CreateUser, DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions,
@@ -31,9 +28,7 @@ use authd_crypto::{
     Argon2Hasher, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey, TokenSettings,
 };
 use authd_domain::{IpCap, LoginBackoff, PasswordPolicy, SessionLifetime};
-use authd_memory::{
-    InMemoryAuthCache, InMemoryLoginThrottle, InMemoryProbe, InMemoryStore, SystemClock,
-};
+use authd_memory::SystemClock;
 use chrono::TimeDelta;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -41,25 +36,6 @@ pub use settings::{Secret, Settings};
 
 /// The per-IP failed-login window of API.md.
 const IP_WINDOW: Duration = Duration::from_secs(5 * 60);
-
-/// The storage side of the wiring.
-struct Store {
-    users: Arc<dyn UserRepository>,
-    roles: Arc<dyn RoleRepository>,
-    sessions: Arc<dyn SessionRepository>,
-    probe: Arc<dyn Probe>,
-    /// For the pool gauges, when the store is Postgres.
-    pool: Option<authd_postgres::PgPool>,
-}
-
-/// The cache side.
-struct Cache {
-    cache: Arc<dyn AuthCache>,
-    throttle: Arc<dyn LoginThrottle>,
-    probe: Arc<dyn Probe>,
-    /// Closed at shutdown, when the cache is Redis.
-    client: Option<authd_redis::RedisClient>,
-}
 
 /// A built server, bound to its port, not yet running.
 pub struct Application {
@@ -91,10 +67,8 @@ impl Application {
 
     /// As [`build`](Self::build), on a listener bound by the caller (tests bind port 0).
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = store(&settings).await?;
-        let cache = cache(&settings).await?;
-
+        let (store, pool) = store(&settings).await?;
+        let (cache, redis) = cache(&settings).await?;
         let leeway = TimeDelta::seconds(60);
         let codec = Arc::new(JoseTokenCodec::new(
             keys(&settings)?,
@@ -105,162 +79,35 @@ impl Application {
             },
         ));
         let jwks = codec.keys().jwks();
-        let issuer: Arc<dyn TokenIssuer> = codec.clone();
-        let verifier: Arc<dyn TokenVerifier> = Arc::new(CachingVerifier::new(
-            codec,
-            leeway,
-            VERIFIED_TOKENS_REMEMBERED,
-        ));
-        let hasher: Arc<dyn PasswordHasher> = Arc::new(
-            Argon2Hasher::new(settings.argon2, cores())
-                .context(
-                    "AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM",
-                )?
-                .with_queue_max(settings.hash_queue_max),
-        );
+        let hasher = Argon2Hasher::new(settings.argon2, cores())
+            .context(
+                "AUTHD_ARGON2_MEMORY_KIB / AUTHD_ARGON2_ITERATIONS / AUTHD_ARGON2_PARALLELISM",
+            )?
+            .with_queue_max(settings.hash_queue_max);
+        let ports = Ports {
+            store,
+            cache,
+            hasher: Arc::new(hasher),
+            issuer: codec.clone(),
+            verifier: Arc::new(CachingVerifier::new(
+                codec,
+                leeway,
+                VERIFIED_TOKENS_REMEMBERED,
+            )),
+            clock: Arc::new(SystemClock),
+        };
 
         let auth = auth_settings(&settings)?;
-        let purge = PurgeSessions {
-            sessions: store.sessions.clone(),
-            clock: clock.clone(),
+        let purge = PurgeSessions::new(
+            &ports,
             // No access token of a session revoked this long ago passes the verifier any more.
-            revoked_grace: settings.access_ttl + leeway.to_std().unwrap_or_default(),
-            refresh_grace: settings.refresh_grace,
-            batch: purge::PURGE_BATCH,
-        };
-        bootstrap(
-            &settings,
-            &store,
-            hasher.clone(),
-            clock.clone(),
-            auth.clone(),
-        )
-        .await?;
-
-        let use_cases = authd_http::UseCases {
-            sign_up: SignUp {
-                users: store.users.clone(),
-                roles: store.roles.clone(),
-                hasher: hasher.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            log_in: LogIn {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                throttle: cache.throttle.clone(),
-                hasher: hasher.clone(),
-                issuer: issuer.clone(),
-                verifier: verifier.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            refresh: Refresh {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                issuer,
-                verifier: verifier.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            log_out: LogOut {
-                verifier: verifier.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            log_out_everywhere: LogOutEverywhere {
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            change_password: ChangePassword {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                throttle: cache.throttle.clone(),
-                hasher: hasher.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            authenticate: Authenticate {
-                verifier,
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            list_sessions: ListSessions {
-                sessions: store.sessions.clone(),
-                clock: clock.clone(),
-            },
-            revoke_session: RevokeSession {
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            list_users: ListUsers {
-                users: store.users.clone(),
-            },
-            get_user: GetUser {
-                users: store.users.clone(),
-            },
-            create_user: CreateUser {
-                users: store.users.clone(),
-                roles: store.roles.clone(),
-                hasher: hasher.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            update_user: UpdateUser {
-                users: store.users.clone(),
-                roles: store.roles.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                hasher: hasher.clone(),
-                clock: clock.clone(),
-                settings: auth.clone(),
-            },
-            delete_user: DeleteUser {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            list_user_sessions: ListUserSessions {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                clock: clock.clone(),
-            },
-            check_readiness: CheckReadiness {
-                database: store.probe.clone(),
-                cache: cache.probe.clone(),
-            },
-            revoke_user_sessions: RevokeUserSessions {
-                users: store.users.clone(),
-                sessions: store.sessions.clone(),
-                cache: cache.cache.clone(),
-                clock: clock.clone(),
-            },
-            list_roles: ListRoles {
-                roles: store.roles.clone(),
-            },
-            create_role: CreateRole {
-                roles: store.roles.clone(),
-                clock: clock.clone(),
-            },
-            update_role: UpdateRole {
-                roles: store.roles.clone(),
-                clock,
-            },
-            delete_role: DeleteRole {
-                roles: store.roles,
-                default_role: settings.default_role.clone(),
-            },
-        };
-        let render = metrics_renderer(store.pool.clone())?;
+            settings.access_ttl + leeway.to_std().unwrap_or_default(),
+            settings.refresh_grace,
+            purge::PURGE_BATCH,
+        );
+        bootstrap(&settings, &ports, &auth).await?;
+        let use_cases = use_cases(&ports, &auth);
+        let render = metrics_renderer(pool.clone())?;
         let (metrics_server, metrics_port) = match settings.metrics_listen {
             Some(address) => {
                 let metrics_listener = TcpListener::bind(address)
@@ -291,6 +138,7 @@ impl Application {
                     public_url: settings.public_url.clone(),
                     allowed_origins: settings.allowed_origins.clone(),
                 },
+                password_policy: auth.password_policy,
             }),
         };
 
@@ -309,8 +157,8 @@ impl Application {
             port,
             metrics_server,
             metrics_port,
-            pool: store.pool,
-            redis: cache.client,
+            pool,
+            redis,
             purge,
         })
     }
@@ -444,19 +292,43 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-async fn store(settings: &Settings) -> anyhow::Result<Store> {
+/// Every use case the routes call, on `ports`.
+fn use_cases(ports: &Ports, auth: &AuthSettings) -> authd_http::UseCases {
+    authd_http::UseCases {
+        sign_up: SignUp::new(ports, auth),
+        log_in: LogIn::new(ports, auth),
+        refresh: Refresh::new(ports, auth),
+        log_out: LogOut::new(ports),
+        log_out_everywhere: LogOutEverywhere::new(ports),
+        change_password: ChangePassword::new(ports, auth),
+        authenticate: Authenticate::new(ports),
+        list_sessions: ListSessions::new(ports),
+        revoke_session: RevokeSession::new(ports),
+        list_users: ListUsers::new(ports),
+        get_user: GetUser::new(ports),
+        create_user: CreateUser::new(ports, auth),
+        update_user: UpdateUser::new(ports, auth),
+        delete_user: DeleteUser::new(ports),
+        list_user_sessions: ListUserSessions::new(ports),
+        check_readiness: CheckReadiness::new(ports),
+        revoke_user_sessions: RevokeUserSessions::new(ports),
+        list_roles: ListRoles::new(ports),
+        create_role: CreateRole::new(ports),
+        update_role: UpdateRole::new(ports),
+        delete_role: DeleteRole::new(ports, auth),
+    }
+}
+
+/// The store's ports: Postgres (migrated first) when `DATABASE_URL` is set, memory otherwise.
+/// The Postgres pool comes back too, for its gauges and to be closed at shutdown.
+async fn store(
+    settings: &Settings,
+) -> anyhow::Result<(StorePorts, Option<authd_postgres::PgPool>)> {
     let Some(url) = &settings.database_url else {
         tracing::warn!(
             "DATABASE_URL is not set: users and sessions live IN MEMORY and are LOST when authd exits"
         );
-        let memory = Arc::new(InMemoryStore::new());
-        return Ok(Store {
-            users: memory.clone(),
-            roles: memory.clone(),
-            sessions: memory,
-            probe: Arc::new(InMemoryProbe),
-            pool: None,
-        });
+        return Ok((authd_memory::store_ports(), None));
     };
     let applied = authd_postgres::run_migrations(url.expose())
         .await
@@ -474,16 +346,14 @@ async fn store(settings: &Settings) -> anyhow::Result<Store> {
     )
     .await
     .context("DATABASE_URL")?;
-    Ok(Store {
-        users: Arc::new(authd_postgres::PgUserRepository::new(pool.clone())),
-        roles: Arc::new(authd_postgres::PgRoleRepository::new(pool.clone())),
-        sessions: Arc::new(authd_postgres::PgSessionRepository::new(pool.clone())),
-        probe: Arc::new(authd_postgres::PgProbe::new(pool.clone())),
-        pool: Some(pool),
-    })
+    Ok((authd_postgres::store_ports(&pool), Some(pool)))
 }
 
-async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
+/// The cache's ports: Redis when `REDIS_URL` is set, memory (this process alone) otherwise.
+/// The Redis client comes back too, to be closed at shutdown.
+async fn cache(
+    settings: &Settings,
+) -> anyhow::Result<(CachePorts, Option<authd_redis::RedisClient>)> {
     let backoff = LoginBackoff::new(settings.login_max_failures);
     let ip_cap = IpCap::new(settings.login_ip_max_failures, IP_WINDOW);
     let Some(url) = &settings.redis_url else {
@@ -492,16 +362,7 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
                 "REDIS_URL is not set: the auth cache and login throttle are per process; run a single instance"
             );
         }
-        return Ok(Cache {
-            cache: Arc::new(InMemoryAuthCache::default()),
-            throttle: Arc::new(InMemoryLoginThrottle::new(
-                backoff,
-                ip_cap,
-                InMemoryLoginThrottle::DEFAULT_CAPACITY,
-            )),
-            probe: Arc::new(InMemoryProbe),
-            client: None,
-        });
+        return Ok((authd_memory::cache_ports(backoff, ip_cap), None));
     };
     let client = authd_redis::connect(&authd_redis::RedisSettings {
         url: url.expose().to_owned(),
@@ -509,20 +370,8 @@ async fn cache(settings: &Settings) -> anyhow::Result<Cache> {
         ..authd_redis::RedisSettings::default()
     })
     .await?;
-    Ok(Cache {
-        cache: Arc::new(authd_redis::RedisAuthCache::with_defaults(
-            client.clone(),
-            settings.redis_prefix.clone(),
-        )),
-        throttle: Arc::new(authd_redis::RedisLoginThrottle::new(
-            client.clone(),
-            settings.redis_prefix.clone(),
-            backoff,
-            ip_cap,
-        )),
-        probe: Arc::new(authd_redis::RedisProbe::new(client.clone())),
-        client: Some(client),
-    })
+    let ports = authd_redis::cache_ports(&client, &settings.redis_prefix, backoff, ip_cap);
+    Ok((ports, Some(client)))
 }
 
 fn keys(settings: &Settings) -> anyhow::Result<KeyRing> {
@@ -572,13 +421,7 @@ fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
 }
 
 /// The default role and the primary admin. The server says once what it did about the admin.
-async fn bootstrap(
-    settings: &Settings,
-    store: &Store,
-    hasher: Arc<dyn PasswordHasher>,
-    clock: Arc<dyn Clock>,
-    auth: AuthSettings,
-) -> anyhow::Result<()> {
+async fn bootstrap(settings: &Settings, ports: &Ports, auth: &AuthSettings) -> anyhow::Result<()> {
     let seed = match (&settings.admin_email, &settings.admin_password) {
         (Some(email), Some(password)) => Some(AdminSeed {
             email: email.clone(),
@@ -587,13 +430,7 @@ async fn bootstrap(
         (None, None) => None,
         _ => anyhow::bail!("AUTHD_ADMIN_EMAIL and AUTHD_ADMIN_PASSWORD must be set together"),
     };
-    let bootstrap = Bootstrap {
-        users: store.users.clone(),
-        roles: store.roles.clone(),
-        hasher,
-        clock,
-        settings: auth,
-    };
+    let bootstrap = Bootstrap::new(ports, auth);
     match bootstrap
         .execute(seed.as_ref())
         .await

@@ -38,7 +38,8 @@ pub struct Email {
 }
 
 impl Email {
-    /// The longest address accepted (RFC 5321 path limit minus the brackets).
+    /// The longest address accepted (RFC 5321 path limit minus the brackets), as sent,
+    /// surrounding whitespace included.
     pub const MAX_LEN: usize = 254;
 
     /// Validates and trims an address.
@@ -51,7 +52,9 @@ impl Email {
         if given.is_empty() {
             return Err(EmailError::Empty);
         }
-        if given.chars().count() > Self::MAX_LEN {
+        // Counted as sent, surrounding whitespace included: one limit a client (and an OpenAPI
+        // `maxLength`) can check without knowing what trimming removes.
+        if raw.chars().count() > Self::MAX_LEN {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = given.rsplit_once('@').ok_or(EmailError::Malformed)?;
@@ -170,6 +173,17 @@ mod tests {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert_eq!(Email::parse(" ").unwrap_err(), EmailError::Empty);
+    }
+
+    #[test]
+    fn the_length_limit_counts_what_was_sent() {
+        let at_limit = format!("a@{}.com", "b".repeat(Email::MAX_LEN - 6));
+        assert_eq!(at_limit.chars().count(), Email::MAX_LEN);
+        assert!(Email::parse(&at_limit).is_ok());
+        assert_eq!(
+            Email::parse(&format!(" {at_limit}")).unwrap_err(),
+            EmailError::TooLong
+        );
     }
 
     #[test]

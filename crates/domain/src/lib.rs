@@ -19,6 +19,8 @@
 
 mod email;
 mod ids;
+mod names;
+mod paging;
 mod password;
 mod protection;
 mod role;
@@ -28,7 +30,9 @@ mod user;
 
 pub use email::{Email, EmailError, email_search_form};
 pub use ids::{RoleId, SessionId, TokenId, UserId};
-pub use password::{Password, PasswordError, PasswordHash, PasswordPolicy};
+pub use names::{DisplayName, DisplayNameError, RoleDescription, RoleName};
+pub use paging::{Page, PageError, PerPage, PerPageError};
+pub use password::{NewPassword, Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use protection::{AdminAction, Protection, check_admin_action};
 pub use role::{Role, RoleRef, RoleSlug, RoleSlugError, RoleTextError};
 pub use session::{RefreshVerdict, RotationState, Session, SessionLifetime};

@@ -158,10 +158,66 @@ impl PasswordPolicy {
         if password.0.chars().all(char::is_whitespace) {
             return Err(PasswordError::Blank);
         }
-        if email.is_some_and(|email| password.0.to_lowercase() == email.normalized()) {
+        if email.is_some_and(|email| is_email(&password, email)) {
             return Err(PasswordError::SameAsEmail);
         }
         Ok(password)
+    }
+}
+
+/// Whether `password` is `email`, compared case-insensitively (the policy's last rule).
+fn is_email(password: &Password, email: &Email) -> bool {
+    password.0.to_lowercase() == email.normalized()
+}
+
+/// A password that meets a [`PasswordPolicy`]: what a signup, a password change and an admin's
+/// password set hash. The policy's rules live in [`PasswordPolicy::check`]; this type is the
+/// proof that it passed. Its `Debug` output is redacted.
+///
+/// The policy compares the password with the account's email. When the email is not known
+/// where the password is parsed (an admin setting the password of a stored user),
+/// [`NewPassword::is_email`] finishes the check once it is.
+///
+/// ```
+/// use authd_domain::{Email, NewPassword, PasswordError, PasswordPolicy};
+///
+/// let policy = PasswordPolicy::default();
+/// let email = Email::parse("ada@example.com").unwrap();
+/// let password = NewPassword::parse("ADA@example.com", &policy, None).unwrap();
+/// assert!(password.is_email(&email));
+/// assert_eq!(
+///     NewPassword::parse("ADA@example.com", &policy, Some(&email)),
+///     Err(PasswordError::SameAsEmail)
+/// );
+/// assert_eq!(NewPassword::parse("short", &policy, None), Err(PasswordError::TooShort { min: 8 }));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(Password);
+
+impl NewPassword {
+    /// Normalizes `raw` and checks it against `policy` and, when known, the account's email.
+    pub fn parse(
+        raw: &str,
+        policy: &PasswordPolicy,
+        email: Option<&Email>,
+    ) -> Result<Self, PasswordError> {
+        policy.check(raw, email).map(Self)
+    }
+
+    /// Whether the policy would refuse this password for an account with `email`.
+    pub fn is_email(&self, email: &Email) -> bool {
+        is_email(&self.0, email)
+    }
+
+    /// The normalized password, for hashing.
+    pub fn password(&self) -> &Password {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPassword(***)")
     }
 }
 

@@ -21,10 +21,16 @@ pub enum AdminAction {
 pub enum Protection {
     /// Only the primary admin may change, delete or log out the primary admin.
     #[error("only the primary admin may change the primary admin")]
-    PrimaryAdmin,
-    /// Nobody may deactivate, demote or delete themselves (the last way in could go).
-    #[error("you may not deactivate, demote or delete your own account")]
-    SelfLockout,
+    PrimaryAdminProtected,
+    /// Nobody may deactivate themselves (the last way in could go).
+    #[error("a superuser may not deactivate itself")]
+    CannotDeactivateSelf,
+    /// Nobody may demote themselves (clear their own `is_superuser`).
+    #[error("a superuser may not demote itself")]
+    CannotDemoteSelf,
+    /// Nobody may delete themselves.
+    #[error("a superuser may not delete itself")]
+    CannotDeleteSelf,
 }
 
 /// The protections of the admin API: only the primary admin may act on the primary admin,
@@ -39,8 +45,8 @@ pub enum Protection {
 /// let mut other = User::register(Email::parse("ops@example.com").unwrap(), None, role, Utc::now());
 /// other.is_superuser = true;
 ///
-/// assert_eq!(check_admin_action(&other, &primary, AdminAction::Delete), Err(Protection::PrimaryAdmin));
-/// assert_eq!(check_admin_action(&primary, &primary, AdminAction::Delete), Err(Protection::SelfLockout));
+/// assert_eq!(check_admin_action(&other, &primary, AdminAction::Delete), Err(Protection::PrimaryAdminProtected));
+/// assert_eq!(check_admin_action(&primary, &primary, AdminAction::Delete), Err(Protection::CannotDeleteSelf));
 /// assert_eq!(check_admin_action(&primary, &other, AdminAction::Delete), Ok(()));
 /// ```
 pub fn check_admin_action(
@@ -50,20 +56,19 @@ pub fn check_admin_action(
 ) -> Result<(), Protection> {
     let oneself = actor.id == target.id;
     if target.is_primary_admin && !oneself {
-        return Err(Protection::PrimaryAdmin);
+        return Err(Protection::PrimaryAdminProtected);
     }
-    let locks_out = match action {
+    if !oneself {
+        return Ok(());
+    }
+    match action {
         AdminAction::Change {
-            deactivates,
-            demotes,
-        } => deactivates || demotes,
-        AdminAction::Delete => true,
-        AdminAction::RevokeSessions => false,
-    };
-    if oneself && locks_out {
-        return Err(Protection::SelfLockout);
+            deactivates: true, ..
+        } => Err(Protection::CannotDeactivateSelf),
+        AdminAction::Change { demotes: true, .. } => Err(Protection::CannotDemoteSelf),
+        AdminAction::Delete => Err(Protection::CannotDeleteSelf),
+        AdminAction::Change { .. } | AdminAction::RevokeSessions => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -103,7 +108,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_admin_action(&other, &primary, action),
-                Err(Protection::PrimaryAdmin),
+                Err(Protection::PrimaryAdminProtected),
                 "{action:?}"
             );
         }
@@ -116,14 +121,15 @@ mod tests {
             check_admin_action(&primary, &primary, AdminAction::RevokeSessions),
             Ok(())
         );
-        for action in [
-            change(true, false),
-            change(false, true),
-            AdminAction::Delete,
+        for (action, protection) in [
+            (change(true, false), Protection::CannotDeactivateSelf),
+            (change(true, true), Protection::CannotDeactivateSelf),
+            (change(false, true), Protection::CannotDemoteSelf),
+            (AdminAction::Delete, Protection::CannotDeleteSelf),
         ] {
             assert_eq!(
                 check_admin_action(&primary, &primary, action),
-                Err(Protection::SelfLockout),
+                Err(protection),
                 "{action:?}"
             );
         }
@@ -132,15 +138,12 @@ mod tests {
     #[test]
     fn no_superuser_may_lock_itself_out_but_may_act_on_others() {
         let (me, other) = (user("me@example.com", true), user("you@example.com", true));
-        for action in [
-            change(true, false),
-            change(false, true),
-            AdminAction::Delete,
+        for (action, protection) in [
+            (change(true, false), Protection::CannotDeactivateSelf),
+            (change(false, true), Protection::CannotDemoteSelf),
+            (AdminAction::Delete, Protection::CannotDeleteSelf),
         ] {
-            assert_eq!(
-                check_admin_action(&me, &me, action),
-                Err(Protection::SelfLockout)
-            );
+            assert_eq!(check_admin_action(&me, &me, action), Err(protection));
             assert_eq!(check_admin_action(&me, &other, action), Ok(()));
         }
         assert_eq!(check_admin_action(&me, &me, change(false, false)), Ok(()));

@@ -108,52 +108,26 @@ mod tests {
     }
 }
 
-/// Why a role's name or description is refused.
+/// Why a role's name or description is refused ([`RoleName`](crate::RoleName),
+/// [`RoleDescription`](crate::RoleDescription)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoleTextError {
     /// The name is blank.
     #[error("name must not be empty")]
     EmptyName,
-    /// The name is longer than [`Role::MAX_NAME_LEN`].
+    /// The name is longer than [`RoleName::MAX_LEN`](crate::RoleName::MAX_LEN) characters.
     #[error("name must be at most {0} characters")]
     NameTooLong(usize),
-    /// The description is longer than [`Role::MAX_DESCRIPTION_LEN`].
+    /// The description is longer than
+    /// [`RoleDescription::MAX_LEN`](crate::RoleDescription::MAX_LEN) characters.
     #[error("description must be at most {0} characters")]
     DescriptionTooLong(usize),
 }
 
 impl Role {
-    /// The longest role name, in characters.
-    pub const MAX_NAME_LEN: usize = 100;
-    /// The longest description, in characters.
-    pub const MAX_DESCRIPTION_LEN: usize = 1000;
-
-    /// A role name, trimmed: 1 to [`Self::MAX_NAME_LEN`] characters.
-    ///
-    /// ```
-    /// use authd_domain::Role;
-    /// assert_eq!(Role::name_from(" Editors ").unwrap(), "Editors");
-    /// assert!(Role::name_from("   ").is_err());
-    /// ```
-    pub fn name_from(raw: &str) -> Result<String, RoleTextError> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(RoleTextError::EmptyName);
-        }
-        if name.chars().count() > Self::MAX_NAME_LEN {
-            return Err(RoleTextError::NameTooLong(Self::MAX_NAME_LEN));
-        }
-        Ok(name.to_owned())
-    }
-
-    /// A description, trimmed; blank means none.
-    pub fn description_from(raw: Option<&str>) -> Result<Option<String>, RoleTextError> {
-        let Some(description) = raw.map(str::trim).filter(|text| !text.is_empty()) else {
-            return Ok(None);
-        };
-        if description.chars().count() > Self::MAX_DESCRIPTION_LEN {
-            return Err(RoleTextError::DescriptionTooLong(Self::MAX_DESCRIPTION_LEN));
-        }
-        Ok(Some(description.to_owned()))
-    }
+    /// The longest role name, in characters ([`RoleName::MAX_LEN`](crate::RoleName::MAX_LEN)).
+    pub const MAX_NAME_LEN: usize = crate::RoleName::MAX_LEN;
+    /// The longest description, in characters
+    /// ([`RoleDescription::MAX_LEN`](crate::RoleDescription::MAX_LEN)).
+    pub const MAX_DESCRIPTION_LEN: usize = crate::RoleDescription::MAX_LEN;
 }

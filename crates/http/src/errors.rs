@@ -4,11 +4,33 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use authd_application::use_cases::{
-    AdminError, AuthError, ChangePasswordError, LoginError, LogoutError, RefreshError,
-    RevokeSessionError, SignUpError,
+    AuthError, ChangePasswordError, CreateRoleError, CreateUserError, DeleteRoleError,
+    DeleteUserError, GetUserError, ListRolesError, ListUsersError, LoginError, LogoutError,
+    NotSuperuser, RefreshError, RevokeSessionError, SignUpError, UpdateRoleError, UpdateUserError,
 };
-use authd_application::{Dependency, FieldError, PortError};
+use authd_application::{Dependency, PortError};
+use authd_domain::{PasswordError, Protection};
 use serde::Serialize;
+
+/// One invalid request field (a path or query parameter, or a body field), reported with all
+/// the others in one 422.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's name in the request.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error from any displayable reason.
+    pub fn new(field: &'static str, message: impl std::fmt::Display) -> Self {
+        Self {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
 
 /// Every error the API answers with, rendered once as RFC 9457 `application/problem+json`.
 #[derive(Debug, thiserror::Error)]
@@ -198,13 +220,15 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// The detail of a 409 for a taken email (API.md's example).
+const EMAIL_TAKEN: &str = "a user with this email already exists";
+/// The message of a body's role that names no role.
+pub(crate) const NO_SUCH_ROLE: &str = "no such role";
+
 impl From<SignUpError> for ApiError {
     fn from(error: SignUpError) -> Self {
         match error {
-            SignUpError::Invalid(fields) => Self::Validation(fields),
-            SignUpError::EmailTaken => {
-                Self::Conflict("a user with this email already exists".into())
-            }
+            SignUpError::EmailTaken => Self::Conflict(EMAIL_TAKEN.into()),
             SignUpError::Port(error) => error.into(),
         }
     }
@@ -248,7 +272,6 @@ impl From<LogoutError> for ApiError {
 impl From<ChangePasswordError> for ApiError {
     fn from(error: ChangePasswordError) -> Self {
         match error {
-            ChangePasswordError::Invalid(fields) => Self::Validation(fields),
             ChangePasswordError::WrongPassword => {
                 Self::BadRequest("the current password is incorrect".into())
             }
@@ -258,14 +281,132 @@ impl From<ChangePasswordError> for ApiError {
     }
 }
 
-impl From<AdminError> for ApiError {
-    fn from(error: AdminError) -> Self {
+impl From<NotSuperuser> for ApiError {
+    fn from(_: NotSuperuser) -> Self {
+        Self::Forbidden("superuser rights are required".into())
+    }
+}
+
+impl From<Protection> for ApiError {
+    fn from(protection: Protection) -> Self {
+        Self::Forbidden(
+            match protection {
+                Protection::PrimaryAdminProtected => {
+                    "only the primary admin may change the primary admin"
+                }
+                Protection::CannotDeactivateSelf => "you may not deactivate your own account",
+                Protection::CannotDemoteSelf => "you may not demote your own account",
+                Protection::CannotDeleteSelf => "you may not delete your own account",
+            }
+            .into(),
+        )
+    }
+}
+
+fn no_such(what: &str) -> ApiError {
+    ApiError::NotFound(format!("no such {what}"))
+}
+
+impl From<ListRolesError> for ApiError {
+    fn from(error: ListRolesError) -> Self {
         match error {
-            AdminError::Forbidden(detail) => Self::Forbidden(detail),
-            AdminError::NotFound(what) => Self::NotFound(format!("no such {what}")),
-            AdminError::Conflict(detail) => Self::Conflict(detail),
-            AdminError::Invalid(fields) => Self::Validation(fields),
-            AdminError::Port(error) => error.into(),
+            ListRolesError::NotSuperuser => NotSuperuser.into(),
+            ListRolesError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<CreateRoleError> for ApiError {
+    fn from(error: CreateRoleError) -> Self {
+        match error {
+            CreateRoleError::NotSuperuser => NotSuperuser.into(),
+            CreateRoleError::SlugTaken => {
+                Self::Conflict("a role with this slug already exists".into())
+            }
+            CreateRoleError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<UpdateRoleError> for ApiError {
+    fn from(error: UpdateRoleError) -> Self {
+        match error {
+            UpdateRoleError::NotSuperuser => NotSuperuser.into(),
+            UpdateRoleError::NotFound => no_such("role"),
+            UpdateRoleError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<DeleteRoleError> for ApiError {
+    fn from(error: DeleteRoleError) -> Self {
+        match error {
+            DeleteRoleError::NotSuperuser => NotSuperuser.into(),
+            DeleteRoleError::NotFound => no_such("role"),
+            DeleteRoleError::DefaultRoleProtected => {
+                Self::Conflict("the default role cannot be deleted: signups are given it".into())
+            }
+            DeleteRoleError::RoleInUse => {
+                Self::Conflict("users still hold this role: give them another one first".into())
+            }
+            DeleteRoleError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(error: ListUsersError) -> Self {
+        match error {
+            ListUsersError::NotSuperuser => NotSuperuser.into(),
+            ListUsersError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(error: GetUserError) -> Self {
+        match error {
+            GetUserError::NotSuperuser => NotSuperuser.into(),
+            GetUserError::NotFound => no_such("user"),
+            GetUserError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<CreateUserError> for ApiError {
+    fn from(error: CreateUserError) -> Self {
+        match error {
+            CreateUserError::NotSuperuser => NotSuperuser.into(),
+            CreateUserError::UnknownRole => Self::invalid("role", NO_SUCH_ROLE),
+            CreateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN.into()),
+            CreateUserError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(error: UpdateUserError) -> Self {
+        match error {
+            UpdateUserError::NotSuperuser => NotSuperuser.into(),
+            UpdateUserError::NotFound => no_such("user"),
+            UpdateUserError::Protected(protection) => protection.into(),
+            UpdateUserError::UnknownRole => Self::invalid("role", NO_SUCH_ROLE),
+            UpdateUserError::PasswordIsEmail => {
+                Self::invalid("password", PasswordError::SameAsEmail)
+            }
+            UpdateUserError::EmailTaken => Self::Conflict(EMAIL_TAKEN.into()),
+            UpdateUserError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<DeleteUserError> for ApiError {
+    fn from(error: DeleteUserError) -> Self {
+        match error {
+            DeleteUserError::NotSuperuser => NotSuperuser.into(),
+            DeleteUserError::NotFound => no_such("user"),
+            DeleteUserError::Protected(protection) => protection.into(),
+            DeleteUserError::Port(error) => error.into(),
         }
     }
 }

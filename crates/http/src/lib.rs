@@ -11,16 +11,19 @@ mod cookies;
 mod dto;
 mod errors;
 mod extract;
+mod fallback;
 mod metrics;
 mod middleware;
 mod openapi;
+mod problem;
+mod requests;
 mod routes;
 mod state;
 
 pub use browsers::{AllowedOrigins, BrowserPolicy, Origin, OriginError};
 pub use client_ip::TrustedProxies;
 pub use cookies::CookieSettings;
-pub use errors::ApiError;
+pub use errors::{ApiError, FieldError};
 pub use metrics::RenderMetrics;
 pub use routes::registered_paths;
 pub use state::{AppState, HttpSettings, UseCases};
@@ -47,8 +50,9 @@ pub fn app(
     let allowed_origins = state.settings.browsers.allowed_origins.clone();
     actix_web::App::new()
         .app_data(web::Data::new(state))
+        .app_data(web::Data::new(routes::ops::Document(openapi::document())))
         .configure(routes::configure)
-        .default_service(web::to(routes::not_found))
+        .default_service(web::to(fallback::not_found))
         .wrap(browsers::Cors::new(allowed_origins))
         .wrap(actix_web::middleware::from_fn(browsers::refuse_cross_site))
         .wrap(actix_web::middleware::from_fn(middleware::no_store))

@@ -5,50 +5,19 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use actix_web::http::Method;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::dto;
+use crate::problem::{FieldErrorSchema, ProblemSchema};
 use crate::routes::{access, ops, roles, users};
-
-/// An RFC 9457 problem: every error answer.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Problem)]
-pub(crate) struct ProblemSchema {
-    #[serde(rename = "type")]
-    #[schema(example = "about:blank")]
-    kind: String,
-    #[schema(example = "Conflict")]
-    title: String,
-    #[schema(example = 409)]
-    status: u16,
-    #[schema(example = "A user with this email already exists")]
-    detail: String,
-    /// One entry per bad field (422 only).
-    errors: Option<Vec<FieldErrorSchema>>,
-}
-
-/// One invalid field of a 422.
-#[derive(Serialize, ToSchema)]
-#[schema(as = FieldError)]
-pub(crate) struct FieldErrorSchema {
-    field: String,
-    message: String,
-}
-
-/// The OAuth2 password form of `POST /api/access/login`.
-#[derive(Serialize, ToSchema)]
-#[schema(as = LoginForm)]
-pub(crate) struct LoginFormSchema {
-    /// The email.
-    username: String,
-    password: String,
-}
+use crate::{dto, requests};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "authd", description = "Email and password authentication with rotating JWT sessions."),
+    info(
+        title = "authd",
+        description = "Email and password authentication with rotating JWT sessions."
+    ),
     paths(
         access::sign_up, access::log_in, access::refresh, access::log_out, access::change_password,
         access::me, access::list_sessions, access::revoke_session, access::log_out_everywhere,
@@ -58,11 +27,12 @@ pub(crate) struct LoginFormSchema {
         ops::health, ops::ready, ops::metrics, ops::jwks, ops::openapi,
     ),
     components(schemas(
-        ProblemSchema, FieldErrorSchema, LoginFormSchema, dto::UserDto, dto::RoleRefDto, dto::SessionDto,
-        dto::RoleDto, dto::UserPageDto, dto::SignUpBody, dto::PasswordChangeBody, dto::NewRoleBody,
-        dto::RoleUpdateBody, dto::NewUserBody, dto::UserPatchBody,
+        ProblemSchema, FieldErrorSchema, requests::LoginFormSchema, dto::UserDto, dto::RoleRefDto,
+        dto::SessionDto, dto::RoleDto, dto::UserPageDto, requests::SignUpBody,
+        requests::PasswordChangeBody, requests::NewRoleBody, requests::RoleUpdateBody,
+        requests::NewUserBody, requests::UserPatchBody,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &OptionalPatchBodies),
     tags(
         (name = "access", description = "The user's own account"),
         (name = "admin", description = "Superusers only"),
@@ -93,9 +63,30 @@ impl Modify for Security {
     }
 }
 
-/// The document, as served at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The patches take an empty body as `{}` (nothing to change), so their body is optional; it
+/// stays an object when sent (`null` is no patch).
+struct OptionalPatchBodies;
+
+impl Modify for OptionalPatchBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for path in ["/api/users/{id}", "/api/roles/{id}"] {
+            let body = openapi
+                .paths
+                .paths
+                .get_mut(path)
+                .and_then(|item| item.patch.as_mut())
+                .and_then(|operation| operation.request_body.as_mut());
+            if let Some(body) = body {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+}
+
+/// The document, as served at `/openapi.json` (built once).
+pub(crate) fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+    &DOCUMENT
 }
 
 /// The methods a path template answers, as the document lists them (read once): the `Allow` of
@@ -106,7 +97,7 @@ pub(crate) fn path_methods(template: &str) -> &'static [Method] {
         document()
             .paths
             .paths
-            .into_iter()
+            .iter()
             .map(|(path, item)| {
                 let methods = [
                     (Method::GET, item.get.is_some()),
@@ -121,7 +112,7 @@ pub(crate) fn path_methods(template: &str) -> &'static [Method] {
                 .into_iter()
                 .filter_map(|(method, documented)| documented.then_some(method))
                 .collect();
-                (path, methods)
+                (path.clone(), methods)
             })
             .collect()
     });

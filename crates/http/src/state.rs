@@ -48,6 +48,9 @@ pub struct HttpSettings {
     pub metrics: Option<crate::RenderMetrics>,
     /// The server's own origin and the allowed ones: the Origin check and CORS.
     pub browsers: crate::BrowserPolicy,
+    /// The rules for new passwords: configuration the edge parses passwords with (the same
+    /// as the use cases' `AuthSettings::password_policy`).
+    pub password_policy: authd_domain::PasswordPolicy,
 }
 
 /// Everything a handler needs, shared by the workers.

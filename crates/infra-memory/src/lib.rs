@@ -15,8 +15,39 @@ mod probe;
 mod store;
 mod throttle;
 
+use std::sync::Arc;
+
+use authd_application::ports::{CachePorts, StorePorts};
+use authd_domain::{IpCap, LoginBackoff};
+
 pub use cache::InMemoryAuthCache;
 pub use clock::SystemClock;
 pub use probe::InMemoryProbe;
 pub use store::InMemoryStore;
 pub use throttle::InMemoryLoginThrottle;
+
+/// The store's ports in memory: one [`InMemoryStore`] for users, roles and sessions (so its
+/// multi-row operations are atomic), which always answers.
+pub fn store_ports() -> StorePorts {
+    let store = Arc::new(InMemoryStore::new());
+    StorePorts {
+        users: store.clone(),
+        roles: store.clone(),
+        sessions: store,
+        probe: Arc::new(InMemoryProbe),
+    }
+}
+
+/// The cache's ports in memory, for this process alone: an [`InMemoryAuthCache`] with its
+/// default lifetimes and an [`InMemoryLoginThrottle`] with these rules.
+pub fn cache_ports(backoff: LoginBackoff, ip_cap: IpCap) -> CachePorts {
+    CachePorts {
+        auth: Arc::new(InMemoryAuthCache::default()),
+        throttle: Arc::new(InMemoryLoginThrottle::new(
+            backoff,
+            ip_cap,
+            InMemoryLoginThrottle::DEFAULT_CAPACITY,
+        )),
+        probe: Arc::new(InMemoryProbe),
+    }
+}

@@ -49,6 +49,20 @@ impl Data {
             .any(|(user, _)| Some(user.id) != except && &user.email == email)
     }
 
+    /// The store's foreign key: a user holds a role that exists.
+    fn check_role(&self, role: RoleId) -> Result<(), PortError> {
+        if self.roles.contains_key(&role) {
+            Ok(())
+        } else {
+            Err(PortError::Unexpected(anyhow::anyhow!("no role {role}")))
+        }
+    }
+
+    /// Whether the one primary admin exists (the store allows no second one).
+    fn primary_admin_exists(&self) -> bool {
+        self.users.values().any(|(user, _)| user.is_primary_admin)
+    }
+
     /// `user`'s live sessions, newest first.
     fn live_sessions(&self, user: UserId, now: DateTime<Utc>) -> Vec<Session> {
         let mut live: Vec<Session> = self
@@ -112,6 +126,11 @@ impl UserRepository for InMemoryStore {
         let mut data = self.data();
         if data.email_taken(&user.email, None) {
             return Err(CreateUserError::EmailTaken);
+        }
+        data.check_role(user.role.id)?;
+        if user.is_primary_admin && data.primary_admin_exists() {
+            let error = anyhow::anyhow!("a primary admin already exists");
+            return Err(PortError::Unexpected(error).into());
         }
         data.users
             .insert(user.id, (user.clone(), password_hash.clone()));
@@ -212,10 +231,13 @@ impl UserRepository for InMemoryStore {
                 return Err(CreateUserError::EmailTaken);
             }
         }
-        let role = changes
-            .role
-            .and_then(|role| data.roles.get(&role))
-            .map(Role::to_ref);
+        let role = match changes.role {
+            Some(role) => {
+                data.check_role(role)?;
+                data.roles.get(&role).map(Role::to_ref)
+            }
+            None => None,
+        };
         let Some((user, hash)) = data.users.get_mut(&id) else {
             return Ok(None);
         };
@@ -272,14 +294,18 @@ impl UserRepository for InMemoryStore {
         password_hash: &PasswordHash,
     ) -> Result<bool, CreateUserError> {
         let mut data = self.data();
-        if data.users.values().any(|(user, _)| user.is_primary_admin) {
+        if data.primary_admin_exists() {
             return Ok(false);
         }
         if data.email_taken(&admin.email, None) {
             return Err(CreateUserError::EmailTaken);
         }
-        data.users
-            .insert(admin.id, (admin.clone(), password_hash.clone()));
+        data.check_role(admin.role.id)?;
+        let admin = User {
+            is_primary_admin: true,
+            ..admin.clone()
+        };
+        data.users.insert(admin.id, (admin, password_hash.clone()));
         Ok(true)
     }
 
@@ -518,373 +544,5 @@ impl SessionRepository for InMemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeDelta;
-
-    async fn store_with_user() -> (InMemoryStore, User) {
-        let store = InMemoryStore::new();
-        let now = Utc::now();
-        let role = store
-            .ensure(&RoleSlug::parse("members").unwrap(), "Members", now)
-            .await
-            .unwrap();
-        let user = User::register(
-            Email::parse("Ada@example.com").unwrap(),
-            None,
-            role.to_ref(),
-            now,
-        );
-        UserRepository::create(&store, &user, &PasswordHash::new("h1"))
-            .await
-            .unwrap();
-        (store, user)
-    }
-
-    fn session(user: &User, now: DateTime<Utc>) -> Session {
-        Session {
-            id: SessionId::generate(),
-            user_id: user.id,
-            created_at: now,
-            last_used_at: now,
-            expires_at: now + TimeDelta::days(1),
-            user_agent: None,
-            ip: None,
-            revoked_at: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn emails_are_unique_case_insensitively() {
-        let (store, user) = store_with_user().await;
-        let twin = User::register(
-            Email::parse("ADA@EXAMPLE.COM").unwrap(),
-            None,
-            user.role.clone(),
-            Utc::now(),
-        );
-        let result = UserRepository::create(&store, &twin, &PasswordHash::new("h2")).await;
-        assert!(matches!(result, Err(CreateUserError::EmailTaken)));
-        let found = store
-            .find_credentials(&Email::parse("ada@EXAMPLE.com").unwrap())
-            .await
-            .unwrap();
-        assert_eq!(
-            found.map(|c| (c.user.id, c.hash, c.version)),
-            Some((user.id, PasswordHash::new("h1"), 0))
-        );
-    }
-
-    #[tokio::test]
-    async fn rotation_is_a_compare_and_set() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let session = session(&user, now);
-        let first = TokenId::generate();
-        assert!(
-            SessionRepository::create(&store, &session, first, 0)
-                .await
-                .unwrap()
-        );
-        let rotation = Rotation {
-            session_id: session.id,
-            presented: first,
-            successor: TokenId::generate(),
-            successor_expires_at: now + TimeDelta::days(2),
-            sealed_successor: "sealed".into(),
-            now,
-        };
-        assert!(store.rotate(&rotation).await.unwrap());
-        assert!(!store.rotate(&rotation).await.unwrap());
-        let record = SessionRepository::find(&store, session.id)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(record.rotation.previous, Some(first));
-        assert_eq!(record.session.expires_at, now + TimeDelta::days(2));
-    }
-
-    #[tokio::test]
-    async fn password_replacement_revokes_only_live_sessions_of_the_user() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let live = session(&user, now);
-        let mut dead = session(&user, now);
-        dead.expires_at = now - TimeDelta::seconds(1);
-        assert!(
-            SessionRepository::create(&store, &live, TokenId::generate(), 0)
-                .await
-                .unwrap()
-        );
-        assert!(
-            SessionRepository::create(&store, &dead, TokenId::generate(), 0)
-                .await
-                .unwrap()
-        );
-        let revoked = store
-            .replace_password(user.id, &PasswordHash::new("h2"), now)
-            .await
-            .unwrap();
-        assert_eq!(
-            revoked.iter().map(|s| s.id).collect::<Vec<_>>(),
-            vec![live.id]
-        );
-        assert_eq!(
-            store.password_hash(user.id).await.unwrap(),
-            Some(PasswordHash::new("h2"))
-        );
-        assert!(store.list_live(user.id, now).await.unwrap().is_empty());
-        assert_eq!(store.revoke(live.id, now).await.unwrap(), None);
-    }
-
-    /// Stores `session` as it is (revoked or expired ones too), whatever its user's state.
-    fn put(store: &InMemoryStore, session: &Session) {
-        let record = SessionRecord {
-            session: session.clone(),
-            rotation: RotationState {
-                current: TokenId::generate(),
-                previous: None,
-                rotated_at: None,
-            },
-            sealed_successor: None,
-        };
-        store.data().sessions.insert(session.id, record);
-    }
-
-    #[tokio::test]
-    async fn a_purge_deletes_expired_and_long_revoked_sessions_only() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let grace = std::time::Duration::from_secs(960);
-        let live = session(&user, now);
-        let mut expired = session(&user, now);
-        expired.expires_at = now;
-        let mut long_revoked = session(&user, now);
-        long_revoked.revoked_at = Some(now - TimeDelta::seconds(961));
-        let mut recently_revoked = session(&user, now);
-        recently_revoked.revoked_at = Some(now - TimeDelta::seconds(959));
-        for session in [&live, &expired, &long_revoked, &recently_revoked] {
-            put(&store, session);
-        }
-
-        assert_eq!(store.purge_ended(now, grace, 500).await.unwrap(), 2);
-
-        let kept = |id| SessionRepository::find(&store, id);
-        assert!(kept(live.id).await.unwrap().is_some());
-        assert!(kept(recently_revoked.id).await.unwrap().is_some());
-        assert!(kept(expired.id).await.unwrap().is_none());
-        assert!(kept(long_revoked.id).await.unwrap().is_none());
-        assert_eq!(store.purge_ended(now, grace, 500).await.unwrap(), 0);
-    }
-
-    /// Stores a live session of `user` rotated at `at`, with a sealed pair.
-    fn rotated_at(store: &InMemoryStore, user: &User, at: DateTime<Utc>) -> SessionId {
-        let session = session(user, at);
-        let record = SessionRecord {
-            session: session.clone(),
-            rotation: RotationState {
-                current: TokenId::generate(),
-                previous: Some(TokenId::generate()),
-                rotated_at: Some(at),
-            },
-            sealed_successor: Some("sealed".into()),
-        };
-        store.data().sessions.insert(session.id, record);
-        session.id
-    }
-
-    async fn sealed(store: &InMemoryStore, id: SessionId) -> Option<String> {
-        SessionRepository::find(store, id)
-            .await
-            .unwrap()
-            .unwrap()
-            .sealed_successor
-    }
-
-    #[tokio::test]
-    async fn sealed_pairs_are_cleared_past_the_window_a_batch_at_a_time() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let cutoff = now - TimeDelta::seconds(10);
-        let old: Vec<SessionId> = (0..3)
-            .map(|_| rotated_at(&store, &user, cutoff - TimeDelta::seconds(1)))
-            .collect();
-        let recent = rotated_at(&store, &user, cutoff);
-        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 2);
-        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 1);
-        assert_eq!(store.clear_sealed_successors(cutoff, 2).await.unwrap(), 0);
-        for id in old {
-            assert_eq!(sealed(&store, id).await, None);
-        }
-        // Rotated at the cutoff: still inside its window.
-        assert_eq!(sealed(&store, recent).await.as_deref(), Some("sealed"));
-    }
-
-    #[tokio::test]
-    async fn revocation_clears_the_sealed_pair() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let (one, all) = (
-            rotated_at(&store, &user, now),
-            rotated_at(&store, &user, now),
-        );
-        store.revoke(one, now).await.unwrap();
-        assert_eq!(sealed(&store, one).await, None);
-        assert_eq!(sealed(&store, all).await.as_deref(), Some("sealed"));
-        store.revoke_all(user.id, now).await.unwrap();
-        assert_eq!(sealed(&store, all).await, None);
-    }
-
-    #[tokio::test]
-    async fn a_purge_deletes_at_most_a_batch() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        for _ in 0..5 {
-            let mut expired = session(&user, now);
-            expired.expires_at = now - TimeDelta::seconds(1);
-            put(&store, &expired);
-        }
-        let live = session(&user, now);
-        put(&store, &live);
-        let grace = std::time::Duration::from_secs(960);
-        let mut batches = Vec::new();
-        for _ in 0..4 {
-            batches.push(store.purge_ended(now, grace, 2).await.unwrap());
-        }
-        assert_eq!(batches, [2, 2, 1, 0]);
-        assert_eq!(
-            store.list_live(user.id, now).await.unwrap(),
-            vec![live.clone()]
-        );
-    }
-
-    #[tokio::test]
-    async fn every_credentials_change_bumps_the_version_and_refuses_older_logins() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let version = |store: &InMemoryStore| store.data().version(user.id);
-        assert_eq!(version(&store), 0);
-        store
-            .replace_password(user.id, &PasswordHash::new("h2"), now)
-            .await
-            .unwrap();
-        assert_eq!(version(&store), 1);
-        store.revoke_all(user.id, now).await.unwrap();
-        assert_eq!(version(&store), 2);
-        let rename = UserChanges {
-            name: Some(None),
-            ..UserChanges::default()
-        };
-        UserRepository::update(&store, user.id, &rename, false, now)
-            .await
-            .unwrap();
-        assert_eq!(version(&store), 2);
-        let deactivate = UserChanges {
-            is_active: Some(false),
-            ..UserChanges::default()
-        };
-        let old = session(&user, now);
-        assert!(
-            !SessionRepository::create(&store, &old, TokenId::generate(), 1)
-                .await
-                .unwrap()
-        );
-        assert!(
-            SessionRepository::find(&store, old.id)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let current = session(&user, now);
-        assert!(
-            SessionRepository::create(&store, &current, TokenId::generate(), 2)
-                .await
-                .unwrap()
-        );
-        let (_, revoked) = UserRepository::update(&store, user.id, &deactivate, true, now)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            revoked.iter().map(|s| s.id).collect::<Vec<_>>(),
-            [current.id]
-        );
-        assert_eq!(version(&store), 3);
-        // Inactive: no session even at the current version.
-        assert!(
-            !SessionRepository::create(&store, &session(&user, now), TokenId::generate(), 3)
-                .await
-                .unwrap()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_rehash_is_a_compare_and_set_on_the_old_hash() {
-        let (store, user) = store_with_user().await;
-        let now = Utc::now();
-        let stale = store
-            .update_password_hash(
-                user.id,
-                &PasswordHash::new("stale"),
-                &PasswordHash::new("rehash"),
-                now,
-            )
-            .await
-            .unwrap();
-        assert!(!stale);
-        assert_eq!(
-            store.password_hash(user.id).await.unwrap(),
-            Some(PasswordHash::new("h1"))
-        );
-        let current = store
-            .update_password_hash(
-                user.id,
-                &PasswordHash::new("h1"),
-                &PasswordHash::new("rehash"),
-                now,
-            )
-            .await
-            .unwrap();
-        assert!(current);
-        assert_eq!(
-            store.password_hash(user.id).await.unwrap(),
-            Some(PasswordHash::new("rehash"))
-        );
-    }
-
-    #[tokio::test]
-    async fn emails_are_found_and_searched_by_their_nfc_form() {
-        let store = InMemoryStore::new();
-        let now = Utc::now();
-        let role = store
-            .ensure(&RoleSlug::parse("members").unwrap(), "Members", now)
-            .await
-            .unwrap();
-        let user = User::register(
-            Email::parse("\u{c9}lodie@example.fr").unwrap(),
-            None,
-            role.to_ref(),
-            now,
-        );
-        UserRepository::create(&store, &user, &PasswordHash::new("h"))
-            .await
-            .unwrap();
-        let decomposed = Email::parse("E\u{301}lodie@example.fr").unwrap();
-        let found = store.find_credentials(&decomposed).await.unwrap().unwrap();
-        assert_eq!(found.user.id, user.id);
-        let page = UserRepository::list(
-            &store,
-            &UserQuery {
-                page: 1,
-                per_page: 20,
-                q: Some("E\u{301}LO".into()),
-                role: None,
-                is_active: None,
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(page.total, 1);
-    }
-}
+// The store's behaviour is the port contract suite's (`crates/contract`, run on this store and
+// on Postgres): it has nothing of its own to test.

@@ -33,3 +33,17 @@ pub use pool::{PgManager, PgPool, PgProbe, PoolSettings, connect, ping};
 pub use roles::PgRoleRepository;
 pub use sessions::PgSessionRepository;
 pub use users::PgUserRepository;
+
+use std::sync::Arc;
+
+use authd_application::ports::StorePorts;
+
+/// The store's ports on Postgres, all drawing from `pool`.
+pub fn store_ports(pool: &PgPool) -> StorePorts {
+    StorePorts {
+        users: Arc::new(PgUserRepository::new(pool.clone())),
+        roles: Arc::new(PgRoleRepository::new(pool.clone())),
+        sessions: Arc::new(PgSessionRepository::new(pool.clone())),
+        probe: Arc::new(PgProbe::new(pool.clone())),
+    }
+}

@@ -297,11 +297,15 @@ fn purge_ended_of(
     batch: u32,
 ) -> impl diesel_async::methods::ExecuteDsl<AsyncPgConnection>
 + diesel::query_builder::QueryFragment<diesel::pg::Pg> {
-    // A grace too large to subtract keeps every revoked session.
+    // A grace too large to subtract keeps every revoked session; so does one reaching before
+    // year 1, which no revocation is and which Postgres cannot bind (timestamptz ends in
+    // 4713 BC, chrono's minimum long before: binding it failed every purge).
+    let earliest =
+        DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
     let cutoff = chrono::TimeDelta::from_std(revoked_grace)
         .ok()
         .and_then(|grace| now.checked_sub_signed(grace))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        .map_or(earliest, |cutoff| cutoff.max(earliest));
     // The subquery reads the same table: diesel needs it aliased.
     let ended = diesel::alias!(sessions as ended);
     let ids = ended

@@ -51,3 +51,28 @@ pub use throttle::RedisLoginThrottle;
 /// while disconnected) is a per-command option that this crate's adapters and [`ping`] set, so
 /// prefer them to raw commands on the pool.
 pub use fred::clients::Pool as RedisClient;
+
+use std::sync::Arc;
+
+use authd_application::ports::CachePorts;
+use authd_domain::{IpCap, LoginBackoff};
+
+/// The cache's ports on Redis, shared by every instance: the auth cache with its default
+/// lifetimes and the login throttle with these rules, all under the key `prefix`.
+pub fn cache_ports(
+    client: &RedisClient,
+    prefix: &str,
+    backoff: LoginBackoff,
+    ip_cap: IpCap,
+) -> CachePorts {
+    CachePorts {
+        auth: Arc::new(RedisAuthCache::with_defaults(client.clone(), prefix)),
+        throttle: Arc::new(RedisLoginThrottle::new(
+            client.clone(),
+            prefix,
+            backoff,
+            ip_cap,
+        )),
+        probe: Arc::new(RedisProbe::new(client.clone())),
+    }
+}

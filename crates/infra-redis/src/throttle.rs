@@ -18,12 +18,13 @@ use crate::errors::port_error;
 const FAILURES_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Admits an attempt on an account, atomically: refused while the lock lasts (answers `{0,
-/// ms left}`), otherwise counted, locking the account for the back-off step the count reached
-/// (answers `{1, failures}`). The same decision as `authd_domain::LoginBackoff::admit`, with the lock
-/// lengths handed in from it (`ARGV[3..]`: the lock at the threshold, the next, ... the cap),
-/// since a script cannot call Rust. Time is the server's, so instances with skewed clocks
-/// agree. KEYS[1] the account's hash (`f` failures, `u` locked until, ms); ARGV[1] the
-/// threshold, ARGV[2] the key's TTL in ms.
+/// ms left, 0}`), otherwise counted, locking the account for the back-off step the count
+/// reached (answers `{1, failures, the lock's end before it or 0}`, so that an attempt the
+/// network refuses can be undone exactly). The same decision as
+/// `authd_domain::LoginBackoff::admit`, with the lock lengths handed in from it (`ARGV[3..]`:
+/// the lock at the threshold, the next, ... the cap), since a script cannot call Rust. Time is
+/// the server's, so instances with skewed clocks agree. KEYS[1] the account's hash (`f`
+/// failures, `u` locked until, ms); ARGV[1] the threshold, ARGV[2] the key's TTL in ms.
 const ADMIT_ACCOUNT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,7 +32,7 @@ local state = redis.call('HMGET', KEYS[1], 'f', 'u')
 local failures = tonumber(state[1] or '0')
 local locked_until = tonumber(state[2] or '0')
 if locked_until > now then
-  return {0, locked_until - now}
+  return {0, locked_until - now, 0}
 end
 failures = failures + 1
 local threshold = tonumber(ARGV[1])
@@ -42,7 +43,7 @@ else
   redis.call('HSET', KEYS[1], 'f', failures)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, failures}
+return {1, failures, locked_until}
 ";
 
 /// Gives an admitted attempt's count back to an account, lifting the lock when the count falls
@@ -58,6 +59,25 @@ if failures > 0 then
   if failures < tonumber(ARGV[1]) then
     redis.call('HDEL', KEYS[1], 'u')
   end
+end
+return failures
+";
+
+/// Undoes an admission of an account whose attempt the network refused: gives its count back
+/// and puts back the lock it replaced (ARGV[2], the lock's end before, `0` for none), so the
+/// refused attempt counts nothing, not even a back-off step. Below the threshold (ARGV[1])
+/// there is no lock. Nothing else can have been admitted on the account in between: at or past
+/// the threshold the admission set a lock that refuses every other attempt.
+const UNDO_ACCOUNT: &str = r"
+local failures = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+if failures > 0 then
+  failures = failures - 1
+  redis.call('HSET', KEYS[1], 'f', failures)
+end
+if failures < tonumber(ARGV[1]) or ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[1], 'u')
+else
+  redis.call('HSET', KEYS[1], 'u', ARGV[2])
 end
 return failures
 ";
@@ -179,9 +199,16 @@ impl RedisLoginThrottle {
                 .await
                 .map_err(port_error)?;
         }
-        let replies: Vec<(i64, i64)> = pipeline.all().await.map_err(port_error)?;
-        let by_account = replies.first().copied().unwrap_or((1, 0));
-        let by_network = replies.get(1).copied();
+        let replies: Vec<Vec<i64>> = pipeline.all().await.map_err(port_error)?;
+        let reply = |n: usize| {
+            replies.get(n).map(|reply| {
+                let field = |i: usize| reply.get(i).copied().unwrap_or(0);
+                (field(0), field(1), field(2))
+            })
+        };
+        let (account_admitted, account_answer, lock_before) = reply(0).unwrap_or((1, 0, 0));
+        let by_account = (account_admitted, account_answer);
+        let by_network = reply(1).map(|(admitted, answer, _)| (admitted, answer));
 
         let refusals = [Some(by_account), by_network]
             .into_iter()
@@ -196,7 +223,7 @@ impl RedisLoginThrottle {
         // admission.
         let given_back = async {
             if by_account.0 == 1 {
-                self.release_account(account, Release::Withdraw).await?;
+                self.undo_account(account, lock_before).await?;
             }
             if let (Some(ip), Some((1, _))) = (ip, by_network) {
                 self.release_network(ip).await?;
@@ -221,6 +248,18 @@ impl RedisLoginThrottle {
             .custom(
                 eval(),
                 script_call(RELEASE_ACCOUNT, self.account_key(account), args),
+            )
+            .await
+            .map_err(port_error)?;
+        Ok(())
+    }
+
+    async fn undo_account(&self, account: &ThrottleKey, lock_before: i64) -> Result<(), PortError> {
+        let args = vec![i64::from(self.backoff.max_failures()), lock_before];
+        let _: i64 = fail_fast(&self.client)
+            .custom(
+                eval(),
+                script_call(UNDO_ACCOUNT, self.account_key(account), args),
             )
             .await
             .map_err(port_error)?;

@@ -1,34 +1,20 @@
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use authd_domain::Password;
 
+use crate::commands;
 use crate::ports::{
     AuthCache, Clock, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository, ThrottleKey,
     ThrottleVerdict, UserRepository,
 };
-use crate::revocation::Revoker;
+use crate::revocation::Revocation;
 use crate::use_cases::Principal;
-use crate::{AuthSettings, FieldError, PortError};
-
-/// The body of a password change, and where it came from.
-#[derive(Debug, Clone)]
-pub struct PasswordChange {
-    /// What the user believes the password is now.
-    pub current_password: String,
-    /// What it should become.
-    pub new_password: String,
-    /// The client's IP, for the login throttle.
-    pub ip: Option<IpAddr>,
-}
+use crate::{AuthSettings, PortError};
 
 /// Why a password change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangePasswordError {
-    /// The new password breaks the policy (checked first).
-    #[error("invalid password change")]
-    Invalid(Vec<FieldError>),
     /// The account is in login back-off (or the IP at its cap): nothing was checked.
     #[error("too many failed attempts")]
     Throttled {
@@ -60,20 +46,14 @@ pub struct ChangePassword {
 }
 
 impl ChangePassword {
-    /// Changes the principal's password.
+    /// Changes the principal's password. The command's new password was checked against the
+    /// policy and the principal's email where it was parsed.
     pub async fn execute(
         &self,
         principal: &Principal,
-        change: PasswordChange,
+        change: commands::ChangePassword,
     ) -> Result<(), ChangePasswordError> {
         let user = &principal.user;
-        let new_password = self
-            .settings
-            .password_policy
-            .check(&change.new_password, Some(&user.email))
-            .map_err(|error| {
-                ChangePasswordError::Invalid(vec![FieldError::new("new_password", error)])
-            })?;
 
         // The device cookie only travels to the login form: this check counts against the
         // account.
@@ -101,13 +81,14 @@ impl ChangePassword {
                 return Err(error.into());
             }
         }
-        let hash = self.hasher.hash(&new_password).await?;
+        let hash = self.hasher.hash(change.new_password.password()).await?;
 
         let now = self.clock.now();
-        let revoker = Revoker::new(&self.sessions, &self.cache);
-        revoker.forget_live(user.id, now).await?;
-        let revoked = self.users.replace_password(user.id, &hash, now).await?;
-        revoker.remember(&revoked, now).await;
+        Revocation::new(&*self.sessions, &*self.cache)
+            .revoke_all_by(user.id, now, || {
+                self.users.replace_password(user.id, &hash, now)
+            })
+            .await?;
         if let Err(error) = self.cache.forget_user(user.id).await {
             tracing::warn!(%error, "could not invalidate the cached user");
         }
@@ -138,7 +119,7 @@ mod tests {
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use authd_domain::{PasswordHash, SessionId};
+    use authd_domain::{NewPassword, PasswordHash, SessionId};
     use mockall::predicate::eq;
 
     struct Mocks {
@@ -216,10 +197,12 @@ mod tests {
         }
     }
 
-    fn change(new_password: &str) -> PasswordChange {
-        PasswordChange {
+    fn change(new_password: &str) -> commands::ChangePassword {
+        let email = user().email;
+        let policy = settings().password_policy;
+        commands::ChangePassword {
             current_password: "old password".into(),
-            new_password: new_password.into(),
+            new_password: NewPassword::parse(new_password, &policy, Some(&email)).unwrap(),
             ip: ip(),
         }
     }
@@ -272,20 +255,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn policy_is_checked_before_the_current_password() {
-        let mut mocks = Mocks::bare();
-        mocks.throttle.expect_admit().never();
-        let error = mocks
-            .build()
-            .execute(&principal(), change("short"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(error, ChangePasswordError::Invalid(errors) if errors[0].field == "new_password")
-        );
-    }
-
-    #[tokio::test]
     async fn in_back_off_nothing_is_checked() {
         let mut mocks = Mocks::bare();
         mocks.throttle.expect_admit().returning(|_, _| {
@@ -313,7 +282,7 @@ mod tests {
             .build()
             .execute(
                 &principal(),
-                PasswordChange {
+                commands::ChangePassword {
                     current_password: "x".repeat(1025),
                     ..change("a new passphrase")
                 },

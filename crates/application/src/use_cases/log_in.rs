@@ -5,12 +5,13 @@ use std::time::Duration;
 use authd_domain::{Email, Password, PasswordHash, Session, SessionId, TokenId, User};
 
 use crate::DeviceClaims;
+use crate::minting::mint_pair;
 use crate::ports::{
     AuthCache, Clock, Credentials, LoginThrottle, PasswordCheck, PasswordHasher, SessionRepository,
     ThrottleKey, ThrottleVerdict, TokenIssuer, TokenVerifier, UserRepository,
 };
 use crate::revocation::remaining;
-use crate::tokens::{TokenPair, mint_pair};
+use crate::tokens::TokenPair;
 use crate::{AuthSettings, PortError};
 
 /// The longest user agent kept with a session.

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use crate::PortError;
 use crate::ports::{AuthCache, Clock, SessionRepository, TokenVerifier};
-use crate::revocation::Revoker;
+use crate::revocation::Revocation;
 use crate::use_cases::Principal;
 
 /// Why a logout failed.
@@ -39,9 +39,9 @@ impl LogOut {
         let from_refresh = refresh_token
             .and_then(|token| self.verifier.verify_refresh(token, now).ok())
             .map(|claims| claims.session_id);
-        let revoker = Revoker::new(&self.sessions, &self.cache);
+        let revocation = Revocation::new(&*self.sessions, &*self.cache);
         for session in [from_access, from_refresh].into_iter().flatten() {
-            if revoker.revoke(session, now).await?.is_some() {
+            if revocation.revoke(session, now).await?.is_some() {
                 return Ok(());
             }
         }
@@ -59,8 +59,7 @@ pub struct LogOutEverywhere {
 impl LogOutEverywhere {
     /// Revokes all the principal's sessions.
     pub async fn execute(&self, principal: &Principal) -> Result<(), PortError> {
-        let revoker = Revoker::new(&self.sessions, &self.cache);
-        revoker
+        Revocation::new(&*self.sessions, &*self.cache)
             .revoke_all(principal.user.id, self.clock.now())
             .await?;
         Ok(())

@@ -4,6 +4,7 @@ mod admin;
 mod authenticate;
 mod bootstrap;
 mod change_password;
+mod constructors;
 mod log_in;
 mod log_out;
 mod readiness;
@@ -14,22 +15,25 @@ mod sign_up;
 mod users;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
-pub use admin::{AdminError, require_superuser};
+pub use admin::{NotSuperuser, require_superuser};
 pub use authenticate::{AuthError, Authenticate, Principal};
 pub use bootstrap::{AdminOutcome, AdminSeed, Bootstrap, BootstrapError};
-pub use change_password::{ChangePassword, ChangePasswordError, PasswordChange};
+pub use change_password::{ChangePassword, ChangePasswordError};
 pub use log_in::{LogIn, LoggedIn, LoginError, LoginRequest};
 pub use log_out::{LogOut, LogOutEverywhere, LogoutError};
 pub use readiness::{CheckReadiness, Readiness};
 pub use refresh::{Refresh, RefreshError};
-pub use roles::{CreateRole, DeleteRole, ListRoles, NewRole, RoleUpdate, UpdateRole};
+pub use roles::{
+    CreateRole, CreateRoleError, DeleteRole, DeleteRoleError, ListRoles, ListRolesError,
+    UpdateRole, UpdateRoleError,
+};
 pub use sessions::{
     ListSessions, PurgeError, PurgeSessions, RevokeSession, RevokeSessionError, SessionView,
 };
-pub use sign_up::{SignUp, SignUpError, SignUpRequest};
+pub use sign_up::{SignUp, SignUpError};
 pub use users::{
-    CreateUser, DeleteUser, GetUser, ListUserSessions, ListUsers, ListUsersRequest, NewUserRequest,
-    RevokeUserSessions, UpdateUser, UserPatch,
+    CreateUser, CreateUserError, DeleteUser, DeleteUserError, GetUser, GetUserError,
+    ListUserSessions, ListUsers, ListUsersError, RevokeUserSessions, UpdateUser, UpdateUserError,
 };

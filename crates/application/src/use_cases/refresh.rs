@@ -2,11 +2,12 @@ use std::sync::Arc;
 
 use authd_domain::RefreshVerdict;
 
+use crate::minting::mint_pair;
 use crate::ports::{
     AuthCache, Clock, Rotation, SessionRepository, TokenIssuer, TokenVerifier, UserRepository,
 };
-use crate::revocation::Revoker;
-use crate::tokens::{TokenPair, mint_pair};
+use crate::revocation::Revocation;
+use crate::tokens::TokenPair;
 use crate::{AuthSettings, PortError};
 
 /// Why a refresh failed. All but `Port` are a 401 to the client.
@@ -83,7 +84,7 @@ impl Refresh {
                         session_id = %claims.session_id,
                         "refresh token reuse detected; revoking the session"
                     );
-                    Revoker::new(&self.sessions, &self.cache)
+                    Revocation::new(&*self.sessions, &*self.cache)
                         .revoke(claims.session_id, now)
                         .await?;
                     return Err(RefreshError::Reused);

@@ -1,11 +1,78 @@
 use std::sync::Arc;
 
-use authd_domain::{Role, RoleId, RoleSlug};
+use authd_domain::{Role, RoleDescription, RoleId, RoleName, RoleSlug};
 
-use crate::FieldError;
-use crate::ports::{Clock, CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
+use crate::PortError;
+use crate::commands;
+use crate::ports::{self, Clock, RoleChanges, RoleDeletion, RoleRepository};
 use crate::use_cases::Principal;
-use crate::use_cases::admin::{AdminError, require_superuser};
+use crate::use_cases::admin::{not_superuser, require_superuser};
+
+/// Why listing the roles failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListRolesError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why creating a role failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateRoleError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// A role with this slug exists.
+    #[error("the slug is taken")]
+    SlugTaken,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why updating a role failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateRoleError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// There is no such role.
+    #[error("no such role")]
+    NotFound,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why deleting a role failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteRoleError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// There is no such role.
+    #[error("no such role")]
+    NotFound,
+    /// It is the default role, which signups are given.
+    #[error("the default role cannot be deleted")]
+    DefaultRoleProtected,
+    /// Users still hold it.
+    #[error("users hold the role")]
+    RoleInUse,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+not_superuser!(
+    ListRolesError,
+    CreateRoleError,
+    UpdateRoleError,
+    DeleteRoleError
+);
 
 /// Lists every role.
 pub struct ListRoles {
@@ -14,21 +81,10 @@ pub struct ListRoles {
 
 impl ListRoles {
     /// Every role, oldest first.
-    pub async fn execute(&self, principal: &Principal) -> Result<Vec<Role>, AdminError> {
+    pub async fn execute(&self, principal: &Principal) -> Result<Vec<Role>, ListRolesError> {
         require_superuser(principal)?;
         Ok(self.roles.list().await?)
     }
-}
-
-/// A role to create.
-#[derive(Debug, Clone)]
-pub struct NewRole {
-    /// Its permanent slug.
-    pub slug: String,
-    /// Its name.
-    pub name: String,
-    /// An optional description.
-    pub description: Option<String>,
 }
 
 /// Creates a role.
@@ -39,15 +95,18 @@ pub struct CreateRole {
 
 impl CreateRole {
     /// Creates the role; its slug must be free.
-    pub async fn execute(&self, principal: &Principal, new: NewRole) -> Result<Role, AdminError> {
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        command: commands::CreateRole,
+    ) -> Result<Role, CreateRoleError> {
         require_superuser(principal)?;
-        let (slug, name, description) = validate_new(&new).map_err(AdminError::Invalid)?;
         let now = self.clock.now();
         let role = Role {
             id: RoleId::generate(),
-            slug,
-            name,
-            description,
+            slug: command.slug,
+            name: command.name.into_string(),
+            description: command.description.map(RoleDescription::into_string),
             created_at: now,
             updated_at: now,
         };
@@ -55,34 +114,10 @@ impl CreateRole {
             .create(&role)
             .await
             .map_err(|error| match error {
-                CreateRoleError::SlugTaken => {
-                    AdminError::Conflict("a role with this slug already exists".into())
-                }
-                CreateRoleError::Port(error) => error.into(),
+                ports::CreateRoleError::SlugTaken => CreateRoleError::SlugTaken,
+                ports::CreateRoleError::Port(error) => error.into(),
             })?;
         Ok(role)
-    }
-
-    /// The field errors `execute` would report, for a transport that adds its own.
-    pub fn field_errors(new: &NewRole) -> Vec<FieldError> {
-        validate_new(new).err().unwrap_or_default()
-    }
-}
-
-fn validate_new(new: &NewRole) -> Result<(RoleSlug, String, Option<String>), Vec<FieldError>> {
-    let slug = RoleSlug::parse(&new.slug);
-    let name = Role::name_from(&new.name);
-    let description = Role::description_from(new.description.as_deref());
-    match (slug, name, description) {
-        (Ok(slug), Ok(name), Ok(description)) => Ok((slug, name, description)),
-        (slug, name, description) => Err([
-            slug.err().map(|e| FieldError::new("slug", e)),
-            name.err().map(|e| FieldError::new("name", e)),
-            description.err().map(|e| FieldError::new("description", e)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()),
     }
 }
 
@@ -92,53 +127,25 @@ pub struct UpdateRole {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The fields a role update may set.
-#[derive(Debug, Clone, Default)]
-pub struct RoleUpdate {
-    /// A new name.
-    pub name: Option<String>,
-    /// A new description; `Some(None)` clears it.
-    pub description: Option<Option<String>>,
-}
-
 impl UpdateRole {
     /// Applies the update.
     pub async fn execute(
         &self,
         principal: &Principal,
         id: RoleId,
-        update: RoleUpdate,
-    ) -> Result<Role, AdminError> {
+        command: commands::UpdateRole,
+    ) -> Result<Role, UpdateRoleError> {
         require_superuser(principal)?;
-        let changes = validate_update(&update).map_err(AdminError::Invalid)?;
+        let changes = RoleChanges {
+            name: command.name.map(RoleName::into_string),
+            description: command
+                .description
+                .into_change(RoleDescription::into_string),
+        };
         self.roles
             .update(id, &changes, self.clock.now())
             .await?
-            .ok_or(AdminError::NotFound("role"))
-    }
-
-    /// The field errors `execute` would report, for a transport that adds its own.
-    pub fn field_errors(update: &RoleUpdate) -> Vec<FieldError> {
-        validate_update(update).err().unwrap_or_default()
-    }
-}
-
-fn validate_update(update: &RoleUpdate) -> Result<RoleChanges, Vec<FieldError>> {
-    let name = update.name.as_deref().map(Role::name_from).transpose();
-    let description = update
-        .description
-        .as_ref()
-        .map(|description| Role::description_from(description.as_deref()))
-        .transpose();
-    match (name, description) {
-        (Ok(name), Ok(description)) => Ok(RoleChanges { name, description }),
-        (name, description) => Err([
-            name.err().map(|e| FieldError::new("name", e)),
-            description.err().map(|e| FieldError::new("description", e)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()),
+            .ok_or(UpdateRoleError::NotFound)
     }
 }
 
@@ -150,24 +157,20 @@ pub struct DeleteRole {
 
 impl DeleteRole {
     /// Deletes the role.
-    pub async fn execute(&self, principal: &Principal, id: RoleId) -> Result<(), AdminError> {
+    pub async fn execute(&self, principal: &Principal, id: RoleId) -> Result<(), DeleteRoleError> {
         require_superuser(principal)?;
         let role = self
             .roles
             .find(id)
             .await?
-            .ok_or(AdminError::NotFound("role"))?;
+            .ok_or(DeleteRoleError::NotFound)?;
         if role.slug == self.default_role {
-            return Err(AdminError::Conflict(
-                "the default role cannot be deleted: signups are given it".into(),
-            ));
+            return Err(DeleteRoleError::DefaultRoleProtected);
         }
         match self.roles.delete(id).await? {
             RoleDeletion::Deleted => Ok(()),
-            RoleDeletion::NotFound => Err(AdminError::NotFound("role")),
-            RoleDeletion::InUse => Err(AdminError::Conflict(
-                "users still hold this role: give them another one first".into(),
-            )),
+            RoleDeletion::NotFound => Err(DeleteRoleError::NotFound),
+            RoleDeletion::InUse => Err(DeleteRoleError::RoleInUse),
         }
     }
 }
@@ -177,6 +180,8 @@ mod tests {
     use super::*;
     use crate::Dependency;
     use crate::PortError;
+    use crate::commands::Patch;
+    use crate::ports::CreateRoleError as SlugTaken;
     use crate::ports::MockRoleRepository;
     use crate::use_cases::fixtures::*;
     use authd_domain::SessionId;
@@ -185,6 +190,14 @@ mod tests {
         Principal {
             user: user(),
             session_id: SessionId::generate(),
+        }
+    }
+
+    fn new_role(slug: &str, name: &str, description: Option<&str>) -> commands::CreateRole {
+        commands::CreateRole {
+            slug: RoleSlug::parse(slug).unwrap(),
+            name: RoleName::parse(name).unwrap(),
+            description: description.and_then(|text| RoleDescription::parse(text).unwrap()),
         }
     }
 
@@ -197,39 +210,28 @@ mod tests {
         }
         .execute(&member())
         .await;
-        assert!(matches!(list, Err(AdminError::Forbidden(_))));
+        assert!(matches!(list, Err(ListRolesError::NotSuperuser)));
         let create = CreateRole {
             roles: roles.clone(),
             clock: fixed_clock(),
         }
-        .execute(
-            &member(),
-            NewRole {
-                slug: "editors".into(),
-                name: "Editors".into(),
-                description: None,
-            },
-        )
+        .execute(&member(), new_role("editors", "Editors", None))
         .await;
-        assert!(matches!(create, Err(AdminError::Forbidden(_))));
+        assert!(matches!(create, Err(CreateRoleError::NotSuperuser)));
         let delete = DeleteRole {
             roles,
             default_role: role("application-access").slug,
         }
         .execute(&member(), RoleId::generate())
         .await;
-        assert!(matches!(delete, Err(AdminError::Forbidden(_))));
+        assert!(matches!(delete, Err(DeleteRoleError::NotSuperuser)));
     }
 
     #[tokio::test]
     async fn creates_a_role_with_trimmed_text() {
         let mut roles = MockRoleRepository::new();
         roles.expect_create().times(1).returning(|_| Ok(()));
-        let new = NewRole {
-            slug: "editors".into(),
-            name: "  Editors ".into(),
-            description: Some(" Edit things ".into()),
-        };
+        let new = new_role("editors", "  Editors ", Some(" Edit things "));
         let role = CreateRole {
             roles: Arc::new(roles),
             clock: fixed_clock(),
@@ -249,42 +251,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reports_every_bad_field_and_taken_slugs() {
-        let create = CreateRole {
-            roles: Arc::new(MockRoleRepository::new()),
-            clock: fixed_clock(),
-        };
-        let bad = NewRole {
-            slug: "Bad Slug".into(),
-            name: " ".into(),
-            description: Some("x".repeat(1001)),
-        };
-        let Err(AdminError::Invalid(errors)) = create.execute(&superuser(), bad).await else {
-            panic!("expected Invalid")
-        };
-        assert_eq!(
-            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
-            ["slug", "name", "description"]
-        );
-
+    async fn a_taken_slug_is_its_own_error() {
         let mut roles = MockRoleRepository::new();
         roles
             .expect_create()
-            .returning(|_| Err(CreateRoleError::SlugTaken));
+            .returning(|_| Err(SlugTaken::SlugTaken));
         let taken = CreateRole {
             roles: Arc::new(roles),
             clock: fixed_clock(),
         }
-        .execute(
-            &superuser(),
-            NewRole {
-                slug: "editors".into(),
-                name: "Editors".into(),
-                description: None,
-            },
-        )
+        .execute(&superuser(), new_role("editors", "Editors", None))
         .await;
-        assert!(matches!(taken, Err(AdminError::Conflict(_))));
+        assert!(matches!(taken, Err(CreateRoleError::SlugTaken)));
     }
 
     #[tokio::test]
@@ -300,9 +278,9 @@ mod tests {
             })
             .times(1)
             .returning(|_, _, _| Ok(Some(role("editors"))));
-        let update = RoleUpdate {
-            name: Some(" Writers ".into()),
-            description: Some(None),
+        let update = commands::UpdateRole {
+            name: Some(RoleName::parse(" Writers ").unwrap()),
+            description: Patch::Clear,
         };
         let use_case = UpdateRole {
             roles: Arc::new(roles),
@@ -319,24 +297,9 @@ mod tests {
             roles: Arc::new(roles),
             clock: fixed_clock(),
         }
-        .execute(&superuser(), id, RoleUpdate::default())
+        .execute(&superuser(), id, commands::UpdateRole::default())
         .await;
-        assert!(matches!(missing, Err(AdminError::NotFound("role"))));
-
-        let invalid = UpdateRole {
-            roles: Arc::new(MockRoleRepository::new()),
-            clock: fixed_clock(),
-        }
-        .execute(
-            &superuser(),
-            RoleId::generate(),
-            RoleUpdate {
-                name: Some("".into()),
-                description: None,
-            },
-        )
-        .await;
-        assert!(matches!(invalid, Err(AdminError::Invalid(errors)) if errors[0].field == "name"));
+        assert!(matches!(missing, Err(UpdateRoleError::NotFound)));
     }
 
     #[tokio::test]
@@ -354,7 +317,7 @@ mod tests {
         };
         assert!(matches!(
             use_case.execute(&superuser(), default.id).await,
-            Err(AdminError::Conflict(_))
+            Err(DeleteRoleError::DefaultRoleProtected)
         ));
 
         for outcome in [
@@ -382,11 +345,8 @@ mod tests {
             .await;
             let reported = match outcome {
                 RoleDeletion::Deleted => matches!(result, Ok(())),
-                RoleDeletion::InUse => matches!(
-                    &result,
-                    Err(AdminError::Conflict(detail)) if detail.contains("still hold")
-                ),
-                RoleDeletion::NotFound => matches!(result, Err(AdminError::NotFound("role"))),
+                RoleDeletion::InUse => matches!(result, Err(DeleteRoleError::RoleInUse)),
+                RoleDeletion::NotFound => matches!(result, Err(DeleteRoleError::NotFound)),
             };
             assert!(reported, "{outcome:?} gave {result:?}");
         }
@@ -401,6 +361,6 @@ mod tests {
         }
         .execute(&superuser(), RoleId::generate())
         .await;
-        assert!(matches!(down, Err(AdminError::Port(_))));
+        assert!(matches!(down, Err(DeleteRoleError::Port(_))));
     }
 }

@@ -5,7 +5,7 @@ use authd_domain::{Session, SessionId};
 
 use crate::PortError;
 use crate::ports::{AuthCache, Clock, SessionRepository};
-use crate::revocation::Revoker;
+use crate::revocation::Revocation;
 use crate::use_cases::Principal;
 
 /// A session as its owner sees it.
@@ -72,8 +72,8 @@ impl RevokeSession {
         if !owned_and_live {
             return Err(RevokeSessionError::NotFound);
         }
-        let revoker = Revoker::new(&self.sessions, &self.cache);
-        match revoker.revoke(id, now).await? {
+        let revocation = Revocation::new(&*self.sessions, &*self.cache);
+        match revocation.revoke(id, now).await? {
             Some(_) => Ok(()),
             None => Err(RevokeSessionError::NotFound),
         }

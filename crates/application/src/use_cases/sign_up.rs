@@ -1,38 +1,22 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use authd_domain::{Email, Password, PasswordPolicy, User};
+use authd_domain::{DisplayName, User};
 
+use crate::commands;
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
-use crate::{AuthSettings, FieldError, PortError};
-
-/// What a visitor submits to sign up.
-#[derive(Debug, Clone)]
-pub struct SignUpRequest {
-    /// Their email.
-    pub email: String,
-    /// Their chosen password.
-    pub password: String,
-    /// An optional display name.
-    pub name: Option<String>,
-}
+use crate::{AuthSettings, PortError};
 
 /// Why a signup failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignUpError {
-    /// One entry per bad field.
-    #[error("invalid signup")]
-    Invalid(Vec<FieldError>),
     /// The email is taken.
-    #[error("a user with this email already exists")]
+    #[error("the email is taken")]
     EmailTaken,
     /// A dependency failed.
     #[error(transparent)]
     Port(#[from] PortError),
 }
-
-/// The longest display name accepted, in characters.
-pub const MAX_NAME_LEN: usize = 100;
 
 /// Creates an account with the default role. The store's unique constraint on the lowercase
 /// email decides races, and the user row is written in one statement, so a taken email leaves
@@ -47,16 +31,16 @@ pub struct SignUp {
 
 impl SignUp {
     /// Signs a visitor up.
-    pub async fn execute(&self, request: SignUpRequest) -> Result<User, SignUpError> {
-        let (email, password, name) = self.validate(&request).map_err(SignUpError::Invalid)?;
+    pub async fn execute(&self, command: commands::SignUp) -> Result<User, SignUpError> {
         let role = self
             .roles
             .find_by_slug(&self.settings.default_role)
             .await?
             .ok_or_else(|| anyhow!("the default role {} is missing", self.settings.default_role))
             .map_err(PortError::from)?;
-        let hash = self.hasher.hash(&password).await?;
-        let user = User::register(email, name, role.to_ref(), self.clock.now());
+        let hash = self.hasher.hash(command.password.password()).await?;
+        let name = command.name.map(DisplayName::into_string);
+        let user = User::register(command.email, name, role.to_ref(), self.clock.now());
         self.users
             .create(&user, &hash)
             .await
@@ -66,63 +50,6 @@ impl SignUp {
             })?;
         Ok(user)
     }
-
-    /// Every field error of `request`, empty when it is valid: the same checks `execute` makes,
-    /// for a transport that must report them together with its own (type) errors.
-    pub fn field_errors(&self, request: &SignUpRequest) -> Vec<FieldError> {
-        self.validate(request).err().unwrap_or_default()
-    }
-
-    /// Checks every field and reports all that are wrong.
-    fn validate(
-        &self,
-        request: &SignUpRequest,
-    ) -> Result<(Email, Password, Option<String>), Vec<FieldError>> {
-        check_account(
-            &self.settings.password_policy,
-            &request.email,
-            &request.password,
-            request.name.as_deref(),
-        )
-    }
-}
-
-/// Checks what every new account needs: the email, the password (against the policy and the
-/// email) and the display name. Reports every bad field, in that order.
-pub(crate) fn check_account(
-    policy: &PasswordPolicy,
-    email: &str,
-    password: &str,
-    name: Option<&str>,
-) -> Result<(Email, Password, Option<String>), Vec<FieldError>> {
-    let email = Email::parse(email);
-    let password = policy.check(password, email.as_ref().ok());
-    let name = normalize_name(name);
-    match (email, password, name) {
-        (Ok(email), Ok(password), Ok(name)) => Ok((email, password, name)),
-        (email, password, name) => Err([
-            email.err().map(|e| FieldError::new("email", e)),
-            password.err().map(|e| FieldError::new("password", e)),
-            name.err(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()),
-    }
-}
-
-/// Trims a display name; a blank one is no name.
-pub(crate) fn normalize_name(name: Option<&str>) -> Result<Option<String>, FieldError> {
-    let Some(name) = name.map(str::trim).filter(|name| !name.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > MAX_NAME_LEN {
-        return Err(FieldError::new(
-            "name",
-            format!("name must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    Ok(Some(name.to_owned()))
 }
 
 #[cfg(test)]
@@ -131,12 +58,15 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{MockPasswordHasher, MockRoleRepository, MockUserRepository};
     use crate::use_cases::fixtures::*;
+    use authd_domain::{Email, NewPassword};
 
-    fn request(email: &str, password: &str) -> SignUpRequest {
-        SignUpRequest {
-            email: email.into(),
-            password: password.into(),
-            name: Some("  Ada ".into()),
+    fn request(email: &str, password: &str) -> commands::SignUp {
+        let email = Email::parse(email).unwrap();
+        let password = NewPassword::parse(password, &settings().password_policy, Some(&email));
+        commands::SignUp {
+            email,
+            password: password.unwrap(),
+            name: DisplayName::parse("  Ada ").unwrap(),
         }
     }
 
@@ -172,32 +102,6 @@ mod tests {
         assert_eq!(user.name.as_deref(), Some("Ada"));
         assert!(user.is_active && !user.is_superuser && !user.is_verified);
         assert_eq!(user.created_at, now());
-    }
-
-    #[tokio::test]
-    async fn reports_every_invalid_field_and_hashes_nothing() {
-        let mut hasher = MockPasswordHasher::new();
-        hasher.expect_hash().never();
-        let mut request = request("not-an-email", "short");
-        request.name = Some("x".repeat(101));
-        let error = sign_up(MockUserRepository::new(), hasher)
-            .execute(request)
-            .await
-            .unwrap_err();
-        let SignUpError::Invalid(errors) = error else {
-            panic!("expected Invalid, got {error:?}")
-        };
-        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["email", "password", "name"]);
-    }
-
-    #[tokio::test]
-    async fn password_equal_to_the_email_is_refused() {
-        let error = sign_up(MockUserRepository::new(), MockPasswordHasher::new())
-            .execute(request("ada@example.com", "ADA@example.com"))
-            .await
-            .unwrap_err();
-        assert!(matches!(error, SignUpError::Invalid(errors) if errors[0].field == "password"));
     }
 
     #[tokio::test]

@@ -1,33 +1,122 @@
 use std::sync::Arc;
 
-use authd_domain::{AdminAction, Email, Password, RoleSlug, User, UserId, check_admin_action};
-
-use crate::ports::{
-    AuthCache, Clock, CreateUserError, PasswordHasher, RoleRepository, SessionRepository,
-    UserChanges, UserPage, UserQuery, UserRepository,
+use authd_domain::{
+    AdminAction, DisplayName, Protection, RoleRef, RoleSlug, User, UserId, check_admin_action,
 };
-use crate::revocation::Revoker;
-use crate::use_cases::admin::{AdminError, require_superuser};
-use crate::use_cases::sign_up::{check_account, normalize_name};
+
+use crate::commands::{self, RoleFilter};
+use crate::ports::{
+    self, AuthCache, Clock, PasswordHasher, RoleRepository, SessionRepository, UserChanges,
+    UserPage, UserQuery, UserRepository,
+};
+use crate::revocation::Revocation;
+use crate::use_cases::admin::{not_superuser, require_superuser};
 use crate::use_cases::{Principal, SessionView};
-use crate::{AuthSettings, FieldError, PortError};
+use crate::{AuthSettings, PortError};
 
-/// The most users a page may hold.
-const MAX_PER_PAGE: u32 = 100;
+/// Why listing users failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListUsersError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
 
-/// A listing request as the client sent it.
-#[derive(Debug, Clone)]
-pub struct ListUsersRequest {
-    /// The page, from 1.
-    pub page: u32,
-    /// Users per page, 1 to 100 (`MAX_PER_PAGE`).
-    pub per_page: u32,
-    /// Substring of email or name.
-    pub q: Option<String>,
-    /// Role slug.
-    pub role: Option<String>,
-    /// Active or not.
-    pub is_active: Option<bool>,
+/// Why reading a user (or its sessions) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GetUserError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// There is no such user.
+    #[error("no such user")]
+    NotFound,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why creating a user failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// No role has the command's slug.
+    #[error("no role has this slug")]
+    UnknownRole,
+    /// Another user has the email.
+    #[error("the email is taken")]
+    EmailTaken,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why changing a user failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateUserError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// There is no such user.
+    #[error("no such user")]
+    NotFound,
+    /// A protection forbids the change (the primary admin, or locking oneself out).
+    #[error(transparent)]
+    Protected(Protection),
+    /// No role has the patch's slug.
+    #[error("no role has this slug")]
+    UnknownRole,
+    /// The new password is the email the account keeps (the patch does not change it).
+    #[error("the new password is the account's email")]
+    PasswordIsEmail,
+    /// Another user has the new email.
+    #[error("the email is taken")]
+    EmailTaken,
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Why deleting a user, or revoking its sessions, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteUserError {
+    /// The caller is not a superuser.
+    #[error("the caller is not a superuser")]
+    NotSuperuser,
+    /// There is no such user.
+    #[error("no such user")]
+    NotFound,
+    /// A protection forbids it (the primary admin, or deleting oneself).
+    #[error(transparent)]
+    Protected(Protection),
+    /// A dependency failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+not_superuser!(
+    ListUsersError,
+    GetUserError,
+    CreateUserError,
+    UpdateUserError,
+    DeleteUserError
+);
+
+impl From<Protection> for UpdateUserError {
+    fn from(protection: Protection) -> Self {
+        Self::Protected(protection)
+    }
+}
+
+impl From<Protection> for DeleteUserError {
+    fn from(protection: Protection) -> Self {
+        Self::Protected(protection)
+    }
 }
 
 /// Lists users, a page at a time.
@@ -40,39 +129,26 @@ impl ListUsers {
     pub async fn execute(
         &self,
         principal: &Principal,
-        request: ListUsersRequest,
-    ) -> Result<UserPage, AdminError> {
+        command: commands::ListUsers,
+    ) -> Result<UserPage, ListUsersError> {
         require_superuser(principal)?;
-        let mut errors = Vec::new();
-        if request.page == 0 {
-            errors.push(FieldError::new("page", "must be at least 1"));
-        }
-        if !(1..=MAX_PER_PAGE).contains(&request.per_page) {
-            errors.push(FieldError::new(
-                "per_page",
-                format!("must be between 1 and {MAX_PER_PAGE}"),
-            ));
-        }
-        if !errors.is_empty() {
-            return Err(AdminError::Invalid(errors));
-        }
-        // A slug that cannot exist matches nobody, as an unknown one does.
-        let role = match request.role.as_deref().map(RoleSlug::parse) {
-            Some(Err(_)) => {
+        let role = match command.role {
+            // A slug that cannot exist matches nobody, as an unknown one does.
+            Some(RoleFilter::Unmatchable) => {
                 return Ok(UserPage {
                     items: Vec::new(),
                     total: 0,
                 });
             }
-            Some(Ok(slug)) => Some(slug),
+            Some(RoleFilter::Slug(slug)) => Some(slug),
             None => None,
         };
         let query = UserQuery {
-            page: request.page,
-            per_page: request.per_page,
-            q: request.q.filter(|q| !q.is_empty()),
+            page: command.page.get(),
+            per_page: command.per_page.get(),
+            q: command.q.filter(|q| !q.is_empty()),
             role,
-            is_active: request.is_active,
+            is_active: command.is_active,
         };
         Ok(self.users.list(&query).await?)
     }
@@ -85,26 +161,13 @@ pub struct GetUser {
 
 impl GetUser {
     /// The user with this id.
-    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<User, AdminError> {
+    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<User, GetUserError> {
         require_superuser(principal)?;
         self.users
             .find_by_id(id)
             .await?
-            .ok_or(AdminError::NotFound("user"))
+            .ok_or(GetUserError::NotFound)
     }
-}
-
-/// A user an administrator creates.
-#[derive(Debug, Clone, Default)]
-pub struct NewUserRequest {
-    pub email: String,
-    pub password: String,
-    pub name: Option<String>,
-    /// Role slug; the default role when absent.
-    pub role: Option<String>,
-    pub is_active: Option<bool>,
-    pub is_superuser: Option<bool>,
-    pub is_verified: Option<bool>,
 }
 
 /// Creates a user with any flags (never a second primary admin).
@@ -117,77 +180,41 @@ pub struct CreateUser {
 }
 
 impl CreateUser {
-    /// Creates the user.
+    /// Creates the user, with the command's role or the default one.
     pub async fn execute(
         &self,
         principal: &Principal,
-        request: NewUserRequest,
-    ) -> Result<User, AdminError> {
+        command: commands::CreateUser,
+    ) -> Result<User, CreateUserError> {
         require_superuser(principal)?;
-        let (email, password, name, role) = self.validate(&request).await?;
-        let hash = self.hasher.hash(&password).await?;
-        let mut user = User::register(email, name, role, self.clock.now());
-        user.is_active = request.is_active.unwrap_or(true);
-        user.is_superuser = request.is_superuser.unwrap_or(false);
-        user.is_verified = request.is_verified.unwrap_or(false);
+        let slug = command
+            .role
+            .unwrap_or_else(|| self.settings.default_role.clone());
+        let role = find_role(self.roles.as_ref(), &slug)
+            .await?
+            .ok_or(CreateUserError::UnknownRole)?;
+        let hash = self.hasher.hash(command.password.password()).await?;
+        let name = command.name.map(DisplayName::into_string);
+        let mut user = User::register(command.email, name, role, self.clock.now());
+        user.is_active = command.is_active.unwrap_or(true);
+        user.is_superuser = command.is_superuser.unwrap_or(false);
+        user.is_verified = command.is_verified.unwrap_or(false);
         self.users
             .create(&user, &hash)
             .await
-            .map_err(email_conflict)?;
+            .map_err(|error| match error {
+                ports::CreateUserError::EmailTaken => CreateUserError::EmailTaken,
+                ports::CreateUserError::Port(error) => error.into(),
+            })?;
         Ok(user)
     }
 
-    /// The field errors `execute` would report, for a transport that adds its own.
-    pub async fn field_errors(&self, request: &NewUserRequest) -> Vec<FieldError> {
-        invalid_fields(self.validate(request).await.err())
+    /// Whether a role has this slug: the rule behind [`CreateUserError::UnknownRole`], for an
+    /// edge whose parse of the command already failed and that answers every bad field at
+    /// once.
+    pub async fn role_exists(&self, slug: &RoleSlug) -> Result<bool, PortError> {
+        Ok(find_role(self.roles.as_ref(), slug).await?.is_some())
     }
-
-    /// The checks of a signup, then the role; all errors at once.
-    async fn validate(
-        &self,
-        request: &NewUserRequest,
-    ) -> Result<(Email, Password, Option<String>, authd_domain::RoleRef), AdminError> {
-        let account = check_account(
-            &self.settings.password_policy,
-            &request.email,
-            &request.password,
-            request.name.as_deref(),
-        );
-        let slug = request
-            .role
-            .clone()
-            .unwrap_or_else(|| self.settings.default_role.to_string());
-        let role = find_role(self.roles.as_ref(), &slug).await?;
-        match (account, role) {
-            (Ok((email, password, name)), Ok(role)) => Ok((email, password, name, role)),
-            (account, role) => {
-                let mut errors = account.err().unwrap_or_default();
-                errors.extend(role.err());
-                Err(AdminError::Invalid(errors))
-            }
-        }
-    }
-}
-
-/// The field errors of a validation outcome (none for success or any other failure).
-fn invalid_fields(error: Option<AdminError>) -> Vec<FieldError> {
-    match error {
-        Some(AdminError::Invalid(errors)) => errors,
-        _ => Vec::new(),
-    }
-}
-
-/// What an administrator may change on a user.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub email: Option<String>,
-    /// `Some(None)` clears the name.
-    pub name: Option<Option<String>>,
-    pub role: Option<String>,
-    pub is_active: Option<bool>,
-    pub is_superuser: Option<bool>,
-    pub is_verified: Option<bool>,
-    pub password: Option<String>,
 }
 
 /// Changes a user. Deactivation and a new password revoke the user's sessions; every change
@@ -209,107 +236,80 @@ impl UpdateUser {
         &self,
         principal: &Principal,
         id: UserId,
-        patch: UserPatch,
-    ) -> Result<User, AdminError> {
+        command: commands::UpdateUser,
+    ) -> Result<User, UpdateUserError> {
         require_superuser(principal)?;
         let action = AdminAction::Change {
-            deactivates: patch.is_active == Some(false),
-            demotes: patch.is_superuser == Some(false),
+            deactivates: command.is_active == Some(false),
+            demotes: command.is_superuser == Some(false),
         };
-        let target = allowed_target(self.users.as_ref(), principal, id, action).await?;
-
-        let changes = self.validate(&target, patch).await?;
-        let changes = match changes.1 {
-            Some(password) => UserChanges {
-                password_hash: Some(self.hasher.hash(&password).await?),
-                ..changes.0
-            },
-            None => changes.0,
+        let target = self
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(UpdateUserError::NotFound)?;
+        check_admin_action(&principal.user, &target, action)?;
+        let role = match &command.role {
+            Some(slug) => Some(
+                find_role(self.roles.as_ref(), slug)
+                    .await?
+                    .ok_or(UpdateUserError::UnknownRole)?,
+            ),
+            None => None,
+        };
+        // The edge checked the password against the patch's email; the one kept is here.
+        if command.email.is_none()
+            && command
+                .password
+                .as_ref()
+                .is_some_and(|password| password.is_email(&target.email))
+        {
+            return Err(UpdateUserError::PasswordIsEmail);
+        }
+        let password_hash = match &command.password {
+            Some(password) => Some(self.hasher.hash(password.password()).await?),
+            None => None,
+        };
+        let changes = UserChanges {
+            email: command.email,
+            name: command.name.into_change(DisplayName::into_string),
+            role: role.map(|role| role.id),
+            is_active: command.is_active,
+            is_superuser: command.is_superuser,
+            is_verified: command.is_verified,
+            password_hash,
         };
         let revoke = changes.is_active == Some(false) || changes.password_hash.is_some();
 
         let now = self.clock.now();
-        let revoker = Revoker::new(&self.sessions, &self.cache);
         // Invalidate before the change (a cache that cannot be reached fails it here, changing
         // nothing), and again after, in case a reader cached the old profile in between.
         self.cache.forget_user(id).await?;
-        if revoke {
-            revoker.forget_live(id, now).await?;
-        }
-        let (user, revoked) = self
-            .users
-            .update(id, &changes, revoke, now)
-            .await
-            .map_err(email_conflict)?
-            .ok_or(AdminError::NotFound("user"))?;
-        revoker.remember(&revoked, now).await;
+        let update = || self.users.update(id, &changes, revoke, now);
+        let updated = if revoke {
+            Revocation::new(&*self.sessions, &*self.cache)
+                .revoke_all_by(id, now, update)
+                .await
+        } else {
+            update().await
+        };
+        let (user, _revoked) = updated
+            .map_err(|error| match error {
+                ports::CreateUserError::EmailTaken => UpdateUserError::EmailTaken,
+                ports::CreateUserError::Port(error) => error.into(),
+            })?
+            .ok_or(UpdateUserError::NotFound)?;
         if let Err(error) = self.cache.forget_user(id).await {
             tracing::warn!(%error, "could not invalidate the cached user again");
         }
         Ok(user)
     }
 
-    /// The field errors `execute` would report for this user, for a transport that adds its own.
-    pub async fn field_errors(&self, id: UserId, patch: UserPatch) -> Vec<FieldError> {
-        match self.users.find_by_id(id).await {
-            Ok(Some(target)) => invalid_fields(self.validate(&target, patch).await.err()),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Every field of the patch checked; all errors at once.
-    async fn validate(
-        &self,
-        target: &User,
-        patch: UserPatch,
-    ) -> Result<(UserChanges, Option<Password>), AdminError> {
-        let email = patch.email.as_deref().map(Email::parse).transpose();
-        let name = patch
-            .name
-            .map(|name| normalize_name(name.as_deref()))
-            .transpose();
-        let role = match &patch.role {
-            Some(slug) => find_role(self.roles.as_ref(), slug).await?.map(Some),
-            None => Ok(None),
-        };
-        // The policy compares against the email the account will have.
-        let new_email = email
-            .as_ref()
-            .ok()
-            .and_then(Option::as_ref)
-            .unwrap_or(&target.email);
-        let password = patch
-            .password
-            .as_deref()
-            .map(|password| {
-                self.settings
-                    .password_policy
-                    .check(password, Some(new_email))
-            })
-            .transpose();
-        match (email, name, role, password) {
-            (Ok(email), Ok(name), Ok(role), Ok(password)) => Ok((
-                UserChanges {
-                    email,
-                    name,
-                    role: role.map(|role| role.id),
-                    is_active: patch.is_active,
-                    is_superuser: patch.is_superuser,
-                    is_verified: patch.is_verified,
-                    password_hash: None,
-                },
-                password,
-            )),
-            (email, name, role, password) => {
-                let errors = [
-                    email.err().map(|e| FieldError::new("email", e)),
-                    name.err(),
-                    role.err(),
-                    password.err().map(|e| FieldError::new("password", e)),
-                ];
-                Err(AdminError::Invalid(errors.into_iter().flatten().collect()))
-            }
-        }
+    /// Whether a role has this slug: the rule behind [`UpdateUserError::UnknownRole`], for an
+    /// edge whose parse of the command already failed and that answers every bad field at
+    /// once.
+    pub async fn role_exists(&self, slug: &RoleSlug) -> Result<bool, PortError> {
+        Ok(find_role(self.roles.as_ref(), slug).await?.is_some())
     }
 }
 
@@ -323,19 +323,20 @@ pub struct DeleteUser {
 
 impl DeleteUser {
     /// Deletes the user.
-    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), AdminError> {
+    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), DeleteUserError> {
         require_superuser(principal)?;
-        allowed_target(self.users.as_ref(), principal, id, AdminAction::Delete).await?;
-        let now = self.clock.now();
-        let revoker = Revoker::new(&self.sessions, &self.cache);
-        self.cache.forget_user(id).await?;
-        revoker.forget_live(id, now).await?;
-        let revoked = self
+        let target = self
             .users
-            .delete(id, now)
+            .find_by_id(id)
             .await?
-            .ok_or(AdminError::NotFound("user"))?;
-        revoker.remember(&revoked, now).await;
+            .ok_or(DeleteUserError::NotFound)?;
+        check_admin_action(&principal.user, &target, AdminAction::Delete)?;
+        let now = self.clock.now();
+        self.cache.forget_user(id).await?;
+        Revocation::new(&*self.sessions, &*self.cache)
+            .revoke_all_by(id, now, || self.users.delete(id, now))
+            .await?
+            .ok_or(DeleteUserError::NotFound)?;
         Ok(())
     }
 }
@@ -353,12 +354,12 @@ impl ListUserSessions {
         &self,
         principal: &Principal,
         id: UserId,
-    ) -> Result<Vec<SessionView>, AdminError> {
+    ) -> Result<Vec<SessionView>, GetUserError> {
         require_superuser(principal)?;
         self.users
             .find_by_id(id)
             .await?
-            .ok_or(AdminError::NotFound("user"))?;
+            .ok_or(GetUserError::NotFound)?;
         let sessions = self.sessions.list_live(id, self.clock.now()).await?;
         Ok(sessions
             .into_iter()
@@ -380,71 +381,59 @@ pub struct RevokeUserSessions {
 
 impl RevokeUserSessions {
     /// Revokes them all.
-    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), AdminError> {
+    pub async fn execute(&self, principal: &Principal, id: UserId) -> Result<(), DeleteUserError> {
         require_superuser(principal)?;
-        allowed_target(
-            self.users.as_ref(),
-            principal,
-            id,
-            AdminAction::RevokeSessions,
-        )
-        .await?;
-        let revoker = Revoker::new(&self.sessions, &self.cache);
-        revoker.revoke_all(id, self.clock.now()).await?;
+        let target = self
+            .users
+            .find_by_id(id)
+            .await?
+            .ok_or(DeleteUserError::NotFound)?;
+        check_admin_action(&principal.user, &target, AdminAction::RevokeSessions)?;
+        Revocation::new(&*self.sessions, &*self.cache)
+            .revoke_all(id, self.clock.now())
+            .await?;
         Ok(())
     }
 }
 
-/// The user `id`, when it exists and the protections let `principal` do `action` to it.
-async fn allowed_target(
-    users: &dyn UserRepository,
-    principal: &Principal,
-    id: UserId,
-    action: AdminAction,
-) -> Result<User, AdminError> {
-    let target = users
-        .find_by_id(id)
-        .await?
-        .ok_or(AdminError::NotFound("user"))?;
-    check_admin_action(&principal.user, &target, action)?;
-    Ok(target)
-}
-
-/// The role with this slug, or the field error that names it.
+/// The role with this slug, `None` when there is none.
 async fn find_role(
     roles: &dyn RoleRepository,
-    slug: &str,
-) -> Result<Result<authd_domain::RoleRef, FieldError>, PortError> {
-    let Ok(slug) = RoleSlug::parse(slug) else {
-        return Ok(Err(FieldError::new("role", "no such role")));
-    };
-    Ok(roles
-        .find_by_slug(&slug)
-        .await?
-        .map(|role| role.to_ref())
-        .ok_or_else(|| FieldError::new("role", "no such role")))
-}
-
-fn email_conflict(error: CreateUserError) -> AdminError {
-    match error {
-        CreateUserError::EmailTaken => {
-            AdminError::Conflict("a user with this email already exists".into())
-        }
-        CreateUserError::Port(error) => error.into(),
-    }
+    slug: &RoleSlug,
+) -> Result<Option<RoleRef>, PortError> {
+    Ok(roles.find_by_slug(slug).await?.map(|role| role.to_ref()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Dependency;
+    use crate::commands::Patch;
     use crate::ports::{
         MockAuthCache, MockPasswordHasher, MockRoleRepository, MockSessionRepository,
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use authd_domain::{PasswordHash, SessionId};
+    use authd_domain::{Email, NewPassword, Page, PasswordHash, PerPage, SessionId};
     use mockall::Sequence;
+
+    fn new_password(raw: &str) -> NewPassword {
+        NewPassword::parse(raw, &settings().password_policy, None).unwrap()
+    }
+
+    fn new_user(email: &str, password: &str) -> commands::CreateUser {
+        let email = Email::parse(email).unwrap();
+        let password = NewPassword::parse(password, &settings().password_policy, Some(&email));
+        commands::CreateUser {
+            email,
+            password: password.unwrap(),
+            name: None,
+            role: None,
+            is_active: None,
+            is_superuser: None,
+            is_verified: None,
+        }
+    }
 
     fn member() -> User {
         let mut member = user();
@@ -505,50 +494,23 @@ mod tests {
         let list = ListUsers {
             users: users.clone(),
         }
-        .execute(
-            &caller,
-            ListUsersRequest {
-                page: 1,
-                per_page: 20,
-                q: None,
-                role: None,
-                is_active: None,
-            },
-        )
+        .execute(&caller, commands::ListUsers::default())
         .await;
-        assert!(matches!(list, Err(AdminError::Forbidden(_))));
+        assert!(matches!(list, Err(ListUsersError::NotSuperuser)));
         assert!(matches!(
             GetUser { users }.execute(&caller, UserId::generate()).await,
-            Err(AdminError::Forbidden(_))
+            Err(GetUserError::NotSuperuser)
         ));
     }
 
     #[tokio::test]
-    async fn listing_bounds_its_pages_and_passes_the_filters() {
+    async fn listing_passes_the_filters_and_an_impossible_role_matches_nobody() {
         let list = ListUsers {
             users: Arc::new(MockUserRepository::new()),
         };
-        let bad = ListUsersRequest {
-            page: 0,
-            per_page: 101,
-            q: None,
-            role: None,
-            is_active: None,
-        };
-        let Err(AdminError::Invalid(errors)) = list.execute(&superuser(), bad).await else {
-            panic!("expected Invalid")
-        };
-        assert_eq!(
-            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
-            ["page", "per_page"]
-        );
-
-        let impossible = ListUsersRequest {
-            page: 1,
-            per_page: 20,
-            q: None,
-            role: Some("Not A Slug".into()),
-            is_active: None,
+        let impossible = commands::ListUsers {
+            role: Some(RoleFilter::Unmatchable),
+            ..Default::default()
         };
         assert_eq!(
             list.execute(&superuser(), impossible).await.unwrap(),
@@ -574,11 +536,11 @@ mod tests {
                     total: 6,
                 })
             });
-        let request = ListUsersRequest {
-            page: 2,
-            per_page: 5,
+        let request = commands::ListUsers {
+            page: Page::new(2).unwrap(),
+            per_page: PerPage::new(5).unwrap(),
             q: Some("ada".into()),
-            role: Some("editors".into()),
+            role: Some(RoleFilter::Slug(RoleSlug::parse("editors").unwrap())),
             is_active: Some(false),
         };
         let page = ListUsers {
@@ -591,7 +553,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn creating_checks_every_field_and_the_role() {
+    async fn creating_refuses_an_unknown_role() {
         let create = CreateUser {
             users: Arc::new(MockUserRepository::new()),
             roles: Arc::new(roles_knowing("application-access")),
@@ -599,18 +561,17 @@ mod tests {
             clock: fixed_clock(),
             settings: settings(),
         };
-        let request = NewUserRequest {
-            email: "bad".into(),
-            password: "short".into(),
-            role: Some("ghosts".into()),
-            ..Default::default()
-        };
-        let Err(AdminError::Invalid(errors)) = create.execute(&superuser(), request).await else {
-            panic!("expected Invalid")
-        };
-        assert_eq!(
-            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
-            ["email", "password", "role"]
+        let mut request = new_user("new@example.com", "a long password");
+        request.role = Some(RoleSlug::parse("ghosts").unwrap());
+        assert!(matches!(
+            create.execute(&superuser(), request).await,
+            Err(CreateUserError::UnknownRole)
+        ));
+        assert!(
+            create
+                .role_exists(&RoleSlug::parse("application-access").unwrap())
+                .await
+                .unwrap()
         );
     }
 
@@ -635,24 +596,22 @@ mod tests {
             clock: fixed_clock(),
             settings: settings(),
         };
-        let request = NewUserRequest {
-            email: "new@example.com".into(),
-            password: "a long password".into(),
+        let request = commands::CreateUser {
             is_active: Some(false),
             is_superuser: Some(true),
             is_verified: Some(true),
-            ..Default::default()
+            ..new_user("new@example.com", "a long password")
         };
         assert!(create.execute(&superuser(), request.clone()).await.is_ok());
 
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .returning(|_, _| Err(CreateUserError::EmailTaken));
+            .returning(|_, _| Err(ports::CreateUserError::EmailTaken));
         create.users = Arc::new(users);
         assert!(matches!(
             create.execute(&superuser(), request).await,
-            Err(AdminError::Conflict(_))
+            Err(CreateUserError::EmailTaken)
         ));
     }
 
@@ -661,37 +620,46 @@ mod tests {
         let mut primary = member();
         primary.is_primary_admin = true;
         primary.is_superuser = true;
-        let patch = UserPatch {
-            name: Some(Some("Renamed".into())),
+        let patch = commands::UpdateUser {
+            name: Patch::Set(DisplayName::parse("Renamed").unwrap().unwrap()),
             ..Default::default()
         };
         let users = users_holding(&primary);
         let result = update_use_case(users, MockSessionRepository::new(), MockAuthCache::new())
             .execute(&superuser(), primary.id, patch)
             .await;
-        assert!(
-            matches!(result, Err(AdminError::Forbidden(detail)) if detail.contains("primary admin"))
-        );
+        assert!(matches!(
+            result,
+            Err(UpdateUserError::Protected(
+                Protection::PrimaryAdminProtected
+            ))
+        ));
     }
 
     #[tokio::test]
     async fn superusers_may_not_deactivate_or_demote_themselves() {
         let me = superuser();
-        for patch in [
-            UserPatch {
-                is_active: Some(false),
-                ..Default::default()
-            },
-            UserPatch {
-                is_superuser: Some(false),
-                ..Default::default()
-            },
+        for (patch, protection) in [
+            (
+                commands::UpdateUser {
+                    is_active: Some(false),
+                    ..Default::default()
+                },
+                Protection::CannotDeactivateSelf,
+            ),
+            (
+                commands::UpdateUser {
+                    is_superuser: Some(false),
+                    ..Default::default()
+                },
+                Protection::CannotDemoteSelf,
+            ),
         ] {
             let users = users_holding(&me.user);
             let result = update_use_case(users, MockSessionRepository::new(), MockAuthCache::new())
                 .execute(&me, me.user.id, patch)
                 .await;
-            assert!(matches!(result, Err(AdminError::Forbidden(_))));
+            assert!(matches!(result, Err(UpdateUserError::Protected(p)) if p == protection));
         }
     }
 
@@ -738,7 +706,7 @@ mod tests {
             .times(1)
             .in_sequence(&mut order)
             .returning(|_| Ok(()));
-        let patch = UserPatch {
+        let patch = commands::UpdateUser {
             is_active: Some(false),
             ..Default::default()
         };
@@ -771,8 +739,8 @@ mod tests {
             })
             .times(1)
             .returning(move |_, _, _, _| Ok(Some((stored.clone(), vec![]))));
-        let patch = UserPatch {
-            password: Some("a new long password".into()),
+        let patch = commands::UpdateUser {
+            password: Some(new_password("a new long password")),
             ..Default::default()
         };
         assert!(
@@ -794,9 +762,9 @@ mod tests {
             })
             .times(1)
             .returning(move |_, _, _, _| Ok(Some((stored.clone(), vec![]))));
-        let patch = UserPatch {
-            name: Some(Some(" Ada L. ".into())),
-            role: Some("editors".into()),
+        let patch = commands::UpdateUser {
+            name: Patch::from_given(DisplayName::parse(" Ada L. ").unwrap()),
+            role: Some(RoleSlug::parse("editors").unwrap()),
             ..Default::default()
         };
         assert!(
@@ -810,10 +778,8 @@ mod tests {
     #[tokio::test]
     async fn updates_report_bad_fields_missing_users_taken_emails_and_a_down_cache() {
         let target = member();
-        let patch = UserPatch {
-            email: Some("bad".into()),
-            role: Some("ghosts".into()),
-            password: Some("short".into()),
+        let patch = commands::UpdateUser {
+            role: Some(RoleSlug::parse("ghosts").unwrap()),
             ..Default::default()
         };
         let result = update_use_case(
@@ -823,12 +789,40 @@ mod tests {
         )
         .execute(&superuser(), target.id, patch)
         .await;
-        let Err(AdminError::Invalid(errors)) = result else {
-            panic!("expected Invalid")
+        assert!(matches!(result, Err(UpdateUserError::UnknownRole)));
+
+        // The password is checked against the email the account keeps, before any hashing.
+        let patch = commands::UpdateUser {
+            password: Some(new_password("ADA@example.com")),
+            ..Default::default()
         };
-        assert_eq!(
-            errors.iter().map(|e| e.field).collect::<Vec<_>>(),
-            ["email", "role", "password"]
+        let result = update_use_case(
+            users_holding(&target),
+            MockSessionRepository::new(),
+            MockAuthCache::new(),
+        )
+        .execute(&superuser(), target.id, patch)
+        .await;
+        assert!(matches!(result, Err(UpdateUserError::PasswordIsEmail)));
+        // ... and not when the patch gives the account another email.
+        let patch = commands::UpdateUser {
+            email: Some(authd_domain::Email::parse("new@example.com").unwrap()),
+            password: Some(new_password("ADA@example.com")),
+            ..Default::default()
+        };
+        let mut users = users_holding(&target);
+        users
+            .expect_update()
+            .returning(|_, _, _, _| Ok(Some((user(), vec![]))));
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_list_live().returning(|_, _| Ok(vec![]));
+        let mut use_case = update_use_case(users, sessions, relaxed_cache());
+        use_case.hasher = Arc::new(hashing("ADA@example.com", "$argon2id$new"));
+        assert!(
+            use_case
+                .execute(&superuser(), target.id, patch)
+                .await
+                .is_ok()
         );
 
         let ghost = UserId::generate();
@@ -838,27 +832,27 @@ mod tests {
             .withf(move |id| *id == ghost)
             .returning(|_| Ok(None));
         let missing = update_use_case(users, MockSessionRepository::new(), MockAuthCache::new())
-            .execute(&superuser(), ghost, UserPatch::default())
+            .execute(&superuser(), ghost, commands::UpdateUser::default())
             .await;
-        assert!(matches!(missing, Err(AdminError::NotFound("user"))));
+        assert!(matches!(missing, Err(UpdateUserError::NotFound)));
 
         let mut users = users_holding(&target);
         let id = target.id;
         users
             .expect_update()
             .withf(move |user, _, _, _| *user == id)
-            .returning(|_, _, _, _| Err(CreateUserError::EmailTaken));
+            .returning(|_, _, _, _| Err(ports::CreateUserError::EmailTaken));
         let taken = update_use_case(users, MockSessionRepository::new(), relaxed_cache())
             .execute(
                 &superuser(),
                 target.id,
-                UserPatch {
-                    email: Some("taken@example.com".into()),
+                commands::UpdateUser {
+                    email: Some(authd_domain::Email::parse("taken@example.com").unwrap()),
                     ..Default::default()
                 },
             )
             .await;
-        assert!(matches!(taken, Err(AdminError::Conflict(_))));
+        assert!(matches!(taken, Err(UpdateUserError::EmailTaken)));
 
         let mut users = users_holding(&target);
         users.expect_update().never();
@@ -870,7 +864,7 @@ mod tests {
             .execute(
                 &superuser(),
                 target.id,
-                UserPatch {
+                commands::UpdateUser {
                     is_verified: Some(true),
                     ..Default::default()
                 },
@@ -878,7 +872,9 @@ mod tests {
             .await;
         assert!(matches!(
             down,
-            Err(AdminError::Port(PortError::Unavailable(Dependency::Cache)))
+            Err(UpdateUserError::Port(PortError::Unavailable(
+                Dependency::Cache
+            )))
         ));
     }
 
@@ -893,7 +889,7 @@ mod tests {
         };
         assert!(matches!(
             delete_self.execute(&me, me.user.id).await,
-            Err(AdminError::Forbidden(_))
+            Err(DeleteUserError::Protected(Protection::CannotDeleteSelf))
         ));
 
         let target = member();
@@ -974,7 +970,9 @@ mod tests {
         };
         assert!(matches!(
             revoke.execute(&superuser(), primary.id).await,
-            Err(AdminError::Forbidden(_))
+            Err(DeleteUserError::Protected(
+                Protection::PrimaryAdminProtected
+            ))
         ));
 
         let mut sessions = MockSessionRepository::new();

@@ -1,21 +1,16 @@
 //! `/api/access`: the user's own account.
 
-use actix_web::ResponseError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use authd_application::use_cases::{
-    LoginError, LoginRequest, PasswordChange, RefreshError, SignUpRequest,
-};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use authd_application::commands;
+use authd_application::use_cases::{LoginError, LoginRequest, RefreshError};
 use authd_domain::SessionId;
 
 use crate::cookies::DEVICE_COOKIE;
-use crate::dto::{PasswordChangeBody, SessionDto, SignUpBody, UserDto};
-use crate::extract::{
-    Authenticated, JsonBody, PasswordForm, access_token, caller_then_json, path_id, refresh_token,
-};
-use crate::metrics;
-use crate::openapi::{LoginFormSchema, ProblemSchema};
-use crate::{ApiError, AppState};
+use crate::dto::{SessionDto, UserDto};
+use crate::extract::{Authenticated, PasswordForm, access_token, json_object, refresh_token};
+use crate::requests::{self, Body, FieldErrors, LoginFormSchema, PasswordChangeBody, SignUpBody};
+use crate::{ApiError, AppState, metrics, problem};
 
 pub(crate) const PATHS: &[&str] = &[
     "/api/access/signup",
@@ -46,22 +41,35 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 
 type State = web::Data<AppState>;
 
-#[utoipa::path(post, path = "/api/access/signup", tag = "access", request_body = SignUpBody, responses((status = 201, description = "The new user", body = UserDto), (status = 409, description = "Email taken", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Invalid email, password or name", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Not JSON", body = ProblemSchema, content_type = "application/problem+json"), (status = 413, description = "Body too large", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not application/json", body = ProblemSchema, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/access/signup", tag = "access", request_body = SignUpBody,
+    responses((status = 201, description = "The new user", body = UserDto), problem::SignUp)
+)]
 pub(crate) async fn sign_up(
     state: State,
-    JsonBody(body): JsonBody<SignUpBody>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let request = SignUpRequest {
-        email: body.email,
-        password: body.password,
-        name: body.name,
-    };
-    let user = state.use_cases.sign_up.execute(request).await?;
+    let mut errors = FieldErrors::default();
+    let body = json_object(&request, payload, &mut errors).await?;
+    let policy = &state.settings.password_policy;
+    let command = body
+        .as_ref()
+        .and_then(|object| requests::sign_up(Body::new(object, &mut errors), policy));
+    let command = errors.finish(command)?;
+    let user = state.use_cases.sign_up.execute(command).await?;
     tracing::info!(user_id = %user.id, "user signed up");
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
-#[utoipa::path(post, path = "/api/access/login", tag = "access", request_body(content = LoginFormSchema, content_type = "application/x-www-form-urlencoded"), responses((status = 204, description = "Logged in; sets the access_token and refresh_token cookies"), (status = 401, description = "Bad credentials", body = ProblemSchema, content_type = "application/problem+json"), (status = 403, description = "Inactive account", body = ProblemSchema, content_type = "application/problem+json"), (status = 415, description = "Not a form", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Missing field", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "Throttled; see Retry-After", body = ProblemSchema, content_type = "application/problem+json"), (status = 503, description = "A dependency is unavailable, or the server is busy (see Retry-After)", body = ProblemSchema, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/access/login", tag = "access",
+    request_body(content = LoginFormSchema, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Logged in; sets the access_token, refresh_token and device_token cookies"),
+        problem::LogIn,
+    )
+)]
 pub(crate) async fn log_in(
     state: State,
     request: HttpRequest,
@@ -100,7 +108,12 @@ pub(crate) async fn log_in(
             tracing::info!(reason = %error, client_ip = ?ip, "login failed");
         })?;
     metrics::login("success");
-    tracing::info!(user_id = %logged_in.user.id, session_id = %logged_in.session.id, client_ip = ?ip, "login succeeded");
+    tracing::info!(
+        user_id = %logged_in.user.id,
+        session_id = %logged_in.session.id,
+        client_ip = ?ip,
+        "login succeeded"
+    );
     let mut response = HttpResponse::NoContent();
     state
         .settings
@@ -113,7 +126,10 @@ pub(crate) async fn log_in(
     Ok(response.finish())
 }
 
-#[utoipa::path(post, path = "/api/access/refresh", tag = "access", responses((status = 204, description = "Rotated; sets both new cookies"), (status = 401, description = "Missing, invalid, revoked or reused refresh token", body = ProblemSchema, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/access/refresh", tag = "access",
+    responses((status = 204, description = "Rotated; sets both new cookies"), problem::Refresh)
+)]
 pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse {
     let Some(token) = refresh_token(&request) else {
         return clearing_when_unauthorized(
@@ -143,7 +159,10 @@ pub(crate) async fn refresh(state: State, request: HttpRequest) -> HttpResponse 
     }
 }
 
-#[utoipa::path(post, path = "/api/access/logout", tag = "access", responses((status = 204, description = "Session revoked; cookies cleared"), (status = 401, description = "No live session named", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    post, path = "/api/access/logout", tag = "access", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Session revoked; cookies cleared"), problem::LogOut)
+)]
 pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse {
     let access = access_token(&request);
     let refresh = refresh_token(&request);
@@ -163,17 +182,30 @@ pub(crate) async fn log_out(state: State, request: HttpRequest) -> HttpResponse 
 
 /// Authenticates before reading the body, so the answer's order is fixed: 401, then 422 (body
 /// and policy), then 400 (wrong current password).
-#[utoipa::path(patch, path = "/api/access/password", tag = "access", request_body = PasswordChangeBody, responses((status = 204, description = "Changed; every session revoked; cookies cleared"), (status = 422, description = "Invalid body or policy", body = ProblemSchema, content_type = "application/problem+json"), (status = 400, description = "Wrong current password", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json"), (status = 429, description = "The account is in login back-off; see Retry-After", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    patch, path = "/api/access/password", tag = "access", request_body = PasswordChangeBody,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Changed; every session revoked; cookies cleared"),
+        problem::ChangePassword,
+    )
+)]
 pub(crate) async fn change_password(
     state: State,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (Authenticated(principal), body) =
-        caller_then_json::<Authenticated, PasswordChangeBody>(&request, payload).await?;
-    let change = PasswordChange {
-        current_password: body.current_password,
-        new_password: body.new_password,
+    let Authenticated(principal) = Authenticated::extract(&request).await?;
+    let mut errors = FieldErrors::default();
+    let body = json_object(&request, payload, &mut errors).await?;
+    let (policy, email) = (&state.settings.password_policy, &principal.user.email);
+    let parsed = body.as_ref().and_then(|object| {
+        requests::change_password(Body::new(object, &mut errors), policy, email)
+    });
+    let (current_password, new_password) = errors.finish(parsed)?;
+    let change = commands::ChangePassword {
+        current_password,
+        new_password,
         ip: state.settings.trusted_proxies.client_ip(&request),
     };
     state
@@ -186,12 +218,21 @@ pub(crate) async fn change_password(
     Ok(cleared(&state, HttpResponse::NoContent()))
 }
 
-#[utoipa::path(get, path = "/api/access/me", tag = "access", responses((status = 200, description = "The caller", body = UserDto), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    get, path = "/api/access/me", tag = "access", security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The caller", body = UserDto), problem::OwnRead)
+)]
 pub(crate) async fn me(Authenticated(principal): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(UserDto::from(&principal.user))
 }
 
-#[utoipa::path(get, path = "/api/access/sessions", tag = "access", responses((status = 200, description = "The live sessions of the caller", body = [SessionDto]), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    get, path = "/api/access/sessions", tag = "access", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "The live sessions of the caller", body = [SessionDto]),
+        problem::OwnRead,
+    )
+)]
 pub(crate) async fn list_sessions(
     state: State,
     Authenticated(principal): Authenticated,
@@ -201,13 +242,20 @@ pub(crate) async fn list_sessions(
     Ok(HttpResponse::Ok().json(body))
 }
 
-#[utoipa::path(delete, path = "/api/access/sessions/{sid}", tag = "access", params(("sid" = uuid::Uuid, Path, description = "Session id")), responses((status = 204, description = "Revoked"), (status = 404, description = "Not a live session of the caller", body = ProblemSchema, content_type = "application/problem+json"), (status = 422, description = "Not a UUID", body = ProblemSchema, content_type = "application/problem+json"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    delete, path = "/api/access/sessions/{sid}", tag = "access",
+    params(("sid" = uuid::Uuid, Path, description = "Session id")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Revoked"), problem::RevokeSession)
+)]
 pub(crate) async fn revoke_session(
     state: State,
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = SessionId::from_uuid(path_id(&path, "sid")?);
+    let mut errors = FieldErrors::default();
+    let id = requests::path_id(&path, "sid", &mut errors);
+    let id = SessionId::from_uuid(errors.finish(id)?);
     state
         .use_cases
         .revoke_session
@@ -218,7 +266,13 @@ pub(crate) async fn revoke_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/access/logout-all", tag = "access", responses((status = 204, description = "Every session revoked; cookies cleared"), (status = 401, description = "Not authenticated", body = ProblemSchema, content_type = "application/problem+json")), security(("bearer" = []), ("cookie" = [])))]
+#[utoipa::path(
+    post, path = "/api/access/logout-all", tag = "access", security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 204, description = "Every session revoked; cookies cleared"),
+        problem::OwnWrite,
+    )
+)]
 pub(crate) async fn log_out_everywhere(
     state: State,
     Authenticated(principal): Authenticated,

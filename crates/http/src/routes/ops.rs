@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::AppState;
-use crate::openapi::ProblemSchema;
+use crate::problem;
 
 pub(crate) const PATHS: &[&str] = &[
     "/health",
@@ -25,13 +25,26 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi));
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This document", content_type = "application/json")))]
-pub(crate) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+pub(crate) async fn openapi(document: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok().json(document.0)
 }
 
+/// The OpenAPI document this handler serves, given by [`crate::app`] (it is built from the
+/// routes, so the routes do not build it).
+pub(crate) struct Document(pub &'static utoipa::openapi::OpenApi);
+
 /// Prometheus text, when this listener serves it (`AUTHD_METRICS_LISTEN` unset).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 404, description = "Served on AUTHD_METRICS_LISTEN instead")))]
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 404, description = "Served on AUTHD_METRICS_LISTEN instead"),
+    )
+)]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match &state.settings.metrics {
         Some(render) => metrics_response(render),
@@ -47,7 +60,10 @@ pub(crate) fn metrics_response(render: &crate::RenderMetrics) -> HttpResponse {
 }
 
 /// The process answers: nothing else is checked (that is `/ready`).
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "The process runs", content_type = "application/json")))]
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process runs", content_type = "application/json"))
+)]
 pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -56,7 +72,13 @@ pub(crate) async fn health() -> HttpResponse {
 
 /// Postgres and Redis each answer within their short timeouts: `200`, else a `503` problem
 /// naming what failed in `checks`.
-#[utoipa::path(get, path = "/ready", tag = "operations", responses((status = 200, description = "Postgres and Redis answer", content_type = "application/json"), (status = 503, description = "Not ready; checks names what failed", body = ProblemSchema, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Postgres and Redis answer", content_type = "application/json"),
+        problem::Ready,
+    )
+)]
 pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let readiness = state.use_cases.check_readiness.execute().await;
     let word = |up: bool| if up { "ok" } else { "unavailable" };
@@ -82,7 +104,10 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The public keys that verify access tokens, signing and verify-only alike.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, description = "The public keys that verify access tokens", content_type = "application/json")))]
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, description = "The keys that verify access tokens", content_type = "application/json"))
+)]
 pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(&state.settings.jwks)
 }

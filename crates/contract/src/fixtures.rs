@@ -1,0 +1,237 @@
+//! What the store contracts share: a fixed clock, and stored users, roles and sessions.
+
+use authd_application::ports::{Rotation, UserQuery};
+use authd_domain::{
+    Email, PasswordHash, Role, RoleId, RoleSlug, Session, SessionId, TokenId, User, UserId,
+};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use crate::Store;
+
+/// A fixed clock: the store ports take the time as a parameter and read no clock of their own.
+pub(crate) fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap()
+}
+
+/// `t0` plus `minutes`.
+pub(crate) fn at(minutes: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(minutes)
+}
+
+/// The hash every stored user starts with.
+pub(crate) fn old_hash() -> PasswordHash {
+    PasswordHash::new("$argon2id$old")
+}
+
+pub(crate) fn email(raw: &str) -> Email {
+    Email::parse(raw).unwrap()
+}
+
+pub(crate) fn slug(raw: &str) -> RoleSlug {
+    RoleSlug::parse(raw).unwrap()
+}
+
+/// A role (not stored) created and last changed at `at`.
+pub(crate) fn new_role(slug_text: &str, at: DateTime<Utc>) -> Role {
+    Role {
+        id: RoleId::generate(),
+        slug: slug(slug_text),
+        name: format!("The {slug_text}"),
+        description: Some(format!("What {slug_text} may do")),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+/// A session of `user` (not stored) created at `t0 + created`, expiring at `t0 + expires`.
+pub(crate) fn new_session(user: &User, created: TimeDelta, expires: TimeDelta) -> Session {
+    Session {
+        id: SessionId::generate(),
+        user_id: user.id,
+        created_at: t0() + created,
+        last_used_at: t0() + created,
+        expires_at: t0() + expires,
+        user_agent: Some("test-agent/1.0".into()),
+        ip: Some("192.0.2.7".into()),
+        revoked_at: None,
+    }
+}
+
+/// An exchange of `presented` at `now`, with a fresh successor and sealed pair.
+pub(crate) fn rotation(session: SessionId, presented: TokenId, now: DateTime<Utc>) -> Rotation {
+    Rotation {
+        session_id: session,
+        presented,
+        successor: TokenId::generate(),
+        successor_expires_at: now + TimeDelta::days(7),
+        sealed_successor: format!("sealed-{}", TokenId::generate()),
+        now,
+    }
+}
+
+/// Page `page` of `per_page` users, without filters.
+pub(crate) fn page(page: u32, per_page: u32) -> UserQuery {
+    UserQuery {
+        page,
+        per_page,
+        q: None,
+        role: None,
+        is_active: None,
+    }
+}
+
+/// The first page of 100 users whose email or name contains `q`.
+pub(crate) fn search(q: &str) -> UserQuery {
+    UserQuery {
+        q: Some(q.into()),
+        ..page(1, 100)
+    }
+}
+
+pub(crate) fn ids(users: &[User]) -> Vec<UserId> {
+    users.iter().map(|user| user.id).collect()
+}
+
+pub(crate) fn session_ids(sessions: &[Session]) -> Vec<SessionId> {
+    sessions.iter().map(|session| session.id).collect()
+}
+
+pub(crate) fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
+}
+
+impl Store<'_> {
+    /// The `members` role, made on first use (every user of the fixtures holds it).
+    pub(crate) async fn members(&self) -> Role {
+        self.roles
+            .ensure(&slug("members"), "Members", t0())
+            .await
+            .unwrap()
+    }
+
+    /// A stored role.
+    pub(crate) async fn role(&self, slug_text: &str, at: DateTime<Utc>) -> Role {
+        let role = new_role(slug_text, at);
+        self.roles.create(&role).await.unwrap();
+        role
+    }
+
+    /// A stored, active member named Ada, created at `t0`, with [`old_hash`].
+    pub(crate) async fn user(&self, address: &str) -> User {
+        let role = self.members().await;
+        let user = User::register(email(address), Some("Ada".into()), role.to_ref(), t0());
+        self.users.create(&user, &old_hash()).await.unwrap();
+        user
+    }
+
+    /// A stored user named `name`, holding `role`, created at `t0 + created`.
+    pub(crate) async fn member(
+        &self,
+        address: &str,
+        name: Option<&str>,
+        role: &Role,
+        created: TimeDelta,
+        is_active: bool,
+    ) -> User {
+        let user = User {
+            is_active,
+            ..User::register(
+                email(address),
+                name.map(str::to_owned),
+                role.to_ref(),
+                t0() + created,
+            )
+        };
+        self.users.create(&user, &old_hash()).await.unwrap();
+        user
+    }
+
+    /// A primary admin (not stored) holding `members`.
+    pub(crate) async fn admin(&self, address: &str) -> User {
+        let role = self.members().await;
+        User::primary_admin(email(address), role.to_ref(), t0())
+    }
+
+    /// The ids of one page of users matching `query`, and the total.
+    pub(crate) async fn listed(&self, query: UserQuery) -> (Vec<UserId>, u64) {
+        let page = self.users.list(&query).await.unwrap();
+        (ids(&page.items), page.total)
+    }
+
+    /// A stored session of `user` created at `t0 + created`, expiring at `t0 + expires`,
+    /// opened at the user's current credentials version; and its first refresh token.
+    pub(crate) async fn session(
+        &self,
+        user: &User,
+        created: TimeDelta,
+        expires: TimeDelta,
+    ) -> (Session, TokenId) {
+        let session = new_session(user, created, expires);
+        let jti = TokenId::generate();
+        let version = self.version(user).await;
+        assert!(self.sessions.create(&session, jti, version).await.unwrap());
+        (session, jti)
+    }
+
+    /// A session of `user` revoked at `revoked_at`.
+    pub(crate) async fn revoked_session(&self, user: &User, revoked_at: DateTime<Utc>) -> Session {
+        let (session, _) = self
+            .session(user, -TimeDelta::hours(1), TimeDelta::days(1))
+            .await;
+        let revoked = self.sessions.revoke(session.id, revoked_at).await.unwrap();
+        assert_eq!(revoked.map(|s| s.revoked_at), Some(Some(revoked_at)));
+        session
+    }
+
+    /// A live session of `user` whose first refresh token was exchanged at `rotated`, so it
+    /// holds a sealed successor pair.
+    pub(crate) async fn rotated_session(&self, user: &User, rotated: DateTime<Utc>) -> SessionId {
+        let (session, jti) = self
+            .session(user, -TimeDelta::hours(1), TimeDelta::days(1))
+            .await;
+        assert!(
+            self.sessions
+                .rotate(&rotation(session.id, jti, rotated))
+                .await
+                .unwrap()
+        );
+        session.id
+    }
+
+    /// The session's sealed successor pair, as stored.
+    pub(crate) async fn sealed(&self, session: SessionId) -> Option<String> {
+        self.sessions
+            .find(session)
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed_successor
+    }
+
+    /// The ids of the user's live sessions at `t0`, newest first.
+    pub(crate) async fn live_ids(&self, user: &User) -> Vec<SessionId> {
+        session_ids(&self.sessions.list_live(user.id, t0()).await.unwrap())
+    }
+
+    /// The user's credentials version, as a login reads it.
+    pub(crate) async fn version(&self, user: &User) -> i64 {
+        self.users
+            .find_credentials(&user.email)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+    }
+
+    /// Whether a session of `user` opened against credentials `version` is stored.
+    pub(crate) async fn open(&self, user: &User, version: i64) -> (Session, bool) {
+        let session = new_session(user, TimeDelta::zero(), TimeDelta::days(1));
+        let stored = self
+            .sessions
+            .create(&session, TokenId::generate(), version)
+            .await
+            .unwrap();
+        (session, stored)
+    }
+}

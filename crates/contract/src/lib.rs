@@ -1,0 +1,189 @@
+//! # The port contract suite
+//!
+//! One set of tests per port of `authd_application::ports`, written once as functions that
+//! take the adapter, and run against every adapter of that port: the in-memory ones, Postgres
+//! and Redis (the test binaries in `tests/`). An adapter that passes the suite behaves as the
+//! port's documentation says, so the memory and Postgres stores, or the memory and Redis caches,
+//! can stand in for one another. (After apache/arrow-rs-object-store's `src/integration.rs`.)
+//!
+//! - [`users`], [`roles`] and [`sessions`] take a [`Store`]: the three storage ports of one
+//!   store, since their contracts meet (a password change revokes sessions, a role rename shows
+//!   in the users' profiles).
+//! - [`cache`] takes an `AuthCache` built with the TTLs in [`cache::TTLS`].
+//! - [`throttle`] takes a `LoginThrottle` built with [`throttle::backoff`] and
+//!   [`throttle::ip_cap`].
+//!
+//! A test binary runs a whole suite with [`store_suite!`], [`cache_suite!`] or
+//! [`throttle_suite!`], handing it an async function that builds a fresh adapter (a database, a
+//! key prefix of its own), runs the one test it is given, and tidies up.
+//!
+//! A new contract is a `pub async fn` in its module and its name in that module's macro list
+//! below (a function missing from the list runs nowhere).
+//!
+//! What two adapters may legitimately do differently (an outage, which only a networked
+//! adapter has; key names and TTLs as Redis stores them; SQL shapes and row locks) is not in
+//! the suite but in each adapter's own tests.
+//!
+//! Depends on the application ports and the domain only; the adapters are dev-dependencies.
+
+// Test support: a failed expectation is a panic, as in any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod cache;
+pub mod roles;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+mod fixtures;
+
+use authd_application::ports::{RoleRepository, SessionRepository, UserRepository};
+
+/// The storage ports of one store, as the store suites take them.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    /// Its users.
+    pub users: &'a dyn UserRepository,
+    /// Its roles.
+    pub roles: &'a dyn RoleRepository,
+    /// Its sessions.
+    pub sessions: &'a dyn SessionRepository,
+}
+
+/// Defines one `#[tokio::test]` per store contract (users, roles, sessions), each calling
+/// `$with(contract)`, where `$with` is an `async fn(impl AsyncFnOnce(Store<'_>))` that builds a
+/// fresh store, runs the contract on it and tidies up.
+#[macro_export]
+macro_rules! store_suite {
+    ($with:path) => {
+        $crate::__tests!(
+            $with,
+            users,
+            [
+                users_create_and_find,
+                users_email_taken_in_any_case_stores_nothing,
+                users_are_found_by_their_nfc_email,
+                users_list_by_creation_time_then_id_a_page_at_a_time,
+                users_list_of_an_empty_store,
+                users_search_matches_email_or_name_in_any_case_and_literally,
+                users_role_filter_matches_the_slug,
+                users_filters_combine,
+                users_lookups_show_the_role_as_it_is_now,
+                users_update_sets_only_the_given_fields_and_the_time,
+                users_update_keeps_the_primary_admin_mark,
+                users_update_to_a_taken_email_changes_nothing,
+                users_update_of_an_unknown_user_is_none,
+                users_an_unknown_role_is_refused_and_nothing_changes,
+                users_update_revoking_sessions_returns_exactly_the_live_ones,
+                users_update_without_revoking_leaves_the_sessions_live,
+                users_delete_returns_the_live_sessions_and_frees_the_email,
+                users_delete_without_live_sessions_or_of_nobody,
+                users_primary_admin_is_created_once_and_never_overwritten,
+                users_primary_admin_with_a_taken_email_is_refused,
+                users_primary_admin_mark_is_read_back_by_every_lookup,
+                users_create_never_makes_a_second_primary_admin,
+                users_of_concurrent_primary_admin_creations_exactly_one_wins,
+                users_replace_password_revokes_exactly_the_live_sessions,
+                users_replace_password_of_nobody_revokes_nothing,
+                users_rehash_is_a_compare_and_set_on_the_old_hash,
+                users_every_credentials_change_bumps_the_version,
+            ]
+        );
+        $crate::__tests!(
+            $with,
+            roles,
+            [
+                roles_ensure_is_idempotent,
+                roles_concurrent_ensures_create_one_role,
+                roles_are_listed_by_creation_time_then_id,
+                roles_create_find_and_slug_taken,
+                roles_update_sets_only_the_given_fields_and_the_time,
+                roles_delete_once_and_never_while_held,
+            ]
+        );
+        $crate::__tests!(
+            $with,
+            sessions,
+            [
+                sessions_create_and_find_with_the_rotation_state,
+                sessions_create_refuses_a_stale_version_or_an_inactive_user,
+                sessions_no_login_racing_a_credentials_change_stays_live,
+                sessions_list_live_newest_first,
+                sessions_revoke_returns_the_session_only_while_live,
+                sessions_revoke_all_revokes_the_live_ones_and_bumps_the_version,
+                sessions_rotate_is_a_compare_and_set,
+                sessions_of_concurrent_rotations_exactly_one_wins,
+                sessions_revoked_or_expired_cannot_rotate,
+                sessions_purge_deletes_expired_and_long_revoked_only,
+                sessions_purge_deletes_at_most_a_batch,
+                sessions_concurrent_purges_delete_each_session_once,
+                sessions_sealed_pairs_are_cleared_past_the_window_a_batch_at_a_time,
+                sessions_concurrent_clearings_clear_each_pair_once,
+                sessions_every_revocation_clears_the_sealed_pair,
+            ]
+        );
+    };
+}
+
+/// Defines one `#[tokio::test]` per auth cache contract, each calling `$with(contract)`, where
+/// `$with` is an `async fn(impl AsyncFnOnce(&dyn AuthCache))` that builds a fresh cache with
+/// [`cache::TTLS`], runs the contract on it and tidies up.
+#[macro_export]
+macro_rules! cache_suite {
+    ($with:path) => {
+        $crate::__tests!(
+            $with,
+            cache,
+            [
+                cache_lookup_of_nothing_is_a_miss,
+                cache_lookup_returns_the_mark_and_the_user,
+                cache_mark_live_never_overrides_a_mark,
+                cache_live_marks_last_at_most_the_cap,
+                cache_forget_sessions_drops_the_marks,
+                cache_mark_revoked_overrides_and_lasts_its_ttl,
+                cache_put_user_never_overrides_an_entry,
+                cache_forget_user_leaves_a_tombstone_for_its_ttl,
+                cache_profiles_expire,
+            ]
+        );
+    };
+}
+
+/// Defines one `#[tokio::test]` per login throttle contract, each calling `$with(contract)`,
+/// where `$with` is an `async fn(impl AsyncFnOnce(&dyn LoginThrottle))` that builds a fresh
+/// throttle with [`throttle::backoff`] and [`throttle::ip_cap`], runs the contract on it and
+/// tidies up.
+#[macro_export]
+macro_rules! throttle_suite {
+    ($with:path) => {
+        $crate::__tests!(
+            $with,
+            throttle,
+            [
+                throttle_admits_the_failures_allowed_then_locks,
+                throttle_each_attempt_past_a_lock_doubles_it,
+                throttle_success_resets_the_account,
+                throttle_withdraw_gives_the_count_back,
+                throttle_devices_count_apart_from_accounts,
+                throttle_caps_attempts_per_network,
+                throttle_success_and_withdraw_give_the_network_its_attempt_back,
+                throttle_a_refused_attempt_counts_nothing,
+                throttle_of_thirty_concurrent_attempts_exactly_the_failures_left_pass,
+                throttle_of_concurrent_attempts_from_one_network_exactly_the_cap_passes,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tests {
+    ($with:path, $module:ident, [$($name:ident),* $(,)?]) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $with($crate::$module::$name).await;
+            }
+        )*
+    };
+}

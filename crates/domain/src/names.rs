@@ -1,0 +1,177 @@
+//! Human-readable text: a user's display name, a role's name and its description. Each is
+//! trimmed of surrounding whitespace and bounded in characters (code points).
+
+use std::fmt;
+
+use crate::RoleTextError;
+
+/// Why a string is not a [`DisplayName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisplayNameError {
+    /// Longer than [`DisplayName::MAX_LEN`] characters once trimmed.
+    #[error("name must be at most {max} characters")]
+    TooLong {
+        /// The longest name accepted.
+        max: usize,
+    },
+}
+
+/// A user's display name: trimmed, 1 to [`DisplayName::MAX_LEN`] characters. A blank name is
+/// no name.
+///
+/// ```
+/// use authd_domain::DisplayName;
+///
+/// assert_eq!(DisplayName::parse("  Ada ").unwrap().unwrap().as_str(), "Ada");
+/// assert_eq!(DisplayName::parse(" \t ").unwrap(), None);
+/// assert!(DisplayName::parse(&"x".repeat(101)).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The longest display name, in characters.
+    pub const MAX_LEN: usize = 100;
+
+    /// Trims `raw`: `None` when nothing is left, an error when it is too long.
+    pub fn parse(raw: &str) -> Result<Option<Self>, DisplayNameError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(DisplayNameError::TooLong { max: Self::MAX_LEN });
+        }
+        Ok(Some(Self(name.to_owned())))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as the `String` a [`User`](crate::User) holds.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A role's name: trimmed, 1 to [`RoleName::MAX_LEN`] characters.
+///
+/// ```
+/// use authd_domain::{RoleName, RoleTextError};
+///
+/// assert_eq!(RoleName::parse(" Editors ").unwrap().as_str(), "Editors");
+/// assert_eq!(RoleName::parse("   "), Err(RoleTextError::EmptyName));
+/// assert_eq!(RoleName::parse(&"x".repeat(101)), Err(RoleTextError::NameTooLong(100)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// The longest role name, in characters.
+    pub const MAX_LEN: usize = 100;
+
+    /// Trims `raw` and checks that something, and not too much, is left.
+    pub fn parse(raw: &str) -> Result<Self, RoleTextError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(RoleTextError::EmptyName);
+        }
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(RoleTextError::NameTooLong(Self::MAX_LEN));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as the `String` a [`Role`](crate::Role) holds.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A role's description: trimmed, at most [`RoleDescription::MAX_LEN`] characters. A blank
+/// description is none.
+///
+/// ```
+/// use authd_domain::{RoleDescription, RoleTextError};
+///
+/// assert_eq!(RoleDescription::parse(" Edits ").unwrap().unwrap().as_str(), "Edits");
+/// assert_eq!(RoleDescription::parse(""), Ok(None));
+/// assert_eq!(
+///     RoleDescription::parse(&"x".repeat(1001)),
+///     Err(RoleTextError::DescriptionTooLong(1000))
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleDescription(String);
+
+impl RoleDescription {
+    /// The longest description, in characters.
+    pub const MAX_LEN: usize = 1000;
+
+    /// Trims `raw`: `None` when nothing is left, an error when it is too long.
+    pub fn parse(raw: &str) -> Result<Option<Self>, RoleTextError> {
+        let description = raw.trim();
+        if description.is_empty() {
+            return Ok(None);
+        }
+        if description.chars().count() > Self::MAX_LEN {
+            return Err(RoleTextError::DescriptionTooLong(Self::MAX_LEN));
+        }
+        Ok(Some(Self(description.to_owned())))
+    }
+
+    /// The description.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The description, as the `String` a [`Role`](crate::Role) holds.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_count_characters_after_trimming() {
+        let name = format!("  {}  ", "é".repeat(DisplayName::MAX_LEN));
+        assert_eq!(
+            DisplayName::parse(&name)
+                .unwrap()
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            100
+        );
+        assert_eq!(
+            DisplayName::parse(&"é".repeat(101)),
+            Err(DisplayNameError::TooLong { max: 100 })
+        );
+        assert!(RoleName::parse(&"é".repeat(100)).is_ok());
+        assert!(RoleDescription::parse(&"é".repeat(1000)).unwrap().is_some());
+    }
+
+    #[test]
+    fn blank_is_no_name_and_no_description_but_no_role_name() {
+        assert_eq!(DisplayName::parse("\u{3000} "), Ok(None));
+        assert_eq!(RoleDescription::parse("\n"), Ok(None));
+        assert_eq!(RoleName::parse(""), Err(RoleTextError::EmptyName));
+    }
+}

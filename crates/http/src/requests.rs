@@ -1,0 +1,776 @@
+//! Requests parsed into commands: each endpoint's path, query and body become one command of
+//! `authd_application::commands`, in one pass that reports every bad field at once (path,
+//! then query, then body fields in the order the body schema declares them). An absent field,
+//! an explicit `null` and a bad value are told apart. The rules themselves live in the domain's
+//! value objects (`Email::parse`, `NewPassword::parse`, `RoleSlug::parse`, ...); this module
+//! only finds the fields and says which one is wrong.
+//!
+//! The `*Body` types are the OpenAPI schemas of the bodies: their formats, patterns and lengths
+//! say what the parsers enforce.
+
+use authd_application::commands::{self, Patch, RoleFilter};
+use authd_domain::{
+    DisplayName, Email, NewPassword, Page, PasswordPolicy, PerPage, RoleDescription, RoleName,
+    RoleSlug,
+};
+use serde_json::{Map, Value};
+
+use crate::errors::{FieldError, NO_SUCH_ROLE};
+
+/// What `Email::parse` accepts, as an ECMA-262 pattern for the document: surrounding Unicode
+/// whitespace, then one `@` between a local part of 1 to 64 characters and a dotted domain
+/// without empty labels, neither holding whitespace, control characters or `<>,;`.
+/// The characters Rust's `char::is_whitespace` (and so `str::trim`) counts as whitespace.
+macro_rules! ws {
+    () => {
+        "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+    };
+}
+
+const EMAIL_PATTERN: &str = concat!(
+    "^[",
+    ws!(),
+    "]*",
+    "[^@<>,;",
+    ws!(),
+    "\\u0000-\\u001f\\u007f-\\u009f]{1,64}",
+    "@[^@<>,;.",
+    ws!(),
+    "\\u0000-\\u001f\\u007f-\\u009f]+",
+    "(\\.[^@<>,;.",
+    ws!(),
+    "\\u0000-\\u001f\\u007f-\\u009f]+)+",
+    "[",
+    ws!(),
+    "]*$",
+);
+
+/// What a new password may be, as far as a pattern can say: no U+0000, and something that is
+/// not whitespace.
+const PASSWORD_PATTERN: &str = concat!("^[^\\u0000]*[^\\u0000", ws!(), "][^\\u0000]*$");
+
+/// The schema of a new password: 8 to 128 characters, [`PASSWORD_PATTERN`], and in words what
+/// neither can say.
+fn password_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(8))
+        .max_length(Some(128))
+        .pattern(Some(PASSWORD_PATTERN))
+        .description(Some(
+            "8 to 128 characters (code points, after NFKC normalisation; the minimum may be \
+             configured higher), not only whitespace, not the account's email.",
+        ))
+        .build()
+}
+
+/// The schema of an email field: [`EMAIL_PATTERN`], and what it cannot say in words.
+fn email_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(254))
+        .pattern(Some(EMAIL_PATTERN))
+        .description(Some(
+            "At most 254 characters as sent; trimmed of surrounding whitespace; unique on its NFC \
+             lowercase form.",
+        ))
+        .build()
+}
+
+/// The message for a string holding U+0000, in a body, a query or a path: the store cannot
+/// hold one.
+pub(crate) const NUL_MESSAGE: &str = "must not contain U+0000";
+const REQUIRED: &str = "this field is required";
+const NOT_NULL: &str = "must not be null";
+
+/// The bad fields found so far, in the order they were met.
+#[derive(Debug, Default)]
+pub(crate) struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// Records that `field` is wrong.
+    pub fn push(&mut self, field: &'static str, message: impl std::fmt::Display) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// `result`'s value, or `None` with its error recorded against `field`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &'static str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result.map_err(|error| self.push(field, error)).ok()
+    }
+
+    /// Whether nothing is wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The errors, once every field was read.
+    pub fn into_vec(self) -> Vec<FieldError> {
+        self.0
+    }
+
+    /// The command, when nothing was wrong; else a 422 listing every bad field.
+    pub fn finish<T>(self, parsed: Option<T>) -> Result<T, crate::ApiError> {
+        match parsed {
+            Some(parsed) if self.is_empty() => Ok(parsed),
+            None if self.is_empty() => Err(crate::ApiError::Internal(anyhow::anyhow!(
+                "a request was refused without a field error"
+            ))),
+            _ => Err(crate::ApiError::Validation(self.0)),
+        }
+    }
+
+    /// Puts an error found later (by a use case's rule) where the field's declared place is.
+    pub fn insert_in_order(&mut self, error: FieldError, order: &[&str]) {
+        let rank = |field: &str| order.iter().position(|name| *name == field);
+        let at = self
+            .0
+            .iter()
+            .position(|other| rank(other.field) > rank(error.field))
+            .unwrap_or(self.0.len());
+        self.0.insert(at, error);
+    }
+}
+
+/// A body field as given: absent, an explicit `null`, or a value.
+pub(crate) enum Given<T> {
+    Absent,
+    Null,
+    Value(T),
+}
+
+/// The fields of a JSON object body, read one by one. Each reader records what is wrong with
+/// the field's shape (absent when required, `null` where it means nothing, of another type,
+/// holding U+0000) and answers `None` then.
+pub(crate) struct Body<'a, 'e> {
+    object: &'a Map<String, Value>,
+    errors: &'e mut FieldErrors,
+}
+
+impl<'a, 'e> Body<'a, 'e> {
+    pub fn new(object: &'a Map<String, Value>, errors: &'e mut FieldErrors) -> Self {
+        Self { object, errors }
+    }
+
+    /// A string field, in any of its three states.
+    fn given(&mut self, name: &'static str) -> Option<Given<&'a str>> {
+        match self.object.get(name) {
+            None => Some(Given::Absent),
+            Some(Value::Null) => Some(Given::Null),
+            Some(Value::String(text)) if text.contains('\0') => {
+                self.errors.push(name, NUL_MESSAGE);
+                None
+            }
+            Some(Value::String(text)) => Some(Given::Value(text)),
+            Some(_) => {
+                self.errors.push(name, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// A string that must be present and not `null`.
+    pub fn required(&mut self, name: &'static str) -> Option<&'a str> {
+        match self.given(name)? {
+            Given::Absent => self.errors.push(name, REQUIRED),
+            Given::Null => self.errors.push(name, NOT_NULL),
+            Given::Value(text) => return Some(text),
+        }
+        None
+    }
+
+    /// A string that may be absent, but not `null`.
+    pub fn optional(&mut self, name: &'static str) -> Option<Option<&'a str>> {
+        match self.given(name)? {
+            Given::Absent => Some(None),
+            Given::Null => {
+                self.errors.push(name, NOT_NULL);
+                None
+            }
+            Given::Value(text) => Some(Some(text)),
+        }
+    }
+
+    /// A string that may be absent or `null`, the two meaning what the endpoint says.
+    pub fn nullable(&mut self, name: &'static str) -> Option<Given<&'a str>> {
+        self.given(name)
+    }
+
+    /// A boolean that may be absent, but not `null`.
+    pub fn flag(&mut self, name: &'static str) -> Option<Option<bool>> {
+        match self.object.get(name) {
+            None => Some(None),
+            Some(Value::Bool(flag)) => Some(Some(*flag)),
+            Some(Value::Null) => {
+                self.errors.push(name, NOT_NULL);
+                None
+            }
+            Some(_) => {
+                self.errors.push(name, "must be a boolean");
+                None
+            }
+        }
+    }
+
+    /// `result`'s value, or `None` with its error recorded against `name`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        self.errors.check(name, result)
+    }
+}
+
+/// The OAuth2 password form of `POST /api/access/login` (parsed by `extract::PasswordForm`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+#[schema(as = LoginForm)]
+pub(crate) struct LoginFormSchema {
+    /// The email.
+    username: String,
+    password: String,
+}
+
+/// A path id: a UUID, or an error naming the parameter.
+pub(crate) fn path_id(
+    raw: &str,
+    parameter: &'static str,
+    errors: &mut FieldErrors,
+) -> Option<uuid::Uuid> {
+    errors.check(
+        parameter,
+        raw.parse::<uuid::Uuid>().map_err(|_| "must be a UUID"),
+    )
+}
+
+/// A role slug given in a body: one that cannot be a slug names no role either.
+fn role_slug(raw: &str) -> Result<RoleSlug, &'static str> {
+    RoleSlug::parse(raw).map_err(|_| NO_SUCH_ROLE)
+}
+
+/// `{email, password, name?}` of `POST /api/access/signup`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct SignUpBody {
+    /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
+    #[schema(schema_with = email_schema)]
+    email: String,
+    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// not only whitespace, not the email.
+    #[schema(schema_with = password_schema)]
+    password: String,
+    /// Trimmed, at most 100 characters; blank or `null`: no name.
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    name: Option<String>,
+}
+
+/// Parses a signup body.
+pub(crate) fn sign_up(mut body: Body<'_, '_>, policy: &PasswordPolicy) -> Option<commands::SignUp> {
+    let email = body
+        .required("email")
+        .and_then(|raw| body.check("email", Email::parse(raw)));
+    let password = body
+        .required("password")
+        .and_then(|raw| body.check("password", NewPassword::parse(raw, policy, email.as_ref())));
+    let name = optional_name(&mut body);
+    Some(commands::SignUp {
+        email: email?,
+        password: password?,
+        name: name?,
+    })
+}
+
+/// A display name where absent, `null` and blank all mean none.
+fn optional_name(body: &mut Body<'_, '_>) -> Option<Option<DisplayName>> {
+    match body.nullable("name")? {
+        Given::Absent | Given::Null => Some(None),
+        Given::Value(raw) => body.check("name", DisplayName::parse(raw)),
+    }
+}
+
+/// `{current_password, new_password}` of `PATCH /api/access/password`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct PasswordChangeBody {
+    /// The password now (checked like a login password).
+    #[schema(pattern = "^[^\\u0000]*$")]
+    current_password: String,
+    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// not only whitespace, not the caller's email.
+    #[schema(schema_with = password_schema)]
+    new_password: String,
+}
+
+/// Parses a password change of the account with `email`; the IP is the caller's to add.
+pub(crate) fn change_password(
+    mut body: Body<'_, '_>,
+    policy: &PasswordPolicy,
+    email: &Email,
+) -> Option<(String, NewPassword)> {
+    let current = body.required("current_password");
+    let new = body
+        .required("new_password")
+        .and_then(|raw| body.check("new_password", NewPassword::parse(raw, policy, Some(email))));
+    Some((current?.to_owned(), new?))
+}
+
+/// `{slug, name, description?}` of `POST /api/roles`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct NewRoleBody {
+    /// Permanent.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    slug: String,
+    /// Trimmed, 1 to 100 characters.
+    #[schema(pattern = "^[^\\u0000]*$", min_length = 1, max_length = 100)]
+    name: String,
+    /// Trimmed, at most 1000 characters; blank or `null`: none.
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 1000)]
+    description: Option<String>,
+}
+
+/// Parses a new role.
+pub(crate) fn create_role(mut body: Body<'_, '_>) -> Option<commands::CreateRole> {
+    let slug = body
+        .required("slug")
+        .and_then(|raw| body.check("slug", RoleSlug::parse(raw)));
+    let name = body
+        .required("name")
+        .and_then(|raw| body.check("name", RoleName::parse(raw)));
+    let description = match body.nullable("description") {
+        Some(Given::Absent | Given::Null) => Some(None),
+        Some(Given::Value(raw)) => body.check("description", RoleDescription::parse(raw)),
+        None => None,
+    };
+    Some(commands::CreateRole {
+        slug: slug?,
+        name: name?,
+        description: description?,
+    })
+}
+
+/// `{name?, description?}` of `PATCH /api/roles/{id}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct RoleUpdateBody {
+    /// Trimmed, 1 to 100 characters. Absent: unchanged; `null` is refused.
+    #[schema(
+        pattern = "^[^\\u0000]*$",
+        nullable = false,
+        min_length = 1,
+        max_length = 100
+    )]
+    name: Option<String>,
+    /// Trimmed, at most 1000 characters. Absent: unchanged; `null` or blank: cleared.
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 1000)]
+    description: Option<String>,
+}
+
+/// Parses a role update.
+pub(crate) fn update_role(mut body: Body<'_, '_>) -> Option<commands::UpdateRole> {
+    let name = match body.optional("name") {
+        Some(Some(raw)) => body.check("name", RoleName::parse(raw)).map(Some),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let description = match body.nullable("description") {
+        Some(Given::Absent) => Some(Patch::Keep),
+        Some(Given::Null) => Some(Patch::Clear),
+        Some(Given::Value(raw)) => body
+            .check("description", RoleDescription::parse(raw))
+            .map(Patch::from_given),
+        None => None,
+    };
+    Some(commands::UpdateRole {
+        name: name?,
+        description: description?,
+    })
+}
+
+/// `{email, password, name?, role?, is_active?, is_superuser?, is_verified?}` of
+/// `POST /api/users`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct NewUserBody {
+    /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
+    #[schema(schema_with = email_schema)]
+    email: String,
+    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// not only whitespace, not the email.
+    #[schema(schema_with = password_schema)]
+    password: String,
+    /// Trimmed, at most 100 characters; blank or `null`: no name.
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    name: Option<String>,
+    /// A role slug; absent: the default role. An unknown slug is a 422.
+    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    role: Option<String>,
+    /// Absent: true.
+    #[schema(nullable = false)]
+    is_active: Option<bool>,
+    /// Absent: false.
+    #[schema(nullable = false)]
+    is_superuser: Option<bool>,
+    /// Absent: false.
+    #[schema(nullable = false)]
+    is_verified: Option<bool>,
+}
+
+/// The declared order of the fields of an admin's user body, after the path id.
+pub(crate) const USER_FIELDS: &[&str] = &[
+    "id",
+    "email",
+    "password",
+    "name",
+    "role",
+    "is_active",
+    "is_superuser",
+    "is_verified",
+];
+
+/// Parses a user an admin creates. On failure, also the role slug it names (well formed),
+/// so that the caller can tell whether it exists too.
+pub(crate) fn create_user(
+    mut body: Body<'_, '_>,
+    policy: &PasswordPolicy,
+) -> Result<commands::CreateUser, Option<RoleSlug>> {
+    let email = body
+        .required("email")
+        .and_then(|raw| body.check("email", Email::parse(raw)));
+    let password = body
+        .required("password")
+        .and_then(|raw| body.check("password", NewPassword::parse(raw, policy, email.as_ref())));
+    let name = optional_name(&mut body);
+    let role = optional_role(&mut body);
+    let is_active = body.flag("is_active");
+    let is_superuser = body.flag("is_superuser");
+    let is_verified = body.flag("is_verified");
+    let command = || {
+        Some(commands::CreateUser {
+            email: email.clone()?,
+            password: password.clone()?,
+            name: name.clone()?,
+            role: role.clone()?,
+            is_active: is_active?,
+            is_superuser: is_superuser?,
+            is_verified: is_verified?,
+        })
+    };
+    command().ok_or_else(|| role.flatten())
+}
+
+/// A role slug that may be absent, but not `null`.
+fn optional_role(body: &mut Body<'_, '_>) -> Option<Option<RoleSlug>> {
+    match body.optional("role")? {
+        Some(raw) => body.check("role", role_slug(raw)).map(Some),
+        None => Some(None),
+    }
+}
+
+/// `PATCH /api/users/{id}`: any of its fields; absent ones are unchanged.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct UserPatchBody {
+    /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
+    #[schema(schema_with = email_schema)]
+    email: Option<String>,
+    /// Trimmed, at most 100 characters. `null` or blank: cleared.
+    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    name: Option<String>,
+    /// A role slug; an unknown one is a 422.
+    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    role: Option<String>,
+    /// false revokes every session of the user.
+    #[schema(nullable = false)]
+    is_active: Option<bool>,
+    #[schema(nullable = false)]
+    is_superuser: Option<bool>,
+    #[schema(nullable = false)]
+    is_verified: Option<bool>,
+    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// not only whitespace, not the account's email. Revokes every session of the user.
+    #[schema(schema_with = password_schema)]
+    password: Option<String>,
+}
+
+/// The declared order of the fields of a user patch, after the path id.
+pub(crate) const PATCH_FIELDS: &[&str] = &[
+    "id",
+    "email",
+    "name",
+    "role",
+    "is_active",
+    "is_superuser",
+    "is_verified",
+    "password",
+];
+
+/// Parses a user patch. On failure, also the role slug it names (well formed), as
+/// [`create_user`].
+pub(crate) fn update_user(
+    mut body: Body<'_, '_>,
+    policy: &PasswordPolicy,
+) -> Result<commands::UpdateUser, Option<RoleSlug>> {
+    let email = match body.optional("email") {
+        Some(Some(raw)) => body.check("email", Email::parse(raw)).map(Some),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let name = match body.nullable("name") {
+        Some(Given::Absent) => Some(Patch::Keep),
+        Some(Given::Null) => Some(Patch::Clear),
+        Some(Given::Value(raw)) => body
+            .check("name", DisplayName::parse(raw))
+            .map(Patch::from_given),
+        None => None,
+    };
+    let role = optional_role(&mut body);
+    let is_active = body.flag("is_active");
+    let is_superuser = body.flag("is_superuser");
+    let is_verified = body.flag("is_verified");
+    // Against the patch's email here; against the stored one by the use case otherwise.
+    let new_email = email.clone().flatten();
+    let password = match body.optional("password") {
+        Some(Some(raw)) => body
+            .check(
+                "password",
+                NewPassword::parse(raw, policy, new_email.as_ref()),
+            )
+            .map(Some),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let command = || {
+        Some(commands::UpdateUser {
+            email: email.clone()?,
+            name: name.clone()?,
+            role: role.clone()?,
+            is_active: is_active?,
+            is_superuser: is_superuser?,
+            is_verified: is_verified?,
+            password: password.clone()?,
+        })
+    };
+    command().ok_or_else(|| role.flatten())
+}
+
+/// The query of `GET /api/users`: `page`, `per_page`, `q`, `role`, `is_active`; every bad one is
+/// reported, in that order: numbers that are not whole or out of range, strings holding U+0000,
+/// a flag that is not one. An unparseable query string is a 422 naming `query`.
+pub(crate) fn list_users(raw: &str, errors: &mut FieldErrors) -> Option<commands::ListUsers> {
+    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(raw) else {
+        errors.push("query", "not a valid query string");
+        return None;
+    };
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    // A whole number, then its range: each parameter's error in its own place.
+    let number = |name: &'static str, errors: &mut FieldErrors| match get(name).map(str::parse) {
+        None => Some(None),
+        Some(Ok(value)) => Some(Some(value)),
+        Some(Err(_)) => {
+            errors.push(name, "must be a whole number");
+            None
+        }
+    };
+    let page = number("page", errors).and_then(|page| match page {
+        Some(page) => errors.check("page", Page::new(page)),
+        None => Some(Page::default()),
+    });
+    let per_page = number("per_page", errors).and_then(|size| match size {
+        Some(size) => errors.check("per_page", PerPage::new(size)),
+        None => Some(PerPage::default()),
+    });
+    let mut text = |name: &'static str| match get(name) {
+        Some(value) if value.contains('\0') => {
+            errors.push(name, NUL_MESSAGE);
+            None
+        }
+        value => Some(value.map(str::to_owned)),
+    };
+    let (q, role) = (text("q"), text("role"));
+    let is_active = match get("is_active") {
+        None => Some(None),
+        Some("true") => Some(Some(true)),
+        Some("false") => Some(Some(false)),
+        Some(_) => {
+            errors.push("is_active", "must be true or false");
+            None
+        }
+    };
+    let role = role?.map(|role| match RoleSlug::parse(&role) {
+        Ok(slug) => RoleFilter::Slug(slug),
+        Err(_) => RoleFilter::Unmatchable,
+    });
+    Some(commands::ListUsers {
+        page: page?,
+        per_page: per_page?,
+        q: q?,
+        role,
+        is_active: is_active?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(errors: FieldErrors) -> Vec<&'static str> {
+        errors.into_vec().iter().map(|e| e.field).collect()
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(object) => object,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn absent_null_mistyped_and_nul_are_told_apart() {
+        let body = object(json!({"a": null, "b": 3, "c": "x\u{0}", "d": "ok", "e": "true"}));
+        let mut errors = FieldErrors::default();
+        let mut reader = Body::new(&body, &mut errors);
+        assert!(reader.required("missing").is_none());
+        assert!(reader.required("a").is_none());
+        assert!(reader.optional("b").is_none());
+        assert!(matches!(reader.nullable("a"), Some(Given::Null)));
+        assert!(matches!(reader.nullable("zz"), Some(Given::Absent)));
+        assert!(reader.nullable("c").is_none());
+        assert_eq!(reader.optional("d"), Some(Some("ok")));
+        assert!(reader.flag("e").is_none());
+        assert_eq!(reader.flag("zz"), Some(None));
+        let messages: Vec<_> = errors.into_vec().into_iter().map(|e| e.message).collect();
+        assert_eq!(
+            messages,
+            [
+                REQUIRED,
+                NOT_NULL,
+                "must be a string",
+                NUL_MESSAGE,
+                "must be a boolean"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_signup_reports_every_bad_field_in_order() {
+        let policy = PasswordPolicy::default();
+        let body = object(json!({"email": "nope", "password": "short", "name": "x".repeat(101)}));
+        let mut errors = FieldErrors::default();
+        assert!(sign_up(Body::new(&body, &mut errors), &policy).is_none());
+        assert_eq!(fields(errors), ["email", "password", "name"]);
+        let body = object(json!({"email": " Ada@Example.com ", "password": "ada@example.COM"}));
+        let mut errors = FieldErrors::default();
+        assert!(sign_up(Body::new(&body, &mut errors), &policy).is_none());
+        assert_eq!(fields(errors), ["password"]);
+        let body =
+            object(json!({"email": "ada@example.com", "password": "long enough", "name": " "}));
+        let mut errors = FieldErrors::default();
+        let command = sign_up(Body::new(&body, &mut errors), &policy).unwrap();
+        assert!(command.name.is_none() && errors.is_empty());
+    }
+
+    #[test]
+    fn a_user_patch_keeps_absent_null_and_blank_apart() {
+        let policy = PasswordPolicy::default();
+        let parse = |value: Value| {
+            let body = object(value);
+            let mut errors = FieldErrors::default();
+            let parsed = update_user(Body::new(&body, &mut errors), &policy);
+            (parsed, fields(errors))
+        };
+        let (Ok(kept), _) = parse(json!({})) else {
+            panic!()
+        };
+        assert_eq!(kept.name, Patch::Keep);
+        let (Ok(cleared), _) = parse(json!({"name": null})) else {
+            panic!()
+        };
+        assert_eq!(cleared.name, Patch::Clear);
+        let (Ok(blank), _) = parse(json!({"name": "  "})) else {
+            panic!()
+        };
+        assert_eq!(blank.name, Patch::Clear);
+        let (Err(role), bad) = parse(json!({"role": "ghosts", "email": null, "is_active": "no"}))
+        else {
+            panic!()
+        };
+        assert_eq!(role.unwrap().as_str(), "ghosts");
+        assert_eq!(bad, ["email", "is_active"]);
+        // Against the patch's own email.
+        let (_, bad) = parse(json!({"email": "a@b.co", "password": "A@B.CO"}));
+        assert_eq!(bad, ["password"]);
+    }
+
+    #[test]
+    fn a_later_error_takes_its_declared_place() {
+        let mut errors = FieldErrors::default();
+        errors.push("id", "must be a UUID");
+        errors.push("email", "bad");
+        errors.push("is_active", "bad");
+        errors.insert_in_order(FieldError::new("role", NO_SUCH_ROLE), PATCH_FIELDS);
+        assert_eq!(fields(errors), ["id", "email", "role", "is_active"]);
+    }
+
+    fn bad_query(query: &str) -> Vec<&'static str> {
+        let mut errors = FieldErrors::default();
+        assert!(list_users(query, &mut errors).is_none(), "{query}");
+        fields(errors)
+    }
+
+    #[test]
+    fn the_listing_query_has_defaults_and_reports_every_bad_parameter() {
+        let mut errors = FieldErrors::default();
+        let defaults = list_users("", &mut errors).unwrap();
+        assert_eq!((defaults.page.get(), defaults.per_page.get()), (1, 20));
+        let full = list_users(
+            "page=2&per_page=5&q=ada%20l&role=editors&is_active=false",
+            &mut errors,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                full.page.get(),
+                full.per_page.get(),
+                full.q.as_deref(),
+                full.is_active
+            ),
+            (2, 5, Some("ada l"), Some(false))
+        );
+        assert_eq!(
+            list_users("role=Not%20A%20Slug", &mut errors).unwrap().role,
+            Some(RoleFilter::Unmatchable)
+        );
+        assert!(errors.is_empty());
+        assert_eq!(
+            bad_query("page=x&per_page=-1&is_active=yes"),
+            ["page", "per_page", "is_active"]
+        );
+        assert_eq!(bad_query("per_page=0&page=x"), ["page", "per_page"]);
+        assert_eq!(bad_query("per_page=101"), ["per_page"]);
+        assert_eq!(
+            bad_query("is_active=no&role=x%00&q=%00&per_page=500&page=0"),
+            ["page", "per_page", "q", "role", "is_active"]
+        );
+    }
+
+    #[test]
+    fn a_path_id_that_is_not_a_uuid_names_its_parameter() {
+        for raw in ["nope", "\0", "0190a1b2-0000-7000-8000-00000000000\0"] {
+            let mut errors = FieldErrors::default();
+            assert!(path_id(raw, "sid", &mut errors).is_none());
+            assert_eq!(fields(errors), ["sid"]);
+        }
+    }
+}
