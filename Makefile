@@ -14,6 +14,8 @@ run: ## Development server on 127.0.0.1:8000: in-memory store and cache, cookies
 test: ## Every test: unit, adapter (real Postgres and Redis) and end-to-end
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	@# The domain crate's optional serde feature (off in the workspace build).
+	$(CARGO) test -p authd-domain --features serde --lib
 
 api-fuzz: ## schemathesis (pinned, in a venv under target/) with --checks all against a running server: it must find nothing
 	tests/schemathesis/run.sh
@@ -23,7 +25,7 @@ lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's 
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	@# Other teams embed the domain crate: no framework, database, cache or JWT crate may reach it.
-	@if $(CARGO) tree -p authd-domain -e normal --prefix none | grep -E '^(actix[a-z_-]*|diesel[a-z_-]*|fred|josekit|tokio|authd-application) v'; then \
+	@if $(CARGO) tree -p authd-domain -e normal --prefix none | grep -E '^(actix[a-z_-]*|diesel[a-z_-]*|fred|josekit|tokio|authd-application|serde) v'; then \
 		echo "the domain crate depends on the crates above" >&2; exit 1; fi
 
 fmt: ## Format the code

@@ -4,6 +4,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Why a string is not an [`Email`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EmailError {
     /// Nothing but whitespace was given.
     #[error("email must not be empty")]
@@ -32,6 +33,8 @@ pub enum EmailError {
 /// assert!(Email::parse("not an email").is_err());
 /// ```
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct Email {
     given: String,
     normalized: String,
@@ -103,6 +106,20 @@ fn identity(text: &str) -> String {
 /// ```
 pub fn email_search_form(text: &str) -> String {
     identity(text)
+}
+
+impl From<Email> for String {
+    fn from(email: Email) -> Self {
+        email.given
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = EmailError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
 }
 
 impl PartialEq for Email {
@@ -190,5 +207,17 @@ mod tests {
     fn rejects_overlong_addresses() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(Email::parse(&long).unwrap_err(), EmailError::TooLong);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializing_goes_through_the_parser() {
+        let email: Email = serde_json::from_str("\" Ada@Example.com \"").unwrap();
+        assert_eq!(email.as_str(), "Ada@Example.com");
+        assert_eq!(
+            serde_json::to_string(&email).unwrap(),
+            "\"Ada@Example.com\""
+        );
+        assert!(serde_json::from_str::<Email>("\"not an email\"").is_err());
     }
 }

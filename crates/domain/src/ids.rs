@@ -9,6 +9,8 @@ macro_rules! id_type {
         ///
         /// Backed by a UUID v7, so ids sort by creation time.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+        #[cfg_attr(feature = "serde", serde(transparent))]
         pub struct $name(Uuid);
 
         impl $name {

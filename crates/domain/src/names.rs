@@ -7,6 +7,7 @@ use crate::RoleTextError;
 
 /// Why a string is not a [`DisplayName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DisplayNameError {
     /// Longer than [`DisplayName::MAX_LEN`] characters once trimmed.
     #[error("name must be at most {max} characters")]

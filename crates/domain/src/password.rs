@@ -6,6 +6,7 @@ use crate::Email;
 
 /// Why a password is refused by the [`PasswordPolicy`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// Fewer code points than the policy's minimum.
     #[error("password must be at least {min} characters")]

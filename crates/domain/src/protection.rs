@@ -2,6 +2,7 @@ use crate::User;
 
 /// What a superuser is about to do to a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdminAction {
     /// Change fields; says whether the change deactivates or demotes the user.
     Change {
@@ -18,6 +19,7 @@ pub enum AdminAction {
 
 /// Why a superuser may not do an [`AdminAction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Protection {
     /// Only the primary admin may change, delete or log out the primary admin.
     #[error("only the primary admin may change the primary admin")]

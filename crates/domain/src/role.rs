@@ -20,7 +20,23 @@ pub struct RoleSlugError;
 /// assert!(RoleSlug::parse("-x").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct RoleSlug(String);
+
+impl From<RoleSlug> for String {
+    fn from(slug: RoleSlug) -> Self {
+        slug.0
+    }
+}
+
+impl TryFrom<String> for RoleSlug {
+    type Error = RoleSlugError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
 
 impl RoleSlug {
     /// Checks the slug's form.
@@ -52,6 +68,7 @@ impl fmt::Display for RoleSlug {
 
 /// A role: a label every user holds exactly one of.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Role {
     /// Its id.
     pub id: RoleId,
@@ -80,6 +97,7 @@ impl Role {
 
 /// The part of a [`Role`] shown with a user and put in its tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RoleRef {
     /// The role's id.
     pub id: RoleId,
@@ -111,6 +129,7 @@ mod tests {
 /// Why a role's name or description is refused ([`RoleName`](crate::RoleName),
 /// [`RoleDescription`](crate::RoleDescription)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleTextError {
     /// The name is blank.
     #[error("name must not be empty")]

@@ -4,6 +4,7 @@ use crate::{SessionId, TokenId, UserId};
 
 /// One login: the tokens issued by it and by its refreshes share its id (`sid`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Session {
     /// Its id.
     pub id: SessionId,

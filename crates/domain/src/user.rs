@@ -5,6 +5,7 @@ use crate::{Email, RoleRef, UserId};
 /// An account. Its password hash is kept apart (see the application's `UserRepository`), so a
 /// `User` can be cached, logged or shown without carrying a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct User {
     /// Its id (the `sub` claim).
     pub id: UserId,

@@ -123,6 +123,7 @@ proptest! {
                 prop_assert!(raw.trim().chars().count() > Email::MAX_LEN);
             }
             Err(EmailError::Malformed) => {}
+            Err(other) => prop_assert!(false, "an error this test does not know: {other:?}"),
         }
     }
 
@@ -199,6 +200,7 @@ proptest! {
             Err(PasswordError::TooShort { min }) => prop_assert_eq!(min, policy.min_length()),
             Err(PasswordError::TooLong { max }) => prop_assert_eq!(max, PasswordPolicy::MAX_LENGTH),
             Err(PasswordError::Blank | PasswordError::SameAsEmail) => {}
+            Err(other) => prop_assert!(false, "an error this test does not know: {other:?}"),
         }
     }
 
@@ -236,6 +238,7 @@ proptest! {
             Err(DisplayNameError::TooLong { max }) => {
                 prop_assert!(max == DisplayName::MAX_LEN && length > max);
             }
+            Err(other) => prop_assert!(false, "an error this test does not know: {other:?}"),
         }
         match RoleName::parse(&raw) {
             Ok(name) => {

@@ -297,6 +297,9 @@ impl From<Protection> for ApiError {
                 Protection::CannotDeactivateSelf => "you may not deactivate your own account",
                 Protection::CannotDemoteSelf => "you may not demote your own account",
                 Protection::CannotDeleteSelf => "you may not delete your own account",
+                // The domain may add protections; until the edge words one, it is refused
+                // all the same.
+                _ => "this action is not allowed",
             }
             .into(),
         )
