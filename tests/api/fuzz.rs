@@ -637,7 +637,9 @@ const ROLE_UPDATE: &[&str] = &["name", "description", "slug"];
 /// body.
 #[test]
 fn access_endpoints_answer_any_body_in_the_contract() {
-    let fuzzer = Fuzzer::start(|_| {});
+    // Wrong current passwords are most of the password-change cases: with the account's
+    // threshold too, the member's back-off would answer 429 before the parse and the use case.
+    let fuzzer = Fuzzer::start(|settings| settings.login_max_failures = 1_000_000);
     fuzzer.fuzz("POST /api/access/signup", 192, json_body(SIGN_UP), |body| {
         Request::new("POST", "/api/access/signup").with(body)
     });

@@ -1,7 +1,11 @@
+use authd_domain::{
+    DisplayName, Email, PasswordPolicy, PerPage, RoleDescription, RoleName, RoleSlug,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, Body, Browser, both, eventually, metrics_text, spawn_app, start, test_settings,
+    Backend, Body, Browser, both, eventually, metrics_text, spawn_app, spawn_with, start,
+    test_settings,
 };
 use crate::proxy::Proxy;
 
@@ -272,6 +276,7 @@ async fn the_request_schemas_carry_the_parsers_limits() {
         .await
         .json();
     let schemas = &document["components"]["schemas"];
+    let (min_password, max_password) = (PasswordPolicy::MIN_LENGTH, PasswordPolicy::MAX_LENGTH);
     for schema in ["SignUpBody", "NewUserBody", "UserPatchBody"] {
         let properties = &schemas[schema]["properties"];
         // Not `format: email`, which is stricter than the contract's structural check: a
@@ -283,49 +288,113 @@ async fn the_request_schemas_carry_the_parsers_limits() {
                 .is_some_and(|pattern| pattern.contains("{1,64}@")),
             "{schema}"
         );
-        assert_eq!(properties["email"]["maxLength"], 254, "{schema}");
+        assert_eq!(properties["email"]["maxLength"], Email::MAX_LEN, "{schema}");
         assert!(properties["password"]["pattern"].is_string(), "{schema}");
-        assert_eq!(properties["password"]["minLength"], 8, "{schema}");
-        assert_eq!(properties["password"]["maxLength"], 128, "{schema}");
-        assert_eq!(properties["name"]["maxLength"], 100, "{schema}");
+        assert_eq!(
+            properties["password"]["minLength"], min_password,
+            "{schema}"
+        );
+        assert_eq!(
+            properties["password"]["maxLength"], max_password,
+            "{schema}"
+        );
+        assert_eq!(
+            properties["name"]["maxLength"],
+            DisplayName::MAX_LEN,
+            "{schema}"
+        );
+        assert_eq!(
+            properties["name"]["type"],
+            json!(["string", "null"]),
+            "{schema}"
+        );
     }
     let new_password = &schemas["PasswordChangeBody"]["properties"]["new_password"];
     assert_eq!(
         (&new_password["minLength"], &new_password["maxLength"]),
-        (&json!(8), &json!(128))
+        (&json!(min_password), &json!(max_password))
     );
-    let slug = "^[a-z0-9][a-z0-9-]{1,62}$";
-    assert_eq!(
-        schemas["NewRoleBody"]["properties"]["slug"]["pattern"],
-        slug
-    );
-    assert_eq!(
-        schemas["NewUserBody"]["properties"]["role"]["pattern"],
-        slug
-    );
-    assert_eq!(
-        schemas["NewRoleBody"]["properties"]["name"]["maxLength"],
-        100
-    );
-    assert_eq!(
-        schemas["RoleUpdateBody"]["properties"]["description"]["maxLength"],
-        1000
-    );
+    for (schema, field) in [
+        ("NewRoleBody", "slug"),
+        ("NewUserBody", "role"),
+        ("UserPatchBody", "role"),
+    ] {
+        let slug = &schemas[schema]["properties"][field];
+        assert_eq!(slug["pattern"], RoleSlug::PATTERN, "{schema}.{field}");
+        assert_eq!(slug["type"], "string", "{schema}.{field}");
+    }
+    for schema in ["NewRoleBody", "RoleUpdateBody"] {
+        let properties = &schemas[schema]["properties"];
+        assert_eq!(
+            (
+                &properties["name"]["minLength"],
+                &properties["name"]["maxLength"]
+            ),
+            (&json!(1), &json!(RoleName::MAX_LEN)),
+            "{schema}"
+        );
+        assert_eq!(properties["name"]["type"], "string", "{schema}");
+        assert_eq!(
+            properties["description"]["maxLength"],
+            RoleDescription::MAX_LEN,
+            "{schema}"
+        );
+    }
     let parameters = document["paths"]["/api/users"]["get"]["parameters"]
         .as_array()
         .unwrap();
-    let parameter = |name: &str| {
-        let found = parameters.iter().find(|p| p["name"] == name).unwrap();
-        found["schema"].clone()
-    };
+    let parameter = |name: &str| parameters.iter().find(|p| p["name"] == name).unwrap();
     assert_eq!(
         (
-            &parameter("per_page")["minimum"],
-            &parameter("per_page")["maximum"]
+            &parameter("per_page")["schema"]["minimum"],
+            &parameter("per_page")["schema"]["maximum"]
         ),
-        (&json!(1), &json!(100))
+        (&json!(1), &json!(PerPage::MAX))
     );
-    assert_eq!(parameter("page")["minimum"], 1);
+    assert_eq!(parameter("per_page")["required"], false);
+    assert_eq!(parameter("page")["schema"]["minimum"], 1);
+    let names: Vec<_> = parameters.iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(
+        names,
+        json!(["page", "per_page", "q", "role", "is_active"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
     let id = &document["paths"]["/api/users/{id}"]["get"]["parameters"][0]["schema"];
     assert_eq!(id["format"], "uuid");
+}
+
+/// With `AUTHD_PASSWORD_MIN_LENGTH` raised, the document says the raised minimum.
+#[actix_web::test]
+async fn the_document_says_the_configured_password_minimum() {
+    let app = spawn_with(Backend::Memory, |settings| {
+        settings.password_min_length = 12
+    })
+    .await;
+    let document = app
+        .browser()
+        .send("GET", "/openapi.json", &[], Body::Empty)
+        .await
+        .json();
+    let schemas = &document["components"]["schemas"];
+    for (schema, field) in [
+        ("SignUpBody", "password"),
+        ("NewUserBody", "password"),
+        ("UserPatchBody", "password"),
+        ("PasswordChangeBody", "new_password"),
+    ] {
+        let password = &schemas[schema]["properties"][field];
+        assert_eq!(
+            (&password["minLength"], &password["maxLength"]),
+            (&json!(12), &json!(PasswordPolicy::MAX_LENGTH)),
+            "{schema}.{field}"
+        );
+        assert!(
+            password["description"]
+                .as_str()
+                .is_some_and(|text| text.starts_with("12 to ")),
+            "{schema}.{field}"
+        );
+    }
 }

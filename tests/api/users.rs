@@ -16,6 +16,7 @@ both!(
     a_users_sessions_are_listed_and_revoked_by_an_admin,
     admin_endpoints_refuse_members_and_strangers,
     concurrent_creates_of_one_email_make_one_user,
+    a_bad_patch_lists_the_stored_rules_in_one_answer,
 );
 
 async fn create(admin: &Browser, body: Value) -> crate::helpers::Response {
@@ -211,6 +212,58 @@ async fn admins_create_read_and_delete_users(backend: Backend) {
         .await
         .problem(404);
     assert_eq!(app.browser().signup(&email, PASSWORD).await.status, 201);
+}
+
+/// A patch with a bad field also lists what only the store can tell (an unknown role, a
+/// password equal to the email the user keeps): one 422, in declared order. A malformed patch
+/// is 422 even for a missing user; a well-formed one is 404.
+async fn a_bad_patch_lists_the_stored_rules_in_one_answer(backend: Backend) {
+    let (_app, admin) = spawn_with_admin(backend).await;
+    let email = unique_email();
+    let id = create_member(&admin, &email).await;
+    let patch = async |id: &str, body: Value| {
+        admin
+            .send("PATCH", &format!("/api/users/{id}"), &[], Body::Json(body))
+            .await
+    };
+    assert_eq!(
+        patch(&id, json!({"is_active": "no", "password": email}))
+            .await
+            .invalid_fields(),
+        ["is_active", "password"]
+    );
+    assert_eq!(
+        patch(&id, json!({"role": "ghosts", "email": "x"}))
+            .await
+            .invalid_fields(),
+        ["email", "role"]
+    );
+    // Each alone, on a well-formed patch: the use case's own answer.
+    assert_eq!(
+        patch(&id, json!({"password": email}))
+            .await
+            .invalid_fields(),
+        ["password"]
+    );
+    let missing = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        patch(&missing, json!({"is_active": "no", "password": email}))
+            .await
+            .invalid_fields(),
+        ["is_active"]
+    );
+    patch(&missing, json!({"name": "Nobody"}))
+        .await
+        .problem(404);
+    // Nothing was changed by the refused patches.
+    let user = admin
+        .send("GET", &format!("/api/users/{id}"), &[], Body::Empty)
+        .await
+        .json();
+    assert_eq!(
+        (user["is_active"].clone(), user["email"].clone()),
+        (json!(true), json!(email))
+    );
 }
 
 async fn admin_changes_apply_on_the_users_next_request(backend: Backend) {

@@ -9,7 +9,7 @@ use crate::RoleId;
 #[error("slug must be 2 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit")]
 pub struct RoleSlugError;
 
-/// A role's permanent, URL-safe name: `^[a-z0-9][a-z0-9-]{1,62}$`. Applications read it from
+/// A role's permanent, URL-safe name: [`RoleSlug::PATTERN`]. Applications read it from
 /// the `role` claim, so it never changes once the role exists.
 ///
 /// ```
@@ -39,6 +39,11 @@ impl TryFrom<String> for RoleSlug {
 }
 
 impl RoleSlug {
+    /// What [`Self::parse`] accepts, as a regular expression (ECMA-262 and Rust `regex` alike):
+    /// 2 to 63 characters of `a-z`, `0-9` and `-`, the first not a `-`. The parser is the rule;
+    /// this is how the OpenAPI document says it (keep the two in step).
+    pub const PATTERN: &'static str = "^[a-z0-9][a-z0-9-]{1,62}$";
+
     /// Checks the slug's form.
     pub fn parse(raw: &str) -> Result<Self, RoleSlugError> {
         let bytes = raw.as_bytes();

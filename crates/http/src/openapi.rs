@@ -83,10 +83,35 @@ impl Modify for OptionalPatchBodies {
     }
 }
 
-/// The document, as served at `/openapi.json` (built once).
+/// The document, built once: what `/openapi.json` serves, but for the password minimum
+/// ([`served`]).
 pub(crate) fn document() -> &'static utoipa::openapi::OpenApi {
     static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
     &DOCUMENT
+}
+
+/// The document as served by an app whose new passwords follow `policy`: [`document`], its
+/// new-password schemas saying the configured minimum length (`AUTHD_PASSWORD_MIN_LENGTH`).
+pub(crate) fn served(policy: &authd_domain::PasswordPolicy) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    let mut document = document().clone();
+    let schemas = document
+        .components
+        .iter_mut()
+        .flat_map(|components| components.schemas.values_mut());
+    for schema in schemas {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
+        for property in object.properties.values_mut() {
+            if let RefOr::T(Schema::Object(property)) = property
+                && requests::is_password_schema(property)
+            {
+                *property = requests::password_schema_for(policy);
+            }
+        }
+    }
+    document
 }
 
 /// The methods a path template answers, as the document lists them (read once): the `Allow` of

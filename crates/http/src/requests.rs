@@ -49,32 +49,168 @@ const EMAIL_PATTERN: &str = concat!(
 /// not whitespace.
 const PASSWORD_PATTERN: &str = concat!("^[^\\u0000]*[^\\u0000", ws!(), "][^\\u0000]*$");
 
-/// The schema of a new password: 8 to 128 characters, [`PASSWORD_PATTERN`], and in words what
-/// neither can say.
-fn password_schema() -> utoipa::openapi::Object {
+/// What a text field may hold: anything but U+0000 (the store cannot hold one).
+const NO_NUL_PATTERN: &str = "^[^\\u0000]*$";
+
+/// The schema of a new password under `policy`: its minimum to
+/// [`PasswordPolicy::MAX_LENGTH`] characters, [`PASSWORD_PATTERN`], and in words what neither
+/// can say. The derived schemas use the default policy; the served document says the
+/// configured one (`crate::openapi::served`).
+pub(crate) fn password_schema_for(policy: &PasswordPolicy) -> utoipa::openapi::Object {
+    let (min, max) = (policy.min_length(), PasswordPolicy::MAX_LENGTH);
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .min_length(Some(8))
-        .max_length(Some(128))
+        .min_length(Some(min))
+        .max_length(Some(max))
         .pattern(Some(PASSWORD_PATTERN))
-        .description(Some(
-            "8 to 128 characters (code points, after NFKC normalisation; the minimum may be \
-             configured higher), not only whitespace, not the account's email.",
-        ))
+        .description(Some(format!(
+            "{min} to {max} characters (code points, after NFKC normalisation), not only \
+             whitespace, not the account's email."
+        )))
         .build()
+}
+
+/// Whether `schema` is a new password's (as [`password_schema_for`] builds it).
+pub(crate) fn is_password_schema(schema: &utoipa::openapi::Object) -> bool {
+    schema.pattern.as_deref() == Some(PASSWORD_PATTERN)
+}
+
+/// [`password_schema_for`] the default policy.
+fn password_schema() -> utoipa::openapi::Object {
+    password_schema_for(&PasswordPolicy::default())
 }
 
 /// The schema of an email field: [`EMAIL_PATTERN`], and what it cannot say in words.
 fn email_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .max_length(Some(254))
+        .max_length(Some(Email::MAX_LEN))
         .pattern(Some(EMAIL_PATTERN))
-        .description(Some(
-            "At most 254 characters as sent; trimmed of surrounding whitespace; unique on its NFC \
+        .description(Some(format!(
+            "At most {} characters as sent; trimmed of surrounding whitespace; unique on its NFC \
              lowercase form.",
-        ))
+            Email::MAX_LEN
+        )))
         .build()
+}
+
+/// A trimmed string without U+0000 of `min` to `max` characters, `null` allowed when
+/// `nullable`; `then` says what its absent, `null` or blank values mean.
+fn text_schema(min: usize, max: usize, nullable: bool, then: &str) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let schema_type = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    let range = match min {
+        0 => format!("at most {max}"),
+        min => format!("{min} to {max}"),
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .min_length((min > 0).then_some(min))
+        .max_length(Some(max))
+        .pattern(Some(NO_NUL_PATTERN))
+        .description(Some(format!("Trimmed, {range} characters{then}")))
+        .build()
+}
+
+/// A display name: at most [`DisplayName::MAX_LEN`] characters; `null` or blank is none.
+fn display_name_schema() -> utoipa::openapi::Object {
+    text_schema(0, DisplayName::MAX_LEN, true, "; blank or `null`: no name.")
+}
+
+/// A display name changed: as [`display_name_schema`], `null` or blank clearing it.
+fn display_name_patch_schema() -> utoipa::openapi::Object {
+    text_schema(0, DisplayName::MAX_LEN, true, ". `null` or blank: cleared.")
+}
+
+/// A role's name: 1 to [`RoleName::MAX_LEN`] characters; never `null`.
+fn role_name_schema() -> utoipa::openapi::Object {
+    text_schema(1, RoleName::MAX_LEN, false, ".")
+}
+
+/// A role's name changed: as [`role_name_schema`].
+fn role_name_patch_schema() -> utoipa::openapi::Object {
+    text_schema(
+        1,
+        RoleName::MAX_LEN,
+        false,
+        ". Absent: unchanged; `null` is refused.",
+    )
+}
+
+/// A role's description: at most [`RoleDescription::MAX_LEN`] characters; `null` or blank is
+/// none.
+fn role_description_schema() -> utoipa::openapi::Object {
+    text_schema(
+        0,
+        RoleDescription::MAX_LEN,
+        true,
+        "; blank or `null`: none.",
+    )
+}
+
+/// A role's description changed: as [`role_description_schema`], `null` or blank clearing it.
+fn role_description_patch_schema() -> utoipa::openapi::Object {
+    text_schema(
+        0,
+        RoleDescription::MAX_LEN,
+        true,
+        ". Absent: unchanged; `null` or blank: cleared.",
+    )
+}
+
+/// A role slug, [`RoleSlug::PATTERN`], never `null`, described by `description`.
+fn slug_schema(description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(RoleSlug::PATTERN))
+        .description(Some(description))
+        .build()
+}
+
+/// A new role's slug.
+fn new_role_slug_schema() -> utoipa::openapi::Object {
+    slug_schema("Permanent.")
+}
+
+/// The role of a user an admin creates.
+fn new_user_role_schema() -> utoipa::openapi::Object {
+    slug_schema("A role slug; absent: the default role. An unknown slug is a 422.")
+}
+
+/// The role of a user an admin changes.
+fn user_patch_role_schema() -> utoipa::openapi::Object {
+    slug_schema("A role slug; an unknown one is a 422.")
+}
+
+/// The `per_page` query parameter: 1 to [`PerPage::MAX`], default [`PerPage::DEFAULT`].
+pub(crate) fn per_page_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+            utoipa::openapi::schema::KnownFormat::Int32,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(PerPage::MAX))
+        .description(Some(format!(
+            "1 to {}; default {}",
+            PerPage::MAX,
+            PerPage::DEFAULT
+        )))
+        .build()
+}
+
+/// The `per_page` query parameter of a listing, its bounds the domain's ([`PerPage`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // A parameter of the document: never built, only described.
+pub(crate) struct PerPageParam {
+    /// The page size (its bounds and default are in its schema).
+    #[param(schema_with = per_page_schema)]
+    per_page: Option<u32>,
 }
 
 /// The message for a string holding U+0000, in a body, a query or a path: the store cannot
@@ -259,12 +395,13 @@ pub(crate) struct SignUpBody {
     /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
     #[schema(schema_with = email_schema)]
     email: String,
-    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// The password policy's minimum to [`PasswordPolicy::MAX_LENGTH`] characters (code points,
+    /// after NFKC),
     /// not only whitespace, not the email.
     #[schema(schema_with = password_schema)]
     password: String,
-    /// Trimmed, at most 100 characters; blank or `null`: no name.
-    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    /// Trimmed, at most [`DisplayName::MAX_LEN`] characters; blank or `null`: no name.
+    #[schema(schema_with = display_name_schema)]
     name: Option<String>,
 }
 
@@ -299,7 +436,8 @@ pub(crate) struct PasswordChangeBody {
     /// The password now (checked like a login password).
     #[schema(pattern = "^[^\\u0000]*$")]
     current_password: String,
-    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// The password policy's minimum to [`PasswordPolicy::MAX_LENGTH`] characters (code points,
+    /// after NFKC),
     /// not only whitespace, not the caller's email.
     #[schema(schema_with = password_schema)]
     new_password: String,
@@ -323,13 +461,13 @@ pub(crate) fn change_password(
 #[allow(dead_code)] // A schema of the document: never built, only described.
 pub(crate) struct NewRoleBody {
     /// Permanent.
-    #[schema(pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    #[schema(schema_with = new_role_slug_schema)]
     slug: String,
-    /// Trimmed, 1 to 100 characters.
-    #[schema(pattern = "^[^\\u0000]*$", min_length = 1, max_length = 100)]
+    /// Trimmed, 1 to [`RoleName::MAX_LEN`] characters.
+    #[schema(schema_with = role_name_schema)]
     name: String,
-    /// Trimmed, at most 1000 characters; blank or `null`: none.
-    #[schema(pattern = "^[^\\u0000]*$", max_length = 1000)]
+    /// Trimmed, at most [`RoleDescription::MAX_LEN`] characters; blank or `null`: none.
+    #[schema(schema_with = role_description_schema)]
     description: Option<String>,
 }
 
@@ -357,16 +495,11 @@ pub(crate) fn create_role(mut body: Body<'_, '_>) -> Option<commands::CreateRole
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // A schema of the document: never built, only described.
 pub(crate) struct RoleUpdateBody {
-    /// Trimmed, 1 to 100 characters. Absent: unchanged; `null` is refused.
-    #[schema(
-        pattern = "^[^\\u0000]*$",
-        nullable = false,
-        min_length = 1,
-        max_length = 100
-    )]
+    /// Trimmed, 1 to [`RoleName::MAX_LEN`] characters. Absent: unchanged; `null` is refused.
+    #[schema(schema_with = role_name_patch_schema)]
     name: Option<String>,
-    /// Trimmed, at most 1000 characters. Absent: unchanged; `null` or blank: cleared.
-    #[schema(pattern = "^[^\\u0000]*$", max_length = 1000)]
+    /// Trimmed, at most [`RoleDescription::MAX_LEN`] characters. Absent: unchanged; `null` or blank: cleared.
+    #[schema(schema_with = role_description_patch_schema)]
     description: Option<String>,
 }
 
@@ -399,15 +532,16 @@ pub(crate) struct NewUserBody {
     /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
     #[schema(schema_with = email_schema)]
     email: String,
-    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// The password policy's minimum to [`PasswordPolicy::MAX_LENGTH`] characters (code points,
+    /// after NFKC),
     /// not only whitespace, not the email.
     #[schema(schema_with = password_schema)]
     password: String,
-    /// Trimmed, at most 100 characters; blank or `null`: no name.
-    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    /// Trimmed, at most [`DisplayName::MAX_LEN`] characters; blank or `null`: no name.
+    #[schema(schema_with = display_name_schema)]
     name: Option<String>,
     /// A role slug; absent: the default role. An unknown slug is a 422.
-    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    #[schema(schema_with = new_user_role_schema)]
     role: Option<String>,
     /// Absent: true.
     #[schema(nullable = false)]
@@ -478,11 +612,11 @@ pub(crate) struct UserPatchBody {
     /// Trimmed of surrounding whitespace; unique on its NFC lowercase form.
     #[schema(schema_with = email_schema)]
     email: Option<String>,
-    /// Trimmed, at most 100 characters. `null` or blank: cleared.
-    #[schema(pattern = "^[^\\u0000]*$", max_length = 100)]
+    /// Trimmed, at most [`DisplayName::MAX_LEN`] characters. `null` or blank: cleared.
+    #[schema(schema_with = display_name_patch_schema)]
     name: Option<String>,
     /// A role slug; an unknown one is a 422.
-    #[schema(nullable = false, pattern = "^[a-z0-9][a-z0-9-]{1,62}$")]
+    #[schema(schema_with = user_patch_role_schema)]
     role: Option<String>,
     /// false revokes every session of the user.
     #[schema(nullable = false)]
@@ -491,7 +625,8 @@ pub(crate) struct UserPatchBody {
     is_superuser: Option<bool>,
     #[schema(nullable = false)]
     is_verified: Option<bool>,
-    /// 8 to 128 characters (code points, after NFKC; the minimum may be configured higher),
+    /// The password policy's minimum to [`PasswordPolicy::MAX_LENGTH`] characters (code points,
+    /// after NFKC),
     /// not only whitespace, not the account's email. Revokes every session of the user.
     #[schema(schema_with = password_schema)]
     password: Option<String>,
@@ -509,12 +644,21 @@ pub(crate) const PATCH_FIELDS: &[&str] = &[
     "password",
 ];
 
-/// Parses a user patch. On failure, also the role slug it names (well formed), as
-/// [`create_user`].
+/// What a user patch whose parse failed still tells the use case's own checks: the role slug
+/// and the password it gives (each when well formed), and whether it changes the email.
+#[derive(Default)]
+pub(crate) struct PatchLeftovers {
+    pub role: Option<RoleSlug>,
+    pub password: Option<NewPassword>,
+    pub changes_email: bool,
+}
+
+/// Parses a user patch. On failure, also what [`PatchLeftovers`] keeps, as [`create_user`]
+/// keeps the role.
 pub(crate) fn update_user(
     mut body: Body<'_, '_>,
     policy: &PasswordPolicy,
-) -> Result<commands::UpdateUser, Option<RoleSlug>> {
+) -> Result<commands::UpdateUser, PatchLeftovers> {
     let email = match body.optional("email") {
         Some(Some(raw)) => body.check("email", Email::parse(raw)).map(Some),
         Some(None) => Some(None),
@@ -555,7 +699,12 @@ pub(crate) fn update_user(
             password: password.clone()?,
         })
     };
-    command().ok_or_else(|| role.flatten())
+    command().ok_or_else(|| PatchLeftovers {
+        role: role.flatten(),
+        password: password.flatten(),
+        // A bad email is one the patch changes too: the stored one is not kept.
+        changes_email: !matches!(email, Some(None)),
+    })
 }
 
 /// The query of `GET /api/users`: `page`, `per_page`, `q`, `role`, `is_active`; every bad one is
@@ -702,12 +851,19 @@ mod tests {
             panic!()
         };
         assert_eq!(blank.name, Patch::Clear);
-        let (Err(role), bad) = parse(json!({"role": "ghosts", "email": null, "is_active": "no"}))
+        let (Err(left), bad) = parse(json!({"role": "ghosts", "email": null, "is_active": "no"}))
         else {
             panic!()
         };
-        assert_eq!(role.unwrap().as_str(), "ghosts");
+        assert_eq!(left.role.unwrap().as_str(), "ghosts");
+        assert!(left.changes_email && left.password.is_none());
         assert_eq!(bad, ["email", "is_active"]);
+        let (Err(left), bad) = parse(json!({"is_active": "no", "password": "a long password"}))
+        else {
+            panic!()
+        };
+        assert!(left.password.is_some() && !left.changes_email && left.role.is_none());
+        assert_eq!(bad, ["is_active"]);
         // Against the patch's own email.
         let (_, bad) = parse(json!({"email": "a@b.co", "password": "A@B.CO"}));
         assert_eq!(bad, ["password"]);

@@ -35,5 +35,6 @@ pub use sessions::{
 pub use sign_up::{SignUp, SignUpError};
 pub use users::{
     CreateUser, CreateUserError, DeleteUser, DeleteUserError, GetUser, GetUserError,
-    ListUserSessions, ListUsers, ListUsersError, RevokeUserSessions, UpdateUser, UpdateUserError,
+    ListUserSessions, ListUsers, ListUsersError, RevokeUserSessions, StoreFieldErrors, UpdateUser,
+    UpdateUserError,
 };

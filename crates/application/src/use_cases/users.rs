@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use authd_domain::{
-    AdminAction, DisplayName, Protection, RoleRef, RoleSlug, User, UserId, check_admin_action,
+    AdminAction, DisplayName, NewPassword, Protection, RoleRef, RoleSlug, User, UserId,
+    check_admin_action,
 };
 
 use crate::commands::{self, RoleFilter};
@@ -213,7 +214,7 @@ impl CreateUser {
     /// edge whose parse of the command already failed and that answers every bad field at
     /// once.
     pub async fn role_exists(&self, slug: &RoleSlug) -> Result<bool, PortError> {
-        Ok(find_role(self.roles.as_ref(), slug).await?.is_some())
+        role_exists(self.roles.as_ref(), slug).await
     }
 }
 
@@ -305,12 +306,45 @@ impl UpdateUser {
         Ok(user)
     }
 
-    /// Whether a role has this slug: the rule behind [`UpdateUserError::UnknownRole`], for an
-    /// edge whose parse of the command already failed and that answers every bad field at
-    /// once.
-    pub async fn role_exists(&self, slug: &RoleSlug) -> Result<bool, PortError> {
-        Ok(find_role(self.roles.as_ref(), slug).await?.is_some())
+    /// The rules behind [`UpdateUserError::UnknownRole`] and
+    /// [`UpdateUserError::PasswordIsEmail`], for an edge whose parse of the patch already failed
+    /// and that answers every bad field at once: whether `role` names no role, and whether
+    /// `password` is the email the user keeps (when `changes_email` is false). The second needs
+    /// the user: with no `id` (a bad path id) or no such user it is not checked, the parse's
+    /// 422 coming first. [`Self::execute`] checks both again on a valid patch.
+    pub async fn store_errors(
+        &self,
+        id: Option<UserId>,
+        role: Option<&RoleSlug>,
+        password: Option<&NewPassword>,
+        changes_email: bool,
+    ) -> Result<StoreFieldErrors, PortError> {
+        let unknown_role = match role {
+            Some(slug) => !role_exists(self.roles.as_ref(), slug).await?,
+            None => false,
+        };
+        let password_is_email = match (id, password) {
+            (Some(id), Some(password)) if !changes_email => self
+                .users
+                .find_by_id(id)
+                .await?
+                .is_some_and(|target| password.is_email(&target.email)),
+            _ => false,
+        };
+        Ok(StoreFieldErrors {
+            unknown_role,
+            password_is_email,
+        })
     }
+}
+
+/// What [`UpdateUser::store_errors`] found wrong with a patch whose parse failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreFieldErrors {
+    /// No role has the patch's slug.
+    pub unknown_role: bool,
+    /// The new password is the email the account keeps.
+    pub password_is_email: bool,
 }
 
 /// Deletes a user and its sessions.
@@ -394,6 +428,12 @@ impl RevokeUserSessions {
             .await?;
         Ok(())
     }
+}
+
+/// Whether a role has this slug: the one rule behind both `UnknownRole` errors, for edges
+/// whose parse already failed.
+async fn role_exists(roles: &dyn RoleRepository, slug: &RoleSlug) -> Result<bool, PortError> {
+    Ok(find_role(roles, slug).await?.is_some())
 }
 
 /// The role with this slug, `None` when there is none.
@@ -722,13 +762,32 @@ mod tests {
     async fn a_set_password_is_hashed_and_revokes_while_a_rename_does_not() {
         let target = member();
         let id = target.id;
+        let session = live_session(&target);
+        let sid = session.id;
         let mut users = users_holding(&target);
         let mut sessions = MockSessionRepository::new();
+        let live = vec![session.clone()];
         sessions
             .expect_list_live()
             .withf(move |user, _| *user == id)
-            .returning(|_, _| Ok(vec![]));
-        let stored = target.clone();
+            .returning(move |_, _| Ok(live.clone()));
+        // The live sessions' marks go before the store replaces the password and revokes them,
+        // and the revoked ones are marked after.
+        let mut cache = MockAuthCache::new();
+        let mut order = Sequence::new();
+        cache
+            .expect_forget_user()
+            .withf(move |user| *user == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        cache
+            .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == [sid])
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let updated = (target.clone(), vec![session]);
         users
             .expect_update()
             .withf(move |user, changes, revoke, _| {
@@ -738,13 +797,26 @@ mod tests {
                         == Some("$argon2id$new")
             })
             .times(1)
-            .returning(move |_, _, _, _| Ok(Some((stored.clone(), vec![]))));
+            .in_sequence(&mut order)
+            .returning(move |_, _, _, _| Ok(Some(updated.clone())));
+        cache
+            .expect_mark_revoked()
+            .withf(move |marks| marks.len() == 1 && marks[0].0 == sid)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        cache
+            .expect_forget_user()
+            .withf(move |user| *user == id)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
         let patch = commands::UpdateUser {
             password: Some(new_password("a new long password")),
             ..Default::default()
         };
         assert!(
-            update_use_case(users, sessions, relaxed_cache())
+            update_use_case(users, sessions, cache)
                 .execute(&superuser(), target.id, patch)
                 .await
                 .is_ok()
@@ -975,20 +1047,42 @@ mod tests {
             ))
         ));
 
+        // Forget the live sessions' marks, revoke them in the store, then mark them revoked.
+        let session = live_session(&target);
+        let sid = session.id;
         let mut sessions = MockSessionRepository::new();
+        let mut cache = MockAuthCache::new();
+        let mut order = Sequence::new();
+        let live = vec![session.clone()];
         sessions
             .expect_list_live()
             .withf(move |user, _| *user == id)
-            .returning(|_, _| Ok(vec![]));
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _| Ok(live.clone()));
+        cache
+            .expect_forget_sessions()
+            .withf(move |forgotten| forgotten == [sid])
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
+        let revoked = vec![session];
         sessions
             .expect_revoke_all()
             .withf(move |user, _| *user == id)
             .times(1)
-            .returning(|_, _| Ok(vec![]));
+            .in_sequence(&mut order)
+            .returning(move |_, _| Ok(revoked.clone()));
+        cache
+            .expect_mark_revoked()
+            .withf(move |marks| marks.len() == 1 && marks[0].0 == sid)
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(|_| Ok(()));
         let revoke = RevokeUserSessions {
             users: Arc::new(users_holding(&target)),
             sessions: Arc::new(sessions),
-            cache: Arc::new(relaxed_cache()),
+            cache: Arc::new(cache),
             clock: fixed_clock(),
         };
         assert!(revoke.execute(&superuser(), target.id).await.is_ok());

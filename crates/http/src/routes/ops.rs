@@ -30,12 +30,12 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
 pub(crate) async fn openapi(document: web::Data<Document>) -> HttpResponse {
-    HttpResponse::Ok().json(document.0)
+    HttpResponse::Ok().json(&document.0)
 }
 
 /// The OpenAPI document this handler serves, given by [`crate::app`] (it is built from the
-/// routes, so the routes do not build it).
-pub(crate) struct Document(pub &'static utoipa::openapi::OpenApi);
+/// routes, so the routes do not build it), saying the app's password policy.
+pub(crate) struct Document(pub utoipa::openapi::OpenApi);
 
 /// Prometheus text, when this listener serves it (`AUTHD_METRICS_LISTEN` unset).
 #[utoipa::path(

@@ -1,12 +1,13 @@
 //! `/api/users`: superusers administer accounts.
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use authd_domain::UserId;
+use authd_application::use_cases::StoreFieldErrors;
+use authd_domain::{PasswordError, UserId};
 
 use crate::dto::{SessionDto, UserDto, UserPageDto};
 use crate::errors::{FieldError, NO_SUCH_ROLE};
 use crate::extract::{Superuser, json_object};
-use crate::requests::{self, Body, FieldErrors, NewUserBody, UserPatchBody};
+use crate::requests::{self, Body, FieldErrors, NewUserBody, PatchLeftovers, UserPatchBody};
 use crate::{ApiError, AppState, problem};
 
 pub(crate) const PATHS: &[&str] = &["/api/users", "/api/users/{id}", "/api/users/{id}/sessions"];
@@ -30,7 +31,7 @@ type State = web::Data<AppState>;
     get, path = "/api/users", tag = "admin", security(("bearer" = []), ("cookie" = [])),
     params(
         ("page" = Option<u64>, Query, description = "From 1; default 1", minimum = 1, maximum = 4294967295.0),
-        ("per_page" = Option<u32>, Query, description = "1 to 100; default 20", minimum = 1, maximum = 100),
+        requests::PerPageParam,
         ("q" = Option<String>, Query, description = "Case-insensitive substring of email or name",
             pattern = "^[^\\u0000]*$"),
         ("role" = Option<String>, Query, description = "Role slug; one that is no role's matches nobody",
@@ -61,12 +62,19 @@ pub(crate) async fn list(
     }))
 }
 
-/// The 422 of a parse that failed, completed with the body's role when `unknown_role` (the
-/// use case's rule, asked by the caller): one answer lists every bad field, as the contract
-/// says, in the body's declared `order`.
-fn invalid(mut errors: FieldErrors, unknown_role: bool, order: &[&str]) -> ApiError {
-    if unknown_role {
+/// The 422 of a parse that failed, completed with what the use case's rules found (asked by
+/// the caller): the body's role when it names no role, its password when it is the email the
+/// account keeps. One answer lists every bad field, as the contract says, in the body's
+/// declared `order`.
+fn invalid(mut errors: FieldErrors, found: StoreFieldErrors, order: &[&str]) -> ApiError {
+    if found.unknown_role {
         errors.insert_in_order(FieldError::new("role", NO_SUCH_ROLE), order);
+    }
+    if found.password_is_email {
+        errors.insert_in_order(
+            FieldError::new("password", PasswordError::SameAsEmail),
+            order,
+        );
     }
     ApiError::Validation(errors.into_vec())
 }
@@ -99,11 +107,14 @@ pub(crate) async fn create(
         Ok(command) => command.role,
         Err(role) => role,
     };
-    let unknown_role = match &role {
-        Some(slug) => !use_case.role_exists(slug).await?,
-        None => false,
+    let found = StoreFieldErrors {
+        unknown_role: match &role {
+            Some(slug) => !use_case.role_exists(slug).await?,
+            None => false,
+        },
+        password_is_email: false,
     };
-    Err(invalid(errors, unknown_role, requests::USER_FIELDS))
+    Err(invalid(errors, found, requests::USER_FIELDS))
 }
 
 #[utoipa::path(
@@ -148,24 +159,34 @@ pub(crate) async fn update(
     let policy = &state.settings.password_policy;
     let parsed = match &body {
         Some(object) => requests::update_user(Body::new(object, &mut errors), policy),
-        None => Err(None),
+        None => Err(PatchLeftovers::default()),
     };
     let use_case = &state.use_cases.update_user;
-    let role = match (id, parsed) {
+    let id = id.map(UserId::from_uuid);
+    let left = match (id, parsed) {
         (Some(id), Ok(command)) if errors.is_empty() => {
-            let id = UserId::from_uuid(id);
             let user = use_case.execute(&principal, id, command).await?;
             tracing::info!(admin_id = %principal.user.id, user_id = %user.id, "user changed by an admin");
             return Ok(HttpResponse::Ok().json(UserDto::from(&user)));
         }
-        (_, Ok(command)) => command.role,
-        (_, Err(role)) => role,
+        (_, Ok(command)) => PatchLeftovers {
+            changes_email: command.email.is_some(),
+            role: command.role,
+            password: command.password,
+        },
+        (_, Err(left)) => left,
     };
-    let unknown_role = match &role {
-        Some(slug) => !use_case.role_exists(slug).await?,
-        None => false,
-    };
-    Err(invalid(errors, unknown_role, requests::PATCH_FIELDS))
+    // The parse failed: a 422 whether or not the user exists (the password is checked against
+    // its email only when it does).
+    let found = use_case
+        .store_errors(
+            id,
+            left.role.as_ref(),
+            left.password.as_ref(),
+            left.changes_email,
+        )
+        .await?;
+    Err(invalid(errors, found, requests::PATCH_FIELDS))
 }
 
 #[utoipa::path(
