@@ -53,7 +53,8 @@ impl DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _
             ) | QueryError::BrokenTransactionManager
-        ) || conn.connection().is_broken();
+        ) || conn.connection().is_broken()
+            || is_connection_ending(&error);
         if connection_lost {
             tracing::warn!(%error, "Postgres connection lost");
             Self::Unavailable
@@ -134,6 +135,25 @@ const CANCELLED_MESSAGES: [&str; 3] = [
     "canceling statement due to user request",
 ];
 
+/// The beginnings of the server's messages when it ends the connection itself (SQLSTATE class
+/// 57P: an operator's `pg_terminate_backend`, a shutdown, a crash of another backend, an idle
+/// timeout) or refuses it while starting or stopping. The error can arrive before the driver
+/// has seen the socket close, so the connection is not yet marked broken; recognised by their
+/// text, for the reason given at [`CANCELLED_MESSAGES`].
+const CONNECTION_ENDING_MESSAGES: [&str; 2] = ["terminating connection", "the database system is"];
+
+/// Whether the server is ending or refusing the connection (see
+/// [`CONNECTION_ENDING_MESSAGES`]).
+fn is_connection_ending(error: &QueryError) -> bool {
+    matches!(
+        error,
+        QueryError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if CONNECTION_ENDING_MESSAGES
+                .iter()
+                .any(|start| info.message().starts_with(start))
+    )
+}
+
 /// Whether Postgres cancelled the statement (see [`CANCELLED_MESSAGES`]).
 fn is_cancelled(error: &QueryError) -> bool {
     matches!(
@@ -199,5 +219,21 @@ mod tests {
             Box::new("canceling statement due to statement timeout".to_owned()),
         )));
         assert!(!is_cancelled(&QueryError::NotFound));
+    }
+
+    #[test]
+    fn a_server_ending_the_connection_is_recognised_by_its_message() {
+        for message in [
+            "terminating connection due to administrator command",
+            "terminating connection because of crash of another server process",
+            "the database system is shutting down",
+        ] {
+            assert!(is_connection_ending(&unknown(message)), "{message}");
+        }
+        assert!(!is_connection_ending(&unknown("division by zero")));
+        assert!(!is_connection_ending(&unknown(
+            "canceling statement due to user request"
+        )));
+        assert!(!is_connection_ending(&QueryError::NotFound));
     }
 }
