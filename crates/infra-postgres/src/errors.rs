@@ -4,9 +4,9 @@
 use authd_application::ports::{CreateRoleError, CreateUserError};
 use authd_application::{Dependency, PortError};
 use diesel::result::{DatabaseErrorKind, Error as QueryError};
-use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::pooled_connection::deadpool::PoolError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 
 use crate::pool::{PooledConnection, record_timeout};
 
@@ -53,9 +53,17 @@ impl DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _
             ) | QueryError::BrokenTransactionManager
-        ) || conn.connection().is_broken()
-            || is_connection_ending(&error);
-        if connection_lost {
+        ) || conn.connection().is_broken();
+        if is_connection_ending(&error) {
+            // The server said it is closing the connection, possibly before the driver saw
+            // the socket close: mark it broken now, so the pool discards it instead of lending
+            // it again.
+            <AsyncPgConnection as AsyncConnection>::TransactionManager::transaction_manager_status_mut(
+                conn.connection(),
+            )
+            .set_in_error();
+        }
+        if connection_lost || is_connection_ending(&error) {
             tracing::warn!(%error, "Postgres connection lost");
             Self::Unavailable
         } else if is_cancelled(&error) {
