@@ -101,6 +101,14 @@ pub(crate) fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
+/// What [`Store::mixed_sessions`] made.
+pub(crate) struct MixedSessions {
+    pub live_a: Session,
+    pub live_b: Session,
+    pub expired: Session,
+    pub others: Session,
+}
+
 impl Store<'_> {
     /// The `members` role, made on first use (every user of the fixtures holds it).
     pub(crate) async fn members(&self) -> Role {
@@ -157,6 +165,30 @@ impl Store<'_> {
     pub(crate) async fn listed(&self, query: UserQuery) -> (Vec<UserId>, u64) {
         let page = self.users.list(&query).await.unwrap();
         (ids(&page.items), page.total)
+    }
+
+    /// The sessions the revoking operations are tried on: two live ones of `user` (created at
+    /// `t0` and a second later, ending in a day), one of `user` already expired, and a live
+    /// one of `other`.
+    pub(crate) async fn mixed_sessions(&self, user: &User, other: &User) -> MixedSessions {
+        let (live_a, _) = self
+            .session(user, TimeDelta::zero(), TimeDelta::days(1))
+            .await;
+        let (live_b, _) = self
+            .session(user, TimeDelta::seconds(1), TimeDelta::days(1))
+            .await;
+        let (expired, _) = self
+            .session(user, -TimeDelta::days(2), -TimeDelta::days(1))
+            .await;
+        let (others, _) = self
+            .session(other, TimeDelta::zero(), TimeDelta::days(1))
+            .await;
+        MixedSessions {
+            live_a,
+            live_b,
+            expired,
+            others,
+        }
     }
 
     /// A stored session of `user` created at `t0 + created`, expiring at `t0 + expires`,

@@ -8,6 +8,7 @@ use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use crate::Store;
+use crate::fixtures::MixedSessions;
 use crate::fixtures::{at, new_session, rotation, session_ids, sorted, t0};
 
 /// The grace of revoked sessions in the purge tests: 16 minutes.
@@ -289,18 +290,12 @@ pub async fn sessions_revoke_returns_the_session_only_while_live(store: Store<'_
 pub async fn sessions_revoke_all_revokes_the_live_ones_and_bumps_the_version(store: Store<'_>) {
     let user = store.user("ada@example.com").await;
     let other = store.user("grace@example.com").await;
-    let (a, _) = store
-        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
-    let (b, _) = store
-        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
-        .await;
-    let (expired, _) = store
-        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
-        .await;
-    let (others, _) = store
-        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
+    let MixedSessions {
+        live_a: a,
+        live_b: b,
+        expired,
+        others,
+    } = store.mixed_sessions(&user, &other).await;
 
     let now = at(1);
     let revoked = store.sessions.revoke_all(user.id, now).await.unwrap();

@@ -7,6 +7,7 @@ use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use crate::Store;
+use crate::fixtures::MixedSessions;
 use crate::fixtures::{at, email, ids, old_hash, page, search, session_ids, slug, sorted, t0};
 
 /// A created user is found by id, and by its email in any case and with any surrounding
@@ -704,20 +705,14 @@ pub async fn users_an_unknown_role_is_refused_and_nothing_changes(store: Store<'
 pub async fn users_update_revoking_sessions_returns_exactly_the_live_ones(store: Store<'_>) {
     let user = store.user("ada@example.com").await;
     let other = store.user("grace@example.com").await;
-    let (live_a, _) = store
-        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
-    let (live_b, _) = store
-        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
-        .await;
-    let (expired, _) = store
-        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
-        .await;
+    let MixedSessions {
+        live_a,
+        live_b,
+        expired,
+        others,
+    } = store.mixed_sessions(&user, &other).await;
     let earlier = at(-30);
     let revoked = store.revoked_session(&user, earlier).await;
-    let (others, _) = store
-        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
     let deactivate = UserChanges {
         is_active: Some(false),
         ..UserChanges::default()
@@ -807,19 +802,13 @@ pub async fn users_update_without_revoking_leaves_the_sessions_live(store: Store
 pub async fn users_delete_returns_the_live_sessions_and_frees_the_email(store: Store<'_>) {
     let user = store.user("Ada@Example.com").await;
     let other = store.user("grace@example.com").await;
-    let (live_a, _) = store
-        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
-    let (live_b, _) = store
-        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
-        .await;
-    let (expired, _) = store
-        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
-        .await;
+    let MixedSessions {
+        live_a,
+        live_b,
+        expired,
+        others,
+    } = store.mixed_sessions(&user, &other).await;
     let revoked = store.revoked_session(&user, at(-1)).await;
-    let (others, _) = store
-        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
 
     let mut live = store.users.delete(user.id, t0()).await.unwrap().unwrap();
 
@@ -1102,20 +1091,14 @@ pub async fn users_of_concurrent_primary_admin_creations_exactly_one_wins(store:
 pub async fn users_replace_password_revokes_exactly_the_live_sessions(store: Store<'_>) {
     let user = store.user("ada@example.com").await;
     let other = store.user("grace@example.com").await;
-    let (live_a, _) = store
-        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
-    let (live_b, _) = store
-        .session(&user, TimeDelta::seconds(1), TimeDelta::days(1))
-        .await;
-    let (expired, _) = store
-        .session(&user, -TimeDelta::days(2), -TimeDelta::days(1))
-        .await;
+    let MixedSessions {
+        live_a,
+        live_b,
+        expired,
+        others,
+    } = store.mixed_sessions(&user, &other).await;
     let earlier = at(-30);
     let revoked = store.revoked_session(&user, earlier).await;
-    let (others, _) = store
-        .session(&other, TimeDelta::zero(), TimeDelta::days(1))
-        .await;
 
     let now = t0() + TimeDelta::seconds(5);
     let revoked_now = store

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use authd_application::ports::Probe as _;
 use authd_application::ports::{
-    CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
-    Rotation, SessionRepository, UserChanges, UserQuery, UserRepository,
+    CreateUserError, Credentials, RoleRepository, Rotation, SessionRepository, UserChanges,
+    UserQuery, UserRepository,
 };
 use authd_application::{Dependency, PortError};
 use authd_domain::{
-    Email, PasswordHash, Role, RoleId, RoleSlug, Session, SessionId, TokenId, User, UserId,
+    Email, PasswordHash, Role, RoleSlug, Session, SessionId, TokenId, User, UserId,
 };
 use authd_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use authd_postgres::{
@@ -32,7 +32,6 @@ struct Fixture {
     _db: TestDatabase,
     pool: PgPool,
     users: PgUserRepository,
-    roles: PgRoleRepository,
     sessions: PgSessionRepository,
     role: Role,
 }
@@ -53,7 +52,6 @@ async fn fixture_with(settings: PoolSettings) -> Fixture {
     Fixture {
         users: PgUserRepository::new(pool.clone()),
         sessions: PgSessionRepository::new(pool.clone()),
-        roles,
         role,
         pool,
         _db: db,
@@ -132,24 +130,6 @@ impl Fixture {
     async fn primary_admins(&self) -> i64 {
         self.count("SELECT count(*) AS count FROM users WHERE is_primary_admin")
             .await
-    }
-
-    async fn stored_role(&self, slug: &str, created_at: DateTime<Utc>) -> Role {
-        let role = new_role(slug, created_at);
-        self.roles.create(&role).await.unwrap();
-        role
-    }
-}
-
-/// A role (not stored) created and last changed at `at`.
-fn new_role(slug: &str, at: DateTime<Utc>) -> Role {
-    Role {
-        id: RoleId::generate(),
-        slug: RoleSlug::parse(slug).unwrap(),
-        name: format!("The {slug}"),
-        description: Some(format!("What {slug} may do")),
-        created_at: at,
-        updated_at: at,
     }
 }
 
@@ -331,169 +311,6 @@ async fn the_database_itself_refuses_a_second_primary_admin() {
             .unwrap()
             .is_primary_admin
     );
-}
-
-#[tokio::test]
-async fn a_created_role_is_found_and_a_taken_slug_is_refused() {
-    let f = fixture().await;
-    let role = new_role("editors", t0());
-
-    f.roles.create(&role).await.unwrap();
-
-    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(role.clone()));
-    assert_eq!(
-        f.roles.find_by_slug(&role.slug).await.unwrap(),
-        Some(role.clone())
-    );
-    assert_eq!(f.roles.find(RoleId::generate()).await.unwrap(), None);
-
-    let twin = Role {
-        name: "Other editors".into(),
-        description: None,
-        ..new_role("editors", t0() + TimeDelta::hours(1))
-    };
-    let result = f.roles.create(&twin).await;
-    assert!(
-        matches!(result, Err(CreateRoleError::SlugTaken)),
-        "{result:?}"
-    );
-    assert_eq!(f.roles.find(twin.id).await.unwrap(), None);
-    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(role));
-    assert_eq!(f.roles.list().await.unwrap().len(), 2);
-
-    // A role without a description.
-    let bare = Role {
-        description: None,
-        ..new_role("viewers", t0())
-    };
-    f.roles.create(&bare).await.unwrap();
-    assert_eq!(f.roles.find(bare.id).await.unwrap(), Some(bare));
-}
-
-#[tokio::test]
-async fn a_role_update_sets_only_the_given_fields_and_the_time() {
-    let f = fixture().await;
-    let role = f.stored_role("editors", t0()).await;
-    let at = |minutes| t0() + TimeDelta::minutes(minutes);
-
-    let renamed = f
-        .roles
-        .update(
-            role.id,
-            &RoleChanges {
-                name: Some("Writers".into()),
-                description: None,
-            },
-            at(1),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        renamed,
-        Role {
-            name: "Writers".into(),
-            updated_at: at(1),
-            ..role.clone()
-        }
-    );
-
-    let described = f
-        .roles
-        .update(
-            role.id,
-            &RoleChanges {
-                name: None,
-                description: Some(Some("Write articles".into())),
-            },
-            at(2),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(described.name, "Writers");
-    assert_eq!(described.description.as_deref(), Some("Write articles"));
-    assert_eq!(described.updated_at, at(2));
-
-    let cleared = f
-        .roles
-        .update(
-            role.id,
-            &RoleChanges {
-                name: None,
-                description: Some(None),
-            },
-            at(3),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(cleared.name, "Writers");
-    assert_eq!(cleared.description, None);
-    assert_eq!(cleared.updated_at, at(3));
-
-    // No field: only the time moves, and the row comes back.
-    let touched = f
-        .roles
-        .update(role.id, &RoleChanges::default(), at(4))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        touched,
-        Role {
-            updated_at: at(4),
-            ..cleared
-        }
-    );
-    assert_eq!(touched.created_at, t0());
-    assert_eq!(touched.slug, role.slug);
-    assert_eq!(f.roles.find(role.id).await.unwrap(), Some(touched));
-
-    let unknown = f
-        .roles
-        .update(
-            RoleId::generate(),
-            &RoleChanges {
-                name: Some("Ghosts".into()),
-                description: Some(None),
-            },
-            at(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(unknown, None);
-    // Other roles are untouched.
-    assert_eq!(f.roles.find(f.role.id).await.unwrap(), Some(f.role.clone()));
-}
-
-#[tokio::test]
-async fn a_role_is_deleted_once_and_never_while_a_user_holds_it() {
-    let f = fixture().await;
-    let user = f.user("ada@example.com").await;
-    let unused = f.stored_role("editors", t0()).await;
-
-    assert_eq!(
-        f.roles.delete(unused.id).await.unwrap(),
-        RoleDeletion::Deleted
-    );
-    assert_eq!(f.roles.find(unused.id).await.unwrap(), None);
-    assert_eq!(
-        f.roles.delete(unused.id).await.unwrap(),
-        RoleDeletion::NotFound
-    );
-    assert_eq!(
-        f.roles.delete(RoleId::generate()).await.unwrap(),
-        RoleDeletion::NotFound
-    );
-
-    assert_eq!(
-        f.roles.delete(f.role.id).await.unwrap(),
-        RoleDeletion::InUse
-    );
-    assert_eq!(f.roles.find(f.role.id).await.unwrap(), Some(f.role.clone()));
-    let holder = f.users.find_by_id(user.id).await.unwrap().unwrap();
-    assert_eq!(holder.role, f.role.to_ref());
 }
 
 #[tokio::test]
