@@ -32,11 +32,11 @@ impl<T> Patch<T> {
     }
 
     /// The change as the store takes it: `None` unchanged, `Some(None)` cleared.
-    pub fn into_change<U>(self, convert: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    pub fn into_change(self) -> Option<Option<T>> {
         match self {
             Self::Keep => None,
             Self::Clear => Some(None),
-            Self::Set(value) => Some(Some(convert(value))),
+            Self::Set(value) => Some(Some(value)),
         }
     }
 }

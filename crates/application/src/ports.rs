@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use authd_domain::{
-    Email, Password, PasswordHash, Role, RoleId, RoleSlug, RotationState, Session, SessionId,
-    TokenId, User, UserId,
+    DisplayName, Email, Password, PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug,
+    RotationState, Session, SessionId, TokenId, User, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -60,7 +60,7 @@ pub struct UserChanges {
     /// A new email (unique on its lowercase form).
     pub email: Option<Email>,
     /// A new name; `Some(None)` clears it.
-    pub name: Option<Option<String>>,
+    pub name: Option<Option<DisplayName>>,
     /// A new role.
     pub role: Option<RoleId>,
     /// Activate or deactivate.
@@ -190,9 +190,9 @@ pub enum RoleDeletion {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoleChanges {
     /// A new name.
-    pub name: Option<String>,
+    pub name: Option<RoleName>,
     /// A new description; `Some(None)` clears it.
-    pub description: Option<Option<String>>,
+    pub description: Option<Option<RoleDescription>>,
 }
 
 /// Roles.
@@ -228,7 +228,7 @@ pub trait RoleRepository: Send + Sync {
     async fn ensure(
         &self,
         slug: &RoleSlug,
-        name: &str,
+        name: &RoleName,
         now: DateTime<Utc>,
     ) -> Result<Role, PortError>;
 }

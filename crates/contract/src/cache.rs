@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use authd_application::ports::{AuthCache, CachedAuth, SessionMark};
-use authd_domain::{Email, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
+use authd_domain::{
+    DisplayName, Email, RoleId, RoleName, RoleRef, RoleSlug, SessionId, User, UserId,
+};
 use chrono::DateTime;
 use tokio::time::sleep;
 
@@ -38,7 +40,7 @@ fn user() -> User {
     User {
         id: UserId::generate(),
         email: Email::parse("Ada.Lovelace@Example.com").unwrap(),
-        name: Some("Ada « Countess » Lovelace".to_owned()),
+        name: DisplayName::parse("Ada « Countess » Lovelace").unwrap(),
         is_active: true,
         is_superuser: true,
         is_verified: false,
@@ -46,7 +48,7 @@ fn user() -> User {
         role: RoleRef {
             id: RoleId::generate(),
             slug: RoleSlug::parse("application-access").unwrap(),
-            name: "Application access".to_owned(),
+            name: RoleName::parse("Application access").unwrap(),
         },
         created_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
         updated_at: DateTime::from_timestamp(1_700_000_500, 1_000).unwrap(),
@@ -282,7 +284,7 @@ pub async fn cache_put_user_never_overrides_an_entry(cache: &dyn AuthCache) {
     let other = self::user();
     cache.put_user(&user).await.unwrap();
     let renamed = User {
-        name: Some("Countess".into()),
+        name: DisplayName::parse("Countess").unwrap(),
         ..user.clone()
     };
 

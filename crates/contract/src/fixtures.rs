@@ -2,7 +2,8 @@
 
 use authd_application::ports::{Rotation, UserQuery};
 use authd_domain::{
-    Email, PasswordHash, Role, RoleId, RoleSlug, Session, SessionId, TokenId, User, UserId,
+    DisplayName, Email, PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug, Session,
+    SessionId, TokenId, User, UserId,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
@@ -31,13 +32,27 @@ pub(crate) fn slug(raw: &str) -> RoleSlug {
     RoleSlug::parse(raw).unwrap()
 }
 
+/// A (non-blank) display name.
+pub(crate) fn display_name(raw: &str) -> DisplayName {
+    DisplayName::parse(raw).unwrap().unwrap()
+}
+
+pub(crate) fn role_name(raw: &str) -> RoleName {
+    RoleName::parse(raw).unwrap()
+}
+
+/// A (non-blank) role description.
+pub(crate) fn description(raw: &str) -> RoleDescription {
+    RoleDescription::parse(raw).unwrap().unwrap()
+}
+
 /// A role (not stored) created and last changed at `at`.
 pub(crate) fn new_role(slug_text: &str, at: DateTime<Utc>) -> Role {
     Role {
         id: RoleId::generate(),
         slug: slug(slug_text),
-        name: format!("The {slug_text}"),
-        description: Some(format!("What {slug_text} may do")),
+        name: role_name(&format!("The {slug_text}")),
+        description: Some(description(&format!("What {slug_text} may do"))),
         created_at: at,
         updated_at: at,
     }
@@ -113,7 +128,7 @@ impl Store<'_> {
     /// The `members` role, made on first use (every user of the fixtures holds it).
     pub(crate) async fn members(&self) -> Role {
         self.roles
-            .ensure(&slug("members"), "Members", t0())
+            .ensure(&slug("members"), &role_name("Members"), t0())
             .await
             .unwrap()
     }
@@ -128,7 +143,12 @@ impl Store<'_> {
     /// A stored, active member named Ada, created at `t0`, with [`old_hash`].
     pub(crate) async fn user(&self, address: &str) -> User {
         let role = self.members().await;
-        let user = User::register(email(address), Some("Ada".into()), role.to_ref(), t0());
+        let user = User::register(
+            email(address),
+            Some(display_name("Ada")),
+            role.to_ref(),
+            t0(),
+        );
         self.users.create(&user, &old_hash()).await.unwrap();
         user
     }
@@ -146,7 +166,7 @@ impl Store<'_> {
             is_active,
             ..User::register(
                 email(address),
-                name.map(str::to_owned),
+                name.map(display_name),
                 role.to_ref(),
                 t0() + created,
             )

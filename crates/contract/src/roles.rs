@@ -6,7 +6,7 @@ use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use crate::Store;
-use crate::fixtures::{at, new_role, slug, t0};
+use crate::fixtures::{at, description, new_role, role_name, slug, t0};
 
 /// `ensure` creates the role once (name as given, no description, at `now`) and returns the
 /// stored one ever after, whatever name it is given then.
@@ -15,18 +15,18 @@ pub async fn roles_ensure_is_idempotent(store: Store<'_>) {
 
     let first = store
         .roles
-        .ensure(&wanted, "Application access", t0())
+        .ensure(&wanted, &role_name("Application access"), t0())
         .await
         .unwrap();
     let again = store
         .roles
-        .ensure(&wanted, "Another name", at(60))
+        .ensure(&wanted, &role_name("Another name"), at(60))
         .await
         .unwrap();
 
     assert_eq!(again, first);
     assert_eq!(first.slug, wanted);
-    assert_eq!(first.name, "Application access");
+    assert_eq!(first.name.as_str(), "Application access");
     assert_eq!(first.description, None);
     assert_eq!((first.created_at, first.updated_at), (t0(), t0()));
     assert_eq!(first.id.as_uuid().get_version_num(), 7);
@@ -45,7 +45,7 @@ pub async fn roles_ensure_is_idempotent(store: Store<'_>) {
     assert_eq!(
         store
             .roles
-            .ensure(&made.slug, "Editors", t0())
+            .ensure(&made.slug, &role_name("Editors"), t0())
             .await
             .unwrap(),
         made
@@ -55,7 +55,7 @@ pub async fn roles_ensure_is_idempotent(store: Store<'_>) {
 /// Eight `ensure` calls at once create one role, and all return it.
 pub async fn roles_concurrent_ensures_create_one_role(store: Store<'_>) {
     let wanted = slug("racers");
-    let names: Vec<String> = (0..8).map(|i| format!("Racer {i}")).collect();
+    let names: Vec<_> = (0..8).map(|i| role_name(&format!("Racer {i}"))).collect();
 
     let ensured = join_all(
         names
@@ -104,7 +104,7 @@ pub async fn roles_create_find_and_slug_taken(store: Store<'_>) {
     assert_eq!(store.roles.find(RoleId::generate()).await.unwrap(), None);
 
     let twin = Role {
-        name: "Other editors".into(),
+        name: role_name("Other editors"),
         description: None,
         ..new_role("editors", at(60))
     };
@@ -138,7 +138,7 @@ pub async fn roles_update_sets_only_the_given_fields_and_the_time(store: Store<'
         .update(
             role.id,
             &RoleChanges {
-                name: Some("Writers".into()),
+                name: Some(role_name("Writers")),
                 description: None,
             },
             at(1),
@@ -149,7 +149,7 @@ pub async fn roles_update_sets_only_the_given_fields_and_the_time(store: Store<'
     assert_eq!(
         renamed,
         Role {
-            name: "Writers".into(),
+            name: role_name("Writers"),
             updated_at: at(1),
             ..role.clone()
         }
@@ -161,7 +161,7 @@ pub async fn roles_update_sets_only_the_given_fields_and_the_time(store: Store<'
             role.id,
             &RoleChanges {
                 name: None,
-                description: Some(Some("Write articles".into())),
+                description: Some(Some(description("Write articles"))),
             },
             at(2),
         )
@@ -171,7 +171,7 @@ pub async fn roles_update_sets_only_the_given_fields_and_the_time(store: Store<'
     assert_eq!(
         described,
         Role {
-            description: Some("Write articles".into()),
+            description: Some(description("Write articles")),
             updated_at: at(2),
             ..renamed
         }
@@ -229,7 +229,7 @@ pub async fn roles_update_sets_only_the_given_fields_and_the_time(store: Store<'
         .update(
             RoleId::generate(),
             &RoleChanges {
-                name: Some("Ghosts".into()),
+                name: Some(role_name("Ghosts")),
                 description: Some(None),
             },
             at(5),

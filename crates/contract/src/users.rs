@@ -2,13 +2,15 @@
 
 use authd_application::PortError;
 use authd_application::ports::{CreateUserError, Credentials, UserChanges, UserQuery};
-use authd_domain::{PasswordHash, RoleId, User, UserId};
+use authd_domain::{DisplayName, PasswordHash, RoleId, User, UserId};
 use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use crate::Store;
 use crate::fixtures::MixedSessions;
-use crate::fixtures::{at, email, ids, old_hash, page, search, session_ids, slug, sorted, t0};
+use crate::fixtures::{
+    at, display_name, email, ids, old_hash, page, role_name, search, session_ids, slug, sorted, t0,
+};
 
 /// A created user is found by id, and by its email in any case and with any surrounding
 /// space, with its role, hash and credentials version 0.
@@ -18,9 +20,9 @@ pub async fn users_create_and_find(store: Store<'_>) {
     let found = store.users.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(found, user);
     assert_eq!(found.email.as_str(), "Ada.Lovelace@Example.com");
-    assert_eq!(found.name.as_deref(), Some("Ada"));
+    assert_eq!(found.name.as_ref().map(DisplayName::as_str), Some("Ada"));
     assert_eq!(found.role.slug.as_str(), "members");
-    assert_eq!(found.role.name, "Members");
+    assert_eq!(found.role.name.as_str(), "Members");
     assert_eq!((found.created_at, found.updated_at), (t0(), t0()));
     assert!(found.is_active && !found.is_superuser && !found.is_verified);
     assert!(!found.is_primary_admin);
@@ -342,7 +344,7 @@ pub async fn users_lookups_show_the_role_as_it_is_now(store: Store<'_>) {
         .update(
             members.id,
             &authd_application::ports::RoleChanges {
-                name: Some("Readers".into()),
+                name: Some(role_name("Readers")),
                 description: None,
             },
             at(1),
@@ -354,7 +356,7 @@ pub async fn users_lookups_show_the_role_as_it_is_now(store: Store<'_>) {
         role: renamed.to_ref(),
         ..user.clone()
     };
-    assert_eq!(expected.role.name, "Readers");
+    assert_eq!(expected.role.name.as_str(), "Readers");
 
     assert_eq!(
         store.users.find_by_id(user.id).await.unwrap(),
@@ -439,7 +441,7 @@ pub async fn users_update_sets_only_the_given_fields_and_the_time(store: Store<'
 
     // A name set again.
     let named = UserChanges {
-        name: Some(Some("Countess".into())),
+        name: Some(Some(display_name("Countess"))),
         ..UserChanges::default()
     };
     let (named, _) = store
@@ -448,7 +450,10 @@ pub async fn users_update_sets_only_the_given_fields_and_the_time(store: Store<'
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(named.name.as_deref(), Some("Countess"));
+    assert_eq!(
+        named.name.as_ref().map(DisplayName::as_str),
+        Some("Countess")
+    );
 
     // Everything else at once.
     let new_email = email("Ada.Lovelace@Example.org");
@@ -470,7 +475,7 @@ pub async fn users_update_sets_only_the_given_fields_and_the_time(store: Store<'
     let expected = User {
         id: user.id,
         email: new_email.clone(),
-        name: Some("Countess".into()),
+        name: Some(display_name("Countess")),
         is_active: false,
         is_superuser: true,
         is_verified: true,
@@ -593,7 +598,7 @@ pub async fn users_update_to_a_taken_email_changes_nothing(store: Store<'_>) {
         .await;
     let changes = UserChanges {
         email: Some(email("ZOË@example.ORG")),
-        name: Some(Some("Thief".into())),
+        name: Some(Some(display_name("Thief"))),
         is_active: Some(false),
         password_hash: Some(PasswordHash::new("$argon2id$new")),
         ..UserChanges::default()
@@ -881,7 +886,7 @@ pub async fn users_primary_admin_is_created_once_and_never_overwritten(store: St
     assert!(created);
 
     let mut other = store.admin("other-root@example.com").await;
-    other.name = Some("Other".into());
+    other.name = Some(display_name("Other"));
     other.created_at = at(60);
     other.updated_at = other.created_at;
     let again = store
@@ -1277,7 +1282,7 @@ pub async fn users_every_credentials_change_bumps_the_version(store: Store<'_>) 
         .unwrap();
     assert_eq!(store.version(&user).await, 3);
     let rename = UserChanges {
-        name: Some(Some("Ada L.".into())),
+        name: Some(Some(display_name("Ada L."))),
         ..UserChanges::default()
     };
     store

@@ -4,6 +4,10 @@
 //! no database, cache, HTTP or JWT types. Other teams embed this crate to parse emails, apply the
 //! password policy or read a [`User`] the same way authd does.
 //!
+//! Entity fields are public where their type already guarantees validity: text fields are
+//! value objects ([`Email`], [`DisplayName`], [`RoleSlug`], [`RoleName`], [`RoleDescription`]),
+//! so an invalid name cannot be represented.
+//!
 //! ```
 //! use authd_domain::{Email, PasswordPolicy};
 //!

@@ -9,6 +9,10 @@ use crate::RoleTextError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DisplayNameError {
+    /// Blank where a name must be present: a `String` (a deserialized one, say) turned into a
+    /// [`DisplayName`] with [`TryFrom`], since no name is `None` around it, not a blank name.
+    #[error("name must not be empty")]
+    Empty,
     /// Longer than [`DisplayName::MAX_LEN`] characters once trimmed.
     #[error("name must be at most {max} characters")]
     TooLong {
@@ -28,6 +32,8 @@ pub enum DisplayNameError {
 /// assert!(DisplayName::parse(&"x".repeat(101)).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct DisplayName(String);
 
 impl DisplayName {
@@ -51,7 +57,7 @@ impl DisplayName {
         &self.0
     }
 
-    /// The name, as the `String` a [`User`](crate::User) holds.
+    /// The name, as a plain `String`.
     pub fn into_string(self) -> String {
         self.0
     }
@@ -60,6 +66,28 @@ impl DisplayName {
 impl fmt::Display for DisplayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for DisplayName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<DisplayName> for String {
+    fn from(name: DisplayName) -> Self {
+        name.0
+    }
+}
+
+/// Through [`DisplayName::parse`], except that a blank string is an error
+/// ([`DisplayNameError::Empty`]) rather than no name.
+impl TryFrom<String> for DisplayName {
+    type Error = DisplayNameError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)?.ok_or(DisplayNameError::Empty)
     }
 }
 
@@ -73,6 +101,8 @@ impl fmt::Display for DisplayName {
 /// assert_eq!(RoleName::parse(&"x".repeat(101)), Err(RoleTextError::NameTooLong(100)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct RoleName(String);
 
 impl RoleName {
@@ -96,9 +126,36 @@ impl RoleName {
         &self.0
     }
 
-    /// The name, as the `String` a [`Role`](crate::Role) holds.
+    /// The name, as a plain `String`.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RoleName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<RoleName> for String {
+    fn from(name: RoleName) -> Self {
+        name.0
+    }
+}
+
+/// Through [`RoleName::parse`].
+impl TryFrom<String> for RoleName {
+    type Error = RoleTextError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
     }
 }
 
@@ -116,6 +173,8 @@ impl RoleName {
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(into = "String", try_from = "String"))]
 pub struct RoleDescription(String);
 
 impl RoleDescription {
@@ -139,9 +198,37 @@ impl RoleDescription {
         &self.0
     }
 
-    /// The description, as the `String` a [`Role`](crate::Role) holds.
+    /// The description, as a plain `String`.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+impl fmt::Display for RoleDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RoleDescription {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<RoleDescription> for String {
+    fn from(description: RoleDescription) -> Self {
+        description.0
+    }
+}
+
+/// Through [`RoleDescription::parse`], except that a blank string is an error
+/// ([`RoleTextError::EmptyDescription`]) rather than no description.
+impl TryFrom<String> for RoleDescription {
+    type Error = RoleTextError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)?.ok_or(RoleTextError::EmptyDescription)
     }
 }
 
@@ -174,5 +261,56 @@ mod tests {
         assert_eq!(DisplayName::parse("\u{3000} "), Ok(None));
         assert_eq!(RoleDescription::parse("\n"), Ok(None));
         assert_eq!(RoleName::parse(""), Err(RoleTextError::EmptyName));
+    }
+
+    #[test]
+    fn try_from_a_string_parses_and_refuses_blanks() {
+        assert_eq!(
+            DisplayName::try_from(" Ada ".to_owned()).map(String::from),
+            Ok("Ada".to_owned())
+        );
+        assert_eq!(
+            DisplayName::try_from(" ".to_owned()),
+            Err(DisplayNameError::Empty)
+        );
+        assert_eq!(
+            RoleName::try_from("\t".to_owned()),
+            Err(RoleTextError::EmptyName)
+        );
+        assert_eq!(
+            RoleDescription::try_from(String::new()),
+            Err(RoleTextError::EmptyDescription)
+        );
+        assert_eq!(
+            RoleDescription::try_from(" Edits ".to_owned()).map(String::from),
+            Ok("Edits".to_owned())
+        );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserializing_goes_through_the_parser() {
+        let name: DisplayName = serde_json::from_str("\" Ada \"").unwrap();
+        assert_eq!(name.as_str(), "Ada");
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"Ada\"");
+        assert!(serde_json::from_str::<DisplayName>("\"  \"").is_err());
+        assert!(serde_json::from_str::<DisplayName>(&format!("\"{}\"", "x".repeat(101))).is_err());
+        // No name is `null`, as with an `Option<String>`.
+        let none: Option<DisplayName> = serde_json::from_str("null").unwrap();
+        assert_eq!(none, None);
+        assert_eq!(serde_json::to_string(&none).unwrap(), "null");
+
+        let role: RoleName = serde_json::from_str("\" Editors\"").unwrap();
+        assert_eq!(role.as_str(), "Editors");
+        assert_eq!(serde_json::to_string(&role).unwrap(), "\"Editors\"");
+        assert!(serde_json::from_str::<RoleName>("\"\"").is_err());
+
+        let description: RoleDescription = serde_json::from_str("\"Edits \"").unwrap();
+        assert_eq!(description.as_str(), "Edits");
+        assert_eq!(serde_json::to_string(&description).unwrap(), "\"Edits\"");
+        assert!(serde_json::from_str::<RoleDescription>("\" \"").is_err());
+        assert!(
+            serde_json::from_str::<RoleDescription>(&format!("\"{}\"", "x".repeat(1001))).is_err()
+        );
     }
 }

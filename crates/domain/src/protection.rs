@@ -40,9 +40,9 @@ pub enum Protection {
 ///
 /// ```
 /// use chrono::Utc;
-/// use authd_domain::{AdminAction, Email, Protection, RoleId, RoleRef, RoleSlug, User, check_admin_action};
+/// use authd_domain::{AdminAction, Email, Protection, RoleId, RoleName, RoleRef, RoleSlug, User, check_admin_action};
 ///
-/// let role = RoleRef { id: RoleId::generate(), slug: RoleSlug::parse("staff").unwrap(), name: "Staff".into() };
+/// let role = RoleRef { id: RoleId::generate(), slug: RoleSlug::parse("staff").unwrap(), name: RoleName::parse("Staff").unwrap() };
 /// let primary = User::primary_admin(Email::parse("root@example.com").unwrap(), role.clone(), Utc::now());
 /// let mut other = User::register(Email::parse("ops@example.com").unwrap(), None, role, Utc::now());
 /// other.is_superuser = true;
@@ -76,14 +76,14 @@ pub fn check_admin_action(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Email, RoleId, RoleRef, RoleSlug};
+    use crate::{Email, RoleId, RoleName, RoleRef, RoleSlug};
     use chrono::Utc;
 
     fn user(email: &str, superuser: bool) -> User {
         let role = RoleRef {
             id: RoleId::generate(),
             slug: RoleSlug::parse("staff").unwrap(),
-            name: "Staff".into(),
+            name: RoleName::parse("Staff").unwrap(),
         };
         let mut user = User::register(Email::parse(email).unwrap(), None, role, Utc::now());
         user.is_superuser = superuser;

@@ -2,7 +2,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::RoleId;
+use crate::{RoleDescription, RoleId, RoleName};
 
 /// Why a string is not a [`RoleSlug`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,9 +80,9 @@ pub struct Role {
     /// Its permanent slug.
     pub slug: RoleSlug,
     /// Human-readable name.
-    pub name: String,
+    pub name: RoleName,
     /// Optional longer description.
-    pub description: Option<String>,
+    pub description: Option<RoleDescription>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -109,7 +109,7 @@ pub struct RoleRef {
     /// The role's slug (the `role` claim).
     pub slug: RoleSlug,
     /// The role's name.
-    pub name: String,
+    pub name: RoleName,
 }
 
 #[cfg(test)]
@@ -146,12 +146,16 @@ pub enum RoleTextError {
     /// [`RoleDescription::MAX_LEN`](crate::RoleDescription::MAX_LEN) characters.
     #[error("description must be at most {0} characters")]
     DescriptionTooLong(usize),
+    /// The description is blank where one must be present: a `String` (a deserialized one,
+    /// say) turned into a [`RoleDescription`](crate::RoleDescription) with [`TryFrom`], since
+    /// no description is `None` around it, not a blank one.
+    #[error("description must not be empty")]
+    EmptyDescription,
 }
 
 impl Role {
-    /// The longest role name, in characters ([`RoleName::MAX_LEN`](crate::RoleName::MAX_LEN)).
-    pub const MAX_NAME_LEN: usize = crate::RoleName::MAX_LEN;
-    /// The longest description, in characters
-    /// ([`RoleDescription::MAX_LEN`](crate::RoleDescription::MAX_LEN)).
-    pub const MAX_DESCRIPTION_LEN: usize = crate::RoleDescription::MAX_LEN;
+    /// The longest role name, in characters ([`RoleName::MAX_LEN`]).
+    pub const MAX_NAME_LEN: usize = RoleName::MAX_LEN;
+    /// The longest description, in characters ([`RoleDescription::MAX_LEN`]).
+    pub const MAX_DESCRIPTION_LEN: usize = RoleDescription::MAX_LEN;
 }

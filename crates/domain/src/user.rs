@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use crate::{Email, RoleRef, UserId};
+use crate::{DisplayName, Email, RoleRef, UserId};
 
 /// An account. Its password hash is kept apart (see the application's `UserRepository`), so a
 /// `User` can be cached, logged or shown without carrying a secret.
@@ -12,7 +12,7 @@ pub struct User {
     /// Its email, unique on the lowercase form.
     pub email: Email,
     /// Optional display name.
-    pub name: Option<String>,
+    pub name: Option<DisplayName>,
     /// An inactive user cannot log in and its tokens stop working.
     pub is_active: bool,
     /// Superusers administer users and roles.
@@ -36,17 +36,22 @@ impl User {
     ///
     /// ```
     /// use chrono::Utc;
-    /// use authd_domain::{Email, RoleId, RoleRef, RoleSlug, User};
+    /// use authd_domain::{Email, RoleId, RoleName, RoleRef, RoleSlug, User};
     ///
     /// let role = RoleRef {
     ///     id: RoleId::generate(),
     ///     slug: RoleSlug::parse("application-access").unwrap(),
-    ///     name: "Application access".into(),
+    ///     name: RoleName::parse("Application access").unwrap(),
     /// };
     /// let user = User::register(Email::parse("ada@example.com").unwrap(), None, role, Utc::now());
     /// assert!(user.is_active && !user.is_superuser && !user.is_verified);
     /// ```
-    pub fn register(email: Email, name: Option<String>, role: RoleRef, now: DateTime<Utc>) -> Self {
+    pub fn register(
+        email: Email,
+        name: Option<DisplayName>,
+        role: RoleRef,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: UserId::generate(),
             email,

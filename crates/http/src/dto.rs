@@ -32,14 +32,14 @@ impl From<&User> for UserDto {
         Self {
             id: user.id.as_uuid(),
             email: user.email.to_string(),
-            name: user.name.clone(),
+            name: user.name.as_ref().map(|name| name.as_str().to_owned()),
             is_active: user.is_active,
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
             role: RoleRefDto {
                 id: user.role.id.as_uuid(),
                 slug: user.role.slug.to_string(),
-                name: user.role.name.clone(),
+                name: user.role.name.as_str().to_owned(),
             },
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -90,8 +90,11 @@ impl From<&authd_domain::Role> for RoleDto {
         Self {
             id: role.id.as_uuid(),
             slug: role.slug.to_string(),
-            name: role.name.clone(),
-            description: role.description.clone(),
+            name: role.name.as_str().to_owned(),
+            description: role
+                .description
+                .as_ref()
+                .map(|description| description.as_str().to_owned()),
             created_at: role.created_at,
             updated_at: role.updated_at,
         }

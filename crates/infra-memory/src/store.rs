@@ -8,8 +8,8 @@ use authd_application::ports::{
     Rotation, SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
 };
 use authd_domain::{
-    Email, PasswordHash, Role, RoleId, RoleSlug, RotationState, Session, SessionId, TokenId, User,
-    UserId,
+    Email, PasswordHash, Role, RoleId, RoleName, RoleSlug, RotationState, Session, SessionId,
+    TokenId, User, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -191,8 +191,8 @@ impl UserRepository for InMemoryStore {
                         .is_some_and(|email| user.email.normalized().contains(email))
                         || user
                             .name
-                            .as_deref()
-                            .is_some_and(|name| name.to_lowercase().contains(needle))
+                            .as_ref()
+                            .is_some_and(|name| name.as_str().to_lowercase().contains(needle))
                 });
                 let role = query
                     .role
@@ -394,7 +394,7 @@ impl RoleRepository for InMemoryStore {
     async fn ensure(
         &self,
         slug: &RoleSlug,
-        name: &str,
+        name: &RoleName,
         now: DateTime<Utc>,
     ) -> Result<Role, PortError> {
         let mut data = self.data();
@@ -404,7 +404,7 @@ impl RoleRepository for InMemoryStore {
         let role = Role {
             id: RoleId::generate(),
             slug: slug.clone(),
-            name: name.to_owned(),
+            name: name.clone(),
             description: None,
             created_at: now,
             updated_at: now,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use authd_application::PortError;
 use authd_application::ports::{CreateRoleError, RoleChanges, RoleDeletion, RoleRepository};
-use authd_domain::{Role, RoleId, RoleRef, RoleSlug};
+use authd_domain::{Role, RoleDescription, RoleId, RoleName, RoleRef, RoleSlug};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -31,8 +31,13 @@ impl TryFrom<RoleRow> for Role {
         Ok(Self {
             id: RoleId::from_uuid(row.id),
             slug: RoleSlug::parse(&row.slug).map_err(|error| corrupt("role slug", error))?,
-            name: row.name,
-            description: row.description,
+            name: RoleName::try_from(row.name).map_err(|error| corrupt("role name", error))?,
+            // A stored description is never blank (no description is NULL).
+            description: row
+                .description
+                .map(RoleDescription::try_from)
+                .transpose()
+                .map_err(|error| corrupt("role description", error))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -55,7 +60,7 @@ impl TryFrom<RoleRefRow> for RoleRef {
         Ok(Self {
             id: RoleId::from_uuid(row.id),
             slug: RoleSlug::parse(&row.slug).map_err(|error| corrupt("role slug", error))?,
-            name: row.name,
+            name: RoleName::try_from(row.name).map_err(|error| corrupt("role name", error))?,
         })
     }
 }
@@ -139,8 +144,8 @@ impl RoleRepository for PgRoleRepository {
             .values(NewRole {
                 id: role.id.as_uuid(),
                 slug: role.slug.as_str(),
-                name: &role.name,
-                description: role.description.as_deref(),
+                name: role.name.as_str(),
+                description: role.description.as_ref().map(RoleDescription::as_str),
                 created_at: role.created_at,
                 updated_at: role.updated_at,
             })
@@ -159,8 +164,11 @@ impl RoleRepository for PgRoleRepository {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         let row = diesel::update(roles::table.find(id.as_uuid()))
             .set(RoleChangeset {
-                name: changes.name.as_deref(),
-                description: changes.description.as_ref().map(Option::as_deref),
+                name: changes.name.as_ref().map(RoleName::as_str),
+                description: changes
+                    .description
+                    .as_ref()
+                    .map(|description| description.as_ref().map(RoleDescription::as_str)),
                 updated_at: now,
             })
             .returning(RoleRow::as_returning())
@@ -189,7 +197,7 @@ impl RoleRepository for PgRoleRepository {
     async fn ensure(
         &self,
         slug: &RoleSlug,
-        name: &str,
+        name: &RoleName,
         now: DateTime<Utc>,
     ) -> Result<Role, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
@@ -200,7 +208,7 @@ impl RoleRepository for PgRoleRepository {
             .values(NewRole {
                 id: RoleId::generate().as_uuid(),
                 slug: slug.as_str(),
-                name,
+                name: name.as_str(),
                 description: None,
                 created_at: now,
                 updated_at: now,

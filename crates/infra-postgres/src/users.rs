@@ -5,7 +5,7 @@ use authd_application::PortError;
 use authd_application::ports::{
     CreateUserError, Credentials, UserChanges, UserPage, UserQuery, UserRepository,
 };
-use authd_domain::{Email, PasswordHash, RoleRef, Session, User, UserId};
+use authd_domain::{DisplayName, Email, PasswordHash, RoleRef, Session, User, UserId};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -37,7 +37,13 @@ impl UserRow {
         Ok(User {
             id: UserId::from_uuid(self.id),
             email: Email::parse(&self.email).map_err(|error| corrupt("user email", error))?,
-            name: self.name,
+            // A stored name is never blank (no name is NULL): one that does not make a
+            // `DisplayName` is as corrupt as an unparsable email.
+            name: self
+                .name
+                .map(DisplayName::try_from)
+                .transpose()
+                .map_err(|error| corrupt("user name", error))?,
             is_active: self.is_active,
             is_superuser: self.is_superuser,
             is_verified: self.is_verified,
@@ -72,7 +78,7 @@ impl<'a> NewUser<'a> {
             id: user.id.as_uuid(),
             email: user.email.as_str(),
             email_normalized: user.email.normalized(),
-            name: user.name.as_deref(),
+            name: user.name.as_ref().map(DisplayName::as_str),
             password_hash: password_hash.as_str(),
             is_active: user.is_active,
             is_superuser: user.is_superuser,
@@ -107,7 +113,10 @@ impl<'a> UserChangeset<'a> {
         Self {
             email: changes.email.as_ref().map(Email::as_str),
             email_normalized: changes.email.as_ref().map(Email::normalized),
-            name: changes.name.as_ref().map(Option::as_deref),
+            name: changes
+                .name
+                .as_ref()
+                .map(|name| name.as_ref().map(DisplayName::as_str)),
             role_id: changes.role.map(|role| role.as_uuid()),
             is_active: changes.is_active,
             is_superuser: changes.is_superuser,

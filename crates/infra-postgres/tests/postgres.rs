@@ -13,7 +13,8 @@ use authd_application::ports::{
 };
 use authd_application::{Dependency, PortError};
 use authd_domain::{
-    Email, PasswordHash, Role, RoleSlug, Session, SessionId, TokenId, User, UserId,
+    DisplayName, Email, PasswordHash, Role, RoleName, RoleSlug, Session, SessionId, TokenId, User,
+    UserId,
 };
 use authd_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use authd_postgres::{
@@ -46,7 +47,11 @@ async fn fixture_with(settings: PoolSettings) -> Fixture {
     let pool = connect(&db.url, settings).await.unwrap();
     let roles = PgRoleRepository::new(pool.clone());
     let role = roles
-        .ensure(&RoleSlug::parse("members").unwrap(), "Members", t0())
+        .ensure(
+            &RoleSlug::parse("members").unwrap(),
+            &RoleName::parse("Members").unwrap(),
+            t0(),
+        )
         .await
         .unwrap();
     Fixture {
@@ -62,7 +67,7 @@ impl Fixture {
     async fn user(&self, email: &str) -> User {
         let user = User::register(
             Email::parse(email).unwrap(),
-            Some("Ada".into()),
+            DisplayName::parse("Ada").unwrap(),
             self.role.to_ref(),
             t0(),
         );
@@ -220,6 +225,54 @@ async fn an_update_that_fails_midway_changes_nothing() {
     assert_eq!(f.live_ids(&user).await, vec![session.id]);
 }
 
+/// A stored name or description that does not make its value object (a hand-edited row) is
+/// corrupt data, as an unparsable stored email or slug is: `Unexpected`, never a different value.
+#[tokio::test]
+async fn a_stored_name_or_description_that_does_not_parse_is_corrupt() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let roles = PgRoleRepository::new(f.pool.clone());
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+
+    // A blank name: no name is NULL, never a blank one.
+    conn.batch_execute("UPDATE users SET name = '  '")
+        .await
+        .unwrap();
+    let found = f.users.find_by_id(user.id).await;
+    assert!(matches!(found, Err(PortError::Unexpected(_))), "{found:?}");
+    conn.batch_execute("UPDATE users SET name = 'Ada'")
+        .await
+        .unwrap();
+
+    // A role name too long: the role and every user holding it are corrupt.
+    conn.batch_execute("UPDATE roles SET name = repeat('x', 101)")
+        .await
+        .unwrap();
+    let found = roles.find(f.role.id).await;
+    assert!(matches!(found, Err(PortError::Unexpected(_))), "{found:?}");
+    let found = f.users.find_by_id(user.id).await;
+    assert!(matches!(found, Err(PortError::Unexpected(_))), "{found:?}");
+    conn.batch_execute("UPDATE roles SET name = 'Members'")
+        .await
+        .unwrap();
+
+    // A blank description: no description is NULL.
+    conn.batch_execute("UPDATE roles SET description = ''")
+        .await
+        .unwrap();
+    let listed = roles.list().await;
+    assert!(
+        matches!(listed, Err(PortError::Unexpected(_))),
+        "{listed:?}"
+    );
+    conn.batch_execute("UPDATE roles SET description = NULL")
+        .await
+        .unwrap();
+
+    assert_eq!(roles.find(f.role.id).await.unwrap(), Some(f.role.clone()));
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), Some(user));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_committed_while_its_user_is_deleted_is_reported() {
     let f = fixture().await;
@@ -325,7 +378,8 @@ async fn migrations_apply_once_then_find_nothing_to_do() {
     let pool = db.pool().await.unwrap();
     let roles = PgRoleRepository::new(pool);
     let slug = RoleSlug::parse("members").unwrap();
-    roles.ensure(&slug, "Members", t0()).await.unwrap();
+    let name = RoleName::parse("Members").unwrap();
+    roles.ensure(&slug, &name, t0()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -415,7 +469,7 @@ async fn a_closed_port_is_unavailable_quickly() {
         authd_domain::RoleRef {
             id: authd_domain::RoleId::generate(),
             slug: RoleSlug::parse("members").unwrap(),
-            name: "Members".into(),
+            name: RoleName::parse("Members").unwrap(),
         },
         t0(),
     );
@@ -920,7 +974,7 @@ async fn every_credentials_change_bumps_the_version_and_refuses_older_logins() {
     assert_eq!(version(&f, &user).await, 3);
     // A change that revokes nothing (a rename) leaves the version alone.
     let rename = UserChanges {
-        name: Some(Some("Ada L.".into())),
+        name: Some(DisplayName::parse("Ada L.").unwrap()),
         ..UserChanges::default()
     };
     f.users.update(user.id, &rename, false, t0()).await.unwrap();

@@ -5,7 +5,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use authd_application::PortError;
 use authd_application::ports::{AuthCache, CachedAuth, SessionMark};
-use authd_domain::{Email, RoleId, RoleRef, RoleSlug, SessionId, User, UserId};
+use authd_domain::{
+    DisplayName, Email, RoleId, RoleName, RoleRef, RoleSlug, SessionId, User, UserId,
+};
 use chrono::{DateTime, Utc};
 use fred::clients::Pool;
 use fred::prelude::{ClientLike, Expiration, KeysInterface, SetOptions};
@@ -246,7 +248,7 @@ impl From<&User> for CachedUser {
         Self {
             id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),
-            name: user.name.clone(),
+            name: user.name.clone().map(String::from),
             is_active: user.is_active,
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
@@ -254,7 +256,7 @@ impl From<&User> for CachedUser {
             role: CachedRole {
                 id: user.role.id.as_uuid(),
                 slug: user.role.slug.as_str().to_owned(),
-                name: user.role.name.clone(),
+                name: user.role.name.as_str().to_owned(),
             },
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -267,7 +269,12 @@ impl CachedUser {
         Ok(User {
             id: UserId::from_uuid(self.id),
             email: Email::parse(&self.email).map_err(|error| format!("email: {error}"))?,
-            name: self.name,
+            // Never blank: no name is cached as `null`.
+            name: self
+                .name
+                .map(DisplayName::try_from)
+                .transpose()
+                .map_err(|error| format!("name: {error}"))?,
             is_active: self.is_active,
             is_superuser: self.is_superuser,
             is_verified: self.is_verified,
@@ -276,7 +283,8 @@ impl CachedUser {
                 id: RoleId::from_uuid(self.role.id),
                 slug: RoleSlug::parse(&self.role.slug)
                     .map_err(|error| format!("role slug: {error}"))?,
-                name: self.role.name,
+                name: RoleName::try_from(self.role.name)
+                    .map_err(|error| format!("role name: {error}"))?,
             },
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -311,7 +319,7 @@ mod tests {
         User {
             id: UserId::generate(),
             email: Email::parse("Ada@Example.com").unwrap(),
-            name: Some("Ada".to_owned()),
+            name: DisplayName::parse("Ada").unwrap(),
             is_active: true,
             is_superuser: false,
             is_verified: true,
@@ -319,7 +327,7 @@ mod tests {
             role: RoleRef {
                 id: RoleId::generate(),
                 slug: RoleSlug::parse("application-access").unwrap(),
-                name: "Application access".to_owned(),
+                name: RoleName::parse("Application access").unwrap(),
             },
             created_at: DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap(),
             updated_at: DateTime::from_timestamp(1_700_000_100, 0).unwrap(),
@@ -340,6 +348,19 @@ mod tests {
         let mut json: serde_json::Value = serde_json::to_value(CachedUser::from(&user)).unwrap();
         json["role"]["slug"] = "Not A Slug!".into();
         assert_eq!(decode_user(user.id, &json.to_string()), None);
+        for (field, bad) in [
+            ("/name", "  "),
+            ("/name", &*"x".repeat(101)),
+            ("/role/name", ""),
+        ] {
+            let mut json = serde_json::to_value(CachedUser::from(&user)).unwrap();
+            *json.pointer_mut(field).unwrap() = bad.into();
+            assert_eq!(
+                decode_user(user.id, &json.to_string()),
+                None,
+                "{field}: {bad:?}"
+            );
+        }
         assert_eq!(
             decode_user(
                 UserId::generate(),

@@ -14,7 +14,8 @@ use authd_application::ports::{
 };
 use authd_application::{Dependency, PortError};
 use authd_domain::{
-    Email, IpCap, LoginBackoff, RoleId, RoleRef, RoleSlug, SessionId, TokenId, User, UserId,
+    DisplayName, Email, IpCap, LoginBackoff, RoleId, RoleName, RoleRef, RoleSlug, SessionId,
+    TokenId, User, UserId,
 };
 use authd_redis::{RedisAuthCache, RedisClient, RedisLoginThrottle, RedisSettings, connect, ping};
 use chrono::DateTime;
@@ -76,7 +77,7 @@ fn user() -> User {
     User {
         id: UserId::generate(),
         email: Email::parse("Ada.Lovelace@Example.com").unwrap(),
-        name: Some("Ada « Countess » Lovelace".to_owned()),
+        name: DisplayName::parse("Ada « Countess » Lovelace").unwrap(),
         is_active: true,
         is_superuser: true,
         is_verified: false,
@@ -84,7 +85,7 @@ fn user() -> User {
         role: RoleRef {
             id: RoleId::generate(),
             slug: RoleSlug::parse("application-access").unwrap(),
-            name: "Application access".to_owned(),
+            name: RoleName::parse("Application access").unwrap(),
         },
         created_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
         updated_at: DateTime::from_timestamp(1_700_000_500, 1_000).unwrap(),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use authd_domain::{Email, User};
+use anyhow::Context as _;
+use authd_domain::{Email, RoleName, User};
 
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
 use crate::{AuthSettings, PortError};
@@ -66,10 +67,11 @@ impl Bootstrap {
     /// Runs the bootstrap.
     pub async fn execute(&self, admin: Option<&AdminSeed>) -> Result<AdminOutcome, BootstrapError> {
         let slug = &self.settings.default_role;
-        let role = self
-            .roles
-            .ensure(slug, &role_name(slug.as_str()), self.clock.now())
-            .await?;
+        // A slug's words always make a name (2 to 63 characters, the first a letter or digit).
+        let name = RoleName::parse(&role_name(slug.as_str()))
+            .with_context(|| format!("no role name from the default role {slug}"))
+            .map_err(PortError::from)?;
+        let role = self.roles.ensure(slug, &name, self.clock.now()).await?;
         let Some(seed) = admin else {
             return Ok(AdminOutcome::NotConfigured);
         };
@@ -128,12 +130,12 @@ mod tests {
         roles
             .expect_ensure()
             .withf(|slug, name, _| {
-                slug.as_str() == "application-access" && name == "Application access"
+                slug.as_str() == "application-access" && name.as_str() == "Application access"
             })
             .times(1)
             .returning(|slug, name, _| {
                 Ok(Role {
-                    name: name.into(),
+                    name: name.clone(),
                     ..role(slug.as_str())
                 })
             });

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use authd_domain::{
-    Email, PasswordHash, PasswordPolicy, Role, RoleId, RoleRef, RoleSlug, RotationState, Session,
-    SessionId, SessionLifetime, TokenId, User,
+    DisplayName, Email, PasswordHash, PasswordPolicy, Role, RoleId, RoleName,
+    RoleRef, RoleSlug, RotationState, Session, SessionId, SessionLifetime, TokenId, User,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
@@ -37,7 +37,7 @@ pub fn role_ref() -> RoleRef {
     RoleRef {
         id: RoleId::generate(),
         slug: RoleSlug::parse("application-access").unwrap(),
-        name: "Application access".into(),
+        name: RoleName::parse("Application access").unwrap(),
     }
 }
 
@@ -46,7 +46,7 @@ pub fn role(slug: &str) -> Role {
     Role {
         id: RoleId::generate(),
         slug: RoleSlug::parse(slug).unwrap(),
-        name: slug.to_uppercase(),
+        name: RoleName::parse(&slug.to_uppercase()).unwrap(),
         description: None,
         created_at: now(),
         updated_at: now(),
@@ -56,7 +56,7 @@ pub fn role(slug: &str) -> Role {
 pub fn user() -> User {
     User::register(
         Email::parse("ada@example.com").unwrap(),
-        Some("Ada".into()),
+        DisplayName::parse("Ada").unwrap(),
         role_ref(),
         now(),
     )

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use authd_domain::{Role, RoleDescription, RoleId, RoleName, RoleSlug};
+use authd_domain::{Role, RoleId, RoleSlug};
 
 use crate::PortError;
 use crate::commands;
@@ -105,8 +105,8 @@ impl CreateRole {
         let role = Role {
             id: RoleId::generate(),
             slug: command.slug,
-            name: command.name.into_string(),
-            description: command.description.map(RoleDescription::into_string),
+            name: command.name,
+            description: command.description,
             created_at: now,
             updated_at: now,
         };
@@ -137,10 +137,8 @@ impl UpdateRole {
     ) -> Result<Role, UpdateRoleError> {
         require_superuser(principal)?;
         let changes = RoleChanges {
-            name: command.name.map(RoleName::into_string),
-            description: command
-                .description
-                .into_change(RoleDescription::into_string),
+            name: command.name,
+            description: command.description.into_change(),
         };
         self.roles
             .update(id, &changes, self.clock.now())
@@ -184,7 +182,7 @@ mod tests {
     use crate::ports::CreateRoleError as SlugTaken;
     use crate::ports::MockRoleRepository;
     use crate::use_cases::fixtures::*;
-    use authd_domain::SessionId;
+    use authd_domain::{RoleDescription, RoleName, SessionId};
 
     fn member() -> Principal {
         Principal {
@@ -243,7 +241,7 @@ mod tests {
             (
                 role.slug.as_str(),
                 role.name.as_str(),
-                role.description.as_deref()
+                role.description.as_ref().map(RoleDescription::as_str)
             ),
             ("editors", "Editors", Some("Edit things"))
         );
@@ -273,7 +271,7 @@ mod tests {
             .expect_update()
             .withf(move |role, changes, _| {
                 *role == id
-                    && changes.name.as_deref() == Some("Writers")
+                    && changes.name.as_ref().map(RoleName::as_str) == Some("Writers")
                     && changes.description == Some(None)
             })
             .times(1)

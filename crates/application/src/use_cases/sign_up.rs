@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use authd_domain::{DisplayName, User};
+use authd_domain::User;
 
 use crate::commands;
 use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
@@ -39,8 +39,7 @@ impl SignUp {
             .ok_or_else(|| anyhow!("the default role {} is missing", self.settings.default_role))
             .map_err(PortError::from)?;
         let hash = self.hasher.hash(command.password.password()).await?;
-        let name = command.name.map(DisplayName::into_string);
-        let user = User::register(command.email, name, role.to_ref(), self.clock.now());
+        let user = User::register(command.email, command.name, role.to_ref(), self.clock.now());
         self.users
             .create(&user, &hash)
             .await
@@ -58,7 +57,7 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{MockPasswordHasher, MockRoleRepository, MockUserRepository};
     use crate::use_cases::fixtures::*;
-    use authd_domain::{Email, NewPassword};
+    use authd_domain::{DisplayName, Email, NewPassword};
 
     fn request(email: &str, password: &str) -> commands::SignUp {
         let email = Email::parse(email).unwrap();
@@ -99,7 +98,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(user.role.slug.as_str(), "application-access");
-        assert_eq!(user.name.as_deref(), Some("Ada"));
+        assert_eq!(user.name.as_ref().map(DisplayName::as_str), Some("Ada"));
         assert!(user.is_active && !user.is_superuser && !user.is_verified);
         assert_eq!(user.created_at, now());
     }

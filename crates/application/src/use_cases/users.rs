@@ -1,8 +1,7 @@
 use std::sync::Arc;
 
 use authd_domain::{
-    AdminAction, DisplayName, NewPassword, Protection, RoleRef, RoleSlug, User, UserId,
-    check_admin_action,
+    AdminAction, NewPassword, Protection, RoleRef, RoleSlug, User, UserId, check_admin_action,
 };
 
 use crate::commands::{self, RoleFilter};
@@ -195,8 +194,7 @@ impl CreateUser {
             .await?
             .ok_or(CreateUserError::UnknownRole)?;
         let hash = self.hasher.hash(command.password.password()).await?;
-        let name = command.name.map(DisplayName::into_string);
-        let mut user = User::register(command.email, name, role, self.clock.now());
+        let mut user = User::register(command.email, command.name, role, self.clock.now());
         user.is_active = command.is_active.unwrap_or(true);
         user.is_superuser = command.is_superuser.unwrap_or(false);
         user.is_verified = command.is_verified.unwrap_or(false);
@@ -273,7 +271,7 @@ impl UpdateUser {
         };
         let changes = UserChanges {
             email: command.email,
-            name: command.name.into_change(DisplayName::into_string),
+            name: command.name.into_change(),
             role: role.map(|role| role.id),
             is_active: command.is_active,
             is_superuser: command.is_superuser,
@@ -454,7 +452,7 @@ mod tests {
         MockUserRepository,
     };
     use crate::use_cases::fixtures::*;
-    use authd_domain::{Email, NewPassword, Page, PasswordHash, PerPage, SessionId};
+    use authd_domain::{DisplayName, Email, NewPassword, Page, PasswordHash, PerPage, SessionId};
     use mockall::Sequence;
 
     fn new_password(raw: &str) -> NewPassword {
@@ -829,7 +827,7 @@ mod tests {
             .withf(move |user, changes, revoke, _| {
                 *user == id
                     && !*revoke
-                    && changes.name == Some(Some("Ada L.".into()))
+                    && changes.name == Some(DisplayName::parse("Ada L.").unwrap())
                     && changes.role.is_some()
             })
             .times(1)
