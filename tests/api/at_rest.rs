@@ -244,17 +244,32 @@ async fn a_database_dump_yields_no_token() {
                 );
             }
             for header in jose_headers(&value) {
-                // A JWS anywhere is a token; a JWE only as a sealed pair.
+                // A JWS anywhere is a token; a JWE only as a sealed pair, or as the sealed
+                // token of an email not yet sent.
                 assert!(
                     header.get("enc").is_some(),
                     "{table} holds a JWT ({header}): {row}"
                 );
+                let sealed_column = match table.as_str() {
+                    "sessions" => "sealed_successor",
+                    "outbox" => "sealed_token",
+                    _ => "(none)",
+                };
                 assert!(
-                    *table == "sessions"
-                        && row["sealed_successor"].as_str() == Some(value.as_str()),
-                    "{table} holds a JWE outside sealed_successor: {row}"
+                    row.get(sealed_column).and_then(Value::as_str) == Some(value.as_str()),
+                    "{table} holds a JWE outside its sealed column: {row}"
                 );
                 assert_eq!(header, serde_json::json!({"alg": "dir", "enc": "A256GCM"}));
+            }
+        }
+        if let Some(sealed) = row.get("sealed_token").and_then(Value::as_str) {
+            // An email's token is sealed with a key derived from the signing key, which is
+            // not in the database: nothing stored opens it.
+            for candidate in everything.iter().map(String::as_str).chain([""]) {
+                assert!(
+                    !opens_with(sealed, &Sha256::digest(candidate.as_bytes())),
+                    "SHA-256 of {candidate:?} opens the email token of {row}"
+                );
             }
         }
         let Some(sealed) = row.get("sealed_successor").and_then(Value::as_str) else {

@@ -6,6 +6,7 @@
 
 mod helpers;
 mod proxy;
+mod smtp;
 
 mod access_conventions;
 mod at_rest;
@@ -21,6 +22,7 @@ mod me;
 mod ops;
 mod password;
 mod real_browser;
+mod recovery;
 mod refresh;
 mod resilience;
 mod roles;

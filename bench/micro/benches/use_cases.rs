@@ -14,17 +14,19 @@ use std::time::{Duration, Instant};
 
 use authd_application::AuthSettings;
 use authd_application::commands;
-use authd_application::ports::{Clock, PasswordHasher, Ports};
+use authd_application::ports::{Clock, MailPorts, PasswordHasher, Ports};
 use authd_application::use_cases::{
     Authenticate, Bootstrap, ListSessions, LogIn, LogOut, LoginRequest, Refresh, SignUp,
 };
 use authd_crypto::{
     Algorithm, Argon2Hasher, Argon2Settings, CachingVerifier, JoseTokenCodec, KeyRing,
-    TokenSettings,
+    SealedLinkTokens, TokenSettings,
 };
 use authd_domain::{
-    DisplayName, Email, IpCap, LoginBackoff, NewPassword, PasswordPolicy, RoleSlug, SessionLifetime,
+    DisplayName, Email, EmailRateLimit, IpCap, LoginBackoff, NewPassword, PasswordPolicy, RoleSlug,
+    SessionLifetime,
 };
+use authd_email::{LogMailer, MinijinjaTemplates};
 use authd_memory::SystemClock;
 use chrono::TimeDelta;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -42,6 +44,8 @@ const RUNS_PER_WORLD: u64 = 100;
 /// What every world shares: building these is costly (keys, hasher threads), using them is not.
 struct Shared {
     codec: Arc<JoseTokenCodec>,
+    link_tokens: Arc<SealedLinkTokens>,
+    mail: MailPorts,
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
     settings: AuthSettings,
@@ -54,9 +58,17 @@ impl Shared {
             iterations: 1,
             parallelism: 1,
         };
+        let ring = KeyRing::ephemeral(Algorithm::EdDSA).expect("an EdDSA key");
         Self {
+            link_tokens: Arc::new(SealedLinkTokens::new(&ring).expect("a link-token sealer")),
+            mail: MailPorts {
+                templates: Arc::new(
+                    MinijinjaTemplates::load(None).expect("the built-in templates"),
+                ),
+                mailer: Arc::new(LogMailer),
+            },
             codec: Arc::new(JoseTokenCodec::new(
-                KeyRing::ephemeral(Algorithm::EdDSA).expect("an EdDSA key"),
+                ring,
                 TokenSettings {
                     issuer: "authd".to_owned(),
                     audience: "authd".to_owned(),
@@ -71,6 +83,10 @@ impl Shared {
                 refresh_grace: TimeDelta::seconds(10),
                 password_policy: PasswordPolicy::default(),
                 default_role: RoleSlug::parse("application-access").expect("a role slug"),
+                require_verified_email: false,
+                reset_ttl: TimeDelta::hours(1),
+                verify_ttl: TimeDelta::hours(24),
+                email_limit: EmailRateLimit::default(),
             },
         }
     }
@@ -101,6 +117,8 @@ impl World {
             hasher: shared.hasher.clone(),
             issuer: shared.codec.clone(),
             verifier: Arc::new(CachingVerifier::new(shared.codec.clone(), LEEWAY, 10_000)),
+            link_tokens: shared.link_tokens.clone(),
+            mail: shared.mail.clone(),
             clock: shared.clock.clone(),
         };
         let uncached = Ports {

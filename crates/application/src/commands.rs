@@ -146,3 +146,29 @@ pub struct UpdateRole {
     /// The description: kept, cleared or set.
     pub description: Patch<RoleDescription>,
 }
+
+/// `POST /api/access/password-reset`.
+#[derive(Debug, Clone)]
+pub struct RequestPasswordReset {
+    /// The address to send the link to, if an active account has it.
+    pub email: Email,
+    /// The client's IP (the per-network limit).
+    pub ip: Option<IpAddr>,
+}
+
+/// `POST /api/access/password-reset/confirm`.
+#[derive(Debug, Clone)]
+pub struct ConfirmPasswordReset {
+    /// The token from the link, as given: one that cannot be authd's is simply invalid.
+    pub token: String,
+    /// The new password, checked against the policy; the use case checks it against the
+    /// account's email once the token names the account.
+    pub new_password: NewPassword,
+}
+
+/// `POST /api/access/verify-email`.
+#[derive(Debug, Clone)]
+pub struct VerifyEmail {
+    /// The token from the link, as given.
+    pub token: String,
+}

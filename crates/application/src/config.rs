@@ -1,6 +1,6 @@
 //! The knobs the flows read, set once by the binary.
 
-use authd_domain::{PasswordPolicy, RoleSlug, SessionLifetime};
+use authd_domain::{EmailRateLimit, PasswordPolicy, RoleSlug, SessionLifetime};
 use chrono::TimeDelta;
 
 /// Token and session lifetimes, the rotation grace window and the password policy.
@@ -16,4 +16,12 @@ pub struct AuthSettings {
     pub password_policy: PasswordPolicy,
     /// The role given at signup.
     pub default_role: RoleSlug,
+    /// Refuse logins of accounts whose address is not verified.
+    pub require_verified_email: bool,
+    /// Lifetime of a password-reset token.
+    pub reset_ttl: TimeDelta,
+    /// Lifetime of an address-verification token.
+    pub verify_ttl: TimeDelta,
+    /// How often an account may be sent a link email of one purpose.
+    pub email_limit: EmailRateLimit,
 }

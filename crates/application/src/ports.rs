@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use authd_domain::{
-    DisplayName, Email, Password, PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug,
-    RotationState, Session, SessionId, TokenId, User, UserId,
+    DisplayName, Email, EmailId, EmailKind, EmailRateLimit, LinkPurpose, LinkToken, Password,
+    PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug, RotationState, Session,
+    SessionId, TokenId, User, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -91,10 +92,13 @@ pub struct Credentials {
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Inserts `user` with its hash, atomically: `EmailTaken` when the lowercase email exists.
-    async fn create(
+    /// With `verification` (a signup), also stores that token and queues the verification
+    /// email to the user's address, in the same transaction.
+    async fn create<'a>(
         &self,
         user: &User,
         password_hash: &PasswordHash,
+        verification: Option<&'a IssuedLink>,
     ) -> Result<(), CreateUserError>;
 
     /// The user with this id, `None` when there is none.
@@ -123,6 +127,8 @@ pub trait UserRepository: Send + Sync {
 
     /// Applies `changes` and sets `updated_at`; when `revoke_sessions`, also bumps the user's
     /// credentials version and revokes every live session of the user, in the same
+    /// transaction. A new password hash also spends the user's reset tokens and queues the
+    /// password-changed notice to the user's address (as stored after the change), in that
     /// transaction. Returns the user as stored and the
     /// sessions revoked, `None` when there is no such user, `EmailTaken` when the new email
     /// belongs to another user (nothing changed).
@@ -152,9 +158,9 @@ pub trait UserRepository: Send + Sync {
         password_hash: &PasswordHash,
     ) -> Result<bool, CreateUserError>;
 
-    /// Replaces the hash, bumps the credentials version and revokes every live session of the
-    /// user in one transaction, so a failure leaves the old password and the sessions as they
-    /// were. Returns the sessions it
+    /// Replaces the hash, bumps the credentials version, revokes every live session of the
+    /// user, spends its reset tokens and queues the password-changed notice, in one
+    /// transaction, so a failure leaves the old password and the sessions as they were. Returns the sessions it
     /// revoked.
     async fn replace_password(
         &self,
@@ -417,6 +423,11 @@ pub trait LoginThrottle: Send + Sync {
     /// this attempt is given back (the cap counts failures).
     async fn succeeded(&self, key: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError>;
 
+    /// Admits or refuses a request counted against the network of `ip` alone (a password-reset
+    /// request), atomically: refused while the network is at its cap; otherwise counted, like a
+    /// failed login, and never given back.
+    async fn admit_network(&self, ip: IpAddr) -> Result<ThrottleVerdict, PortError>;
+
     /// The admitted attempt decided nothing (the hasher was busy, a dependency failed): its
     /// count is given back to `key` and the network.
     async fn withdraw(&self, key: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError>;
@@ -526,8 +537,21 @@ pub struct Ports {
     pub issuer: Arc<dyn TokenIssuer>,
     /// Token verification.
     pub verifier: Arc<dyn TokenVerifier>,
+    /// Link tokens: random, digested, sealed.
+    pub link_tokens: Arc<dyn LinkTokens>,
+    /// Rendering and sending emails.
+    pub mail: MailPorts,
     /// The time.
     pub clock: Arc<dyn Clock>,
+}
+
+/// How emails are written and sent.
+#[derive(Clone)]
+pub struct MailPorts {
+    /// The templates.
+    pub templates: Arc<dyn EmailTemplates>,
+    /// SMTP, or the log.
+    pub mailer: Arc<dyn Mailer>,
 }
 
 /// The store's ports, all served by one backend (Postgres, or memory).
@@ -539,6 +563,10 @@ pub struct StorePorts {
     pub roles: Arc<dyn RoleRepository>,
     /// Sessions and their rotation state.
     pub sessions: Arc<dyn SessionRepository>,
+    /// Link tokens and the changes they make.
+    pub links: Arc<dyn LinkTokenRepository>,
+    /// The emails those changes queued.
+    pub outbox: Arc<dyn Outbox>,
     /// Whether the store answers.
     pub probe: Arc<dyn Probe>,
 }
@@ -552,4 +580,223 @@ pub struct CachePorts {
     pub throttle: Arc<dyn LoginThrottle>,
     /// Whether the cache answers.
     pub probe: Arc<dyn Probe>,
+}
+
+/// The SHA-256 of a link token: all the store keeps of it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+/// A link token as issued: its digest for the store, and the token itself sealed for the
+/// outbox row that carries it (see [`LinkTokens`]). The token in clear goes nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedLink {
+    /// What the token is for.
+    pub purpose: LinkPurpose,
+    /// The SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// The token, encrypted with the server's key.
+    pub sealed: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a request for a link email did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRequest {
+    /// The token is stored and its email queued.
+    Queued,
+    /// The account had as many emails of this purpose as the limit allows: nothing changed.
+    Limited {
+        /// When the next one may go.
+        retry_after: Duration,
+    },
+    /// No active account has this email (or the user is gone): nothing changed.
+    NoAccount,
+    /// The address is verified already: nothing changed.
+    AlreadyVerified,
+}
+
+/// One-time link tokens (address verification, password reset) and the changes they make. Each
+/// method is one transaction, and queues its email in the outbox in that transaction, so an
+/// email goes out exactly when its change commits. Requests for one account are serialised, so
+/// the email limit holds under concurrent requests.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait LinkTokenRepository: Send + Sync {
+    /// For the active account with this (normalised) email, unless `limit` refuses another
+    /// reset email at `now`: spends the account's older reset tokens, stores `link`, and queues
+    /// the reset email to the account's address.
+    async fn request_reset(
+        &self,
+        email: &Email,
+        link: &IssuedLink,
+        limit: &EmailRateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<LinkRequest, PortError>;
+
+    /// For this active, unverified user, unless `limit` refuses another verification email at
+    /// `now`: stores `link` and queues the verification email to the user's address.
+    async fn request_verification(
+        &self,
+        user: UserId,
+        link: &IssuedLink,
+        limit: &EmailRateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<LinkRequest, PortError>;
+
+    /// The active user whose unspent, unexpired token of `purpose` has this digest, without
+    /// spending it (`None` otherwise).
+    async fn holder(
+        &self,
+        purpose: LinkPurpose,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, PortError>;
+
+    /// Spends the reset token with this digest as a compare-and-set (of concurrent calls with
+    /// one token exactly one gets `Some`) and, in the same transaction: sets the password hash,
+    /// marks the email verified, bumps the credentials version, revokes every live session,
+    /// spends the account's other reset tokens and queues the password-changed notice. Returns
+    /// the user as stored and the sessions it revoked; `None` (nothing changed) when the token
+    /// is unknown, spent, expired, or its user inactive.
+    async fn reset_password(
+        &self,
+        digest: &TokenDigest,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Vec<Session>)>, PortError>;
+
+    /// Spends the verification token with this digest as a compare-and-set and marks its user
+    /// verified, in one transaction. Returns the user, `None` (nothing changed) when the token
+    /// is unknown, spent, expired, or its user inactive.
+    async fn verify_email(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, PortError>;
+
+    /// Deletes at most `batch` tokens that expired before `before` and were created before it
+    /// (the email limit no longer counts them); returns how many.
+    async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError>;
+}
+
+/// An email waiting in the outbox, as claimed for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEmail {
+    /// Its id.
+    pub id: EmailId,
+    /// Which email.
+    pub kind: EmailKind,
+    /// The address it goes to (the account's address when it was queued).
+    pub recipient: String,
+    /// The link's token, sealed ([`LinkTokens::open`]); `None` for an email without a link.
+    pub sealed_token: Option<String>,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+/// How full the outbox is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Emails neither sent nor dead.
+    pub depth: u64,
+    /// When the oldest of them was queued.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+/// The delivery side of the transactional outbox (emails are queued by the store operations
+/// that promise them). Every instance delivers; a claim keeps an email from the others for a
+/// lease, so a crash between claim and send makes it due again once the lease is over: it is
+/// sent at most twice, never zero times.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims at most `batch` due emails (oldest due first), counting an attempt for each and
+    /// making them due again at `now + lease`. Concurrent calls claim disjoint emails without
+    /// waiting on each other.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        batch: u32,
+    ) -> Result<Vec<OutboxEmail>, PortError>;
+
+    /// The email went out: it is done, and its sealed token forgotten.
+    async fn sent(&self, id: EmailId, now: DateTime<Utc>) -> Result<(), PortError>;
+
+    /// The attempt failed with `error`: due again at `retry_at`, or dead (given up, its sealed
+    /// token forgotten) when `None`.
+    async fn failed(
+        &self,
+        id: EmailId,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+
+    /// Depth and age of what waits.
+    async fn stats(&self) -> Result<OutboxStats, PortError>;
+
+    /// Deletes at most `batch` emails sent or dead before `before`; returns how many.
+    async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError>;
+}
+
+/// Link tokens: made from the OS CSPRNG, digested for the store, sealed for the outbox.
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait LinkTokens: Send + Sync {
+    /// A fresh token (256 random bits), its digest, and the token sealed with the server's key.
+    fn issue(&self) -> Result<(LinkToken, TokenDigest, String), PortError>;
+    /// The SHA-256 of `token`.
+    fn digest(&self, token: &LinkToken) -> TokenDigest;
+    /// The token sealed by [`issue`](Self::issue); `None` for anything else (or a key that is
+    /// gone).
+    fn open(&self, sealed: &str) -> Option<LinkToken>;
+}
+
+/// An email ready to send: multipart text and HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMessage {
+    /// The recipient's address.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
+/// The email templates (built in, or the operator's).
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+pub trait EmailTemplates: Send + Sync {
+    /// The email of `kind` to `to`, with `link` for the kinds that carry one.
+    // The named lifetime is for mockall, which cannot mock an elided one inside `Option`.
+    #[allow(clippy::needless_lifetimes)]
+    fn render<'a>(
+        &self,
+        kind: EmailKind,
+        to: &str,
+        link: Option<&'a str>,
+    ) -> Result<EmailMessage, PortError>;
+}
+
+/// Why an email was not sent. The reason is for logs and the outbox row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MailError(pub String);
+
+/// Sends an email (SMTP, or the log in development).
+#[cfg_attr(any(test, feature = "mocks"), automock)]
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends `message`, within the adapter's own timeouts.
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError>;
 }

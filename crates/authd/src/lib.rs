@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod logging;
+mod outbox;
 mod purge;
 pub mod settings;
 
@@ -17,12 +18,13 @@ use actix_web::HttpServer;
 use actix_web::dev::Server;
 use anyhow::Context;
 use authd_application::AuthSettings;
-use authd_application::ports::{CachePorts, Ports, StorePorts};
+use authd_application::ports::{CachePorts, MailPorts, Mailer, Ports, StorePorts};
 use authd_application::use_cases::{
-    AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole,
-    CreateUser, DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions,
-    ListUsers, LogIn, LogOut, LogOutEverywhere, PurgeSessions, Refresh, RevokeSession,
-    RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
+    AdminOutcome, AdminSeed, Authenticate, Bootstrap, ChangePassword, CheckReadiness,
+    ConfirmPasswordReset, CreateRole, CreateUser, DeleteRole, DeleteUser, DeliverEmails,
+    DeliverySettings, GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut,
+    LogOutEverywhere, PurgeSessions, Refresh, RequestPasswordReset, ResendVerification,
+    RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser, VerifyEmail,
 };
 use authd_crypto::{
     Argon2Hasher, CachingVerifier, JoseTokenCodec, KeyRing, SigningKey, TokenSettings,
@@ -47,8 +49,10 @@ pub struct Application {
     /// Closed once the server has stopped.
     pool: Option<authd_postgres::PgPool>,
     redis: Option<authd_redis::RedisClient>,
-    /// Runs while the server does.
+    /// Run while the server does.
     purge: PurgeSessions,
+    deliver: DeliverEmails,
+    outbox_poll: Duration,
 }
 
 /// Access tokens whose signature check is remembered until they expire (about 1 KB each):
@@ -70,8 +74,12 @@ impl Application {
         let (store, pool) = store(&settings).await?;
         let (cache, redis) = cache(&settings).await?;
         let leeway = TimeDelta::seconds(60);
+        let ring = keys(&settings)?;
+        let link_tokens = Arc::new(
+            authd_crypto::SealedLinkTokens::new(&ring).context("the key that seals link tokens")?,
+        );
         let codec = Arc::new(JoseTokenCodec::new(
-            keys(&settings)?,
+            ring,
             TokenSettings {
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
@@ -94,10 +102,25 @@ impl Application {
                 leeway,
                 VERIFIED_TOKENS_REMEMBERED,
             )),
+            link_tokens,
+            mail: mail_ports(&settings)?,
             clock: Arc::new(SystemClock),
         };
 
         let auth = auth_settings(&settings)?;
+        let deliver = DeliverEmails::new(
+            &ports,
+            DeliverySettings {
+                verify_link: settings.email.verify_link.clone(),
+                reset_link: settings.email.reset_link.clone(),
+                retry: settings.email.retry,
+                // A send gives up after twice the SMTP timeout; the lease outlasts it, so no
+                // other instance claims an email while it is being sent.
+                lease: settings.email.smtp_timeout * 2 + Duration::from_secs(30),
+                batch: outbox::BATCH,
+                retention: outbox::RETENTION,
+            },
+        );
         let purge = PurgeSessions::new(
             &ports,
             // No access token of a session revoked this long ago passes the verifier any more.
@@ -160,6 +183,8 @@ impl Application {
             pool,
             redis,
             purge,
+            deliver,
+            outbox_poll: settings.email.poll,
         })
     }
 
@@ -186,8 +211,10 @@ impl Application {
             handle
         });
         let purge = purge::spawn(self.purge, purge::PURGE_EVERY);
+        let deliver = outbox::spawn(self.deliver, self.outbox_poll);
         let served = self.server.await;
         purge.abort();
+        deliver.abort();
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }
@@ -292,6 +319,31 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// The email templates (a broken operator template stops the start, naming the file) and the
+/// mailer: SMTP when `AUTHD_SMTP_URL` is set, the log otherwise.
+fn mail_ports(settings: &Settings) -> anyhow::Result<MailPorts> {
+    let email = &settings.email;
+    let templates = authd_email::MinijinjaTemplates::load(email.templates_dir.as_deref())
+        .context("AUTHD_EMAIL_TEMPLATES_DIR")?;
+    let mailer: Arc<dyn Mailer> = match &email.smtp_url {
+        Some(url) => {
+            let smtp = authd_email::SmtpMailer::new(url.expose(), &email.from, email.smtp_timeout)?;
+            tracing::info!(smtp = %smtp.url_for_log(), "emails are sent over SMTP");
+            Arc::new(smtp)
+        }
+        None => {
+            tracing::warn!(
+                "AUTHD_SMTP_URL is not set: emails are NOT sent but written to the log (development mode)"
+            );
+            Arc::new(authd_email::LogMailer)
+        }
+    };
+    Ok(MailPorts {
+        templates: Arc::new(templates),
+        mailer,
+    })
+}
+
 /// Every use case the routes call, on `ports`.
 fn use_cases(ports: &Ports, auth: &AuthSettings) -> authd_http::UseCases {
     authd_http::UseCases {
@@ -316,6 +368,10 @@ fn use_cases(ports: &Ports, auth: &AuthSettings) -> authd_http::UseCases {
         create_role: CreateRole::new(ports),
         update_role: UpdateRole::new(ports),
         delete_role: DeleteRole::new(ports, auth),
+        request_password_reset: RequestPasswordReset::new(ports, auth),
+        confirm_password_reset: ConfirmPasswordReset::new(ports),
+        verify_email: VerifyEmail::new(ports),
+        resend_verification: ResendVerification::new(ports, auth),
     }
 }
 
@@ -417,6 +473,10 @@ fn auth_settings(settings: &Settings) -> anyhow::Result<AuthSettings> {
         refresh_grace: delta(settings.refresh_grace)?,
         password_policy: PasswordPolicy::new(settings.password_min_length),
         default_role: settings.default_role.clone(),
+        require_verified_email: settings.email.require_verified,
+        reset_ttl: delta(settings.email.reset_ttl)?,
+        verify_ttl: delta(settings.email.verify_ttl)?,
+        email_limit: authd_domain::EmailRateLimit::default(),
     })
 }
 

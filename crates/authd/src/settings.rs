@@ -251,6 +251,106 @@ pub struct Args {
         global = true
     )]
     pub shutdown_timeout_seconds: u64,
+    /// `smtp://[user:pass@]host[:port]` (STARTTLS when offered) or `smtps://...` (TLS); unset
+    /// means emails go to the log.
+    #[arg(long, env = "AUTHD_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// `From` of every email.
+    #[arg(
+        long,
+        env = "AUTHD_EMAIL_FROM",
+        default_value = "authd <no-reply@localhost>",
+        global = true
+    )]
+    pub email_from: String,
+    /// Link template of verification emails; `{token}` is replaced.
+    #[arg(
+        long,
+        env = "AUTHD_VERIFY_LINK",
+        default_value = "http://127.0.0.1:8000/verify-email?token={token}",
+        global = true
+    )]
+    pub verify_link: String,
+    /// Link template of reset emails; `{token}` is replaced.
+    #[arg(
+        long,
+        env = "AUTHD_RESET_LINK",
+        default_value = "http://127.0.0.1:8000/reset-password?token={token}",
+        global = true
+    )]
+    pub reset_link: String,
+    /// Reset token lifetime in seconds.
+    #[arg(
+        long,
+        env = "AUTHD_RESET_TTL_SECONDS",
+        default_value_t = 3_600,
+        global = true
+    )]
+    pub reset_ttl_seconds: u64,
+    /// Verification token lifetime in seconds.
+    #[arg(
+        long,
+        env = "AUTHD_VERIFY_TTL_SECONDS",
+        default_value_t = 86_400,
+        global = true
+    )]
+    pub verify_ttl_seconds: u64,
+    /// Refuse logins of unverified accounts (403).
+    #[arg(long, env = "AUTHD_REQUIRE_VERIFIED_EMAIL", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub require_verified_email: bool,
+    /// Folder of templates that replace the built-in ones.
+    #[arg(long, env = "AUTHD_EMAIL_TEMPLATES_DIR", global = true)]
+    pub email_templates_dir: Option<PathBuf>,
+    /// SMTP connect and command timeout in milliseconds (a whole send gets twice this).
+    #[arg(
+        long,
+        env = "AUTHD_SMTP_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub smtp_timeout_ms: u64,
+    /// Wait after the first failed delivery of an email, in milliseconds; it doubles per
+    /// attempt, up to an hour.
+    #[arg(
+        long,
+        env = "AUTHD_EMAIL_RETRY_BASE_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub email_retry_base_ms: u64,
+    /// Delivery attempts per email before it is given up (dead).
+    #[arg(
+        long,
+        env = "AUTHD_EMAIL_MAX_ATTEMPTS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub email_max_attempts: u32,
+    /// How often each instance looks for emails to deliver, in milliseconds.
+    #[arg(
+        long,
+        env = "AUTHD_OUTBOX_POLL_MS",
+        default_value_t = 1_000,
+        global = true
+    )]
+    pub outbox_poll_ms: u64,
+}
+
+/// Where emails go and what they say.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    /// The SMTP server; `None`: the log.
+    pub smtp_url: Option<Secret>,
+    pub from: String,
+    pub verify_link: authd_domain::LinkTemplate,
+    pub reset_link: authd_domain::LinkTemplate,
+    pub reset_ttl: Duration,
+    pub verify_ttl: Duration,
+    pub require_verified: bool,
+    pub templates_dir: Option<PathBuf>,
+    pub smtp_timeout: Duration,
+    pub retry: authd_domain::DeliveryRetry,
+    pub poll: Duration,
 }
 
 /// The checked settings the server is built from.
@@ -287,6 +387,7 @@ pub struct Settings {
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
     pub metrics_listen: Option<SocketAddr>,
+    pub email: EmailSettings,
 }
 
 impl Settings {
@@ -337,6 +438,38 @@ impl TryFrom<Args> for Settings {
                 "AUTHD_LOGIN_MAX_FAILURES and AUTHD_LOGIN_IP_MAX_FAILURES must be greater than 0"
             );
         }
+        let link = |name: &str, raw: &str| {
+            authd_domain::LinkTemplate::parse(raw)
+                .map_err(|_| anyhow::anyhow!("{name} {raw:?} must contain {{token}}"))
+        };
+        let millis = |name: &str, value: u64| {
+            if value == 0 {
+                bail!("{name} must be greater than 0");
+            }
+            Ok(Duration::from_millis(value))
+        };
+        let email = EmailSettings {
+            smtp_url: args.smtp_url.filter(|url| !url.is_empty()).map(Secret::new),
+            from: args.email_from,
+            verify_link: link("AUTHD_VERIFY_LINK", &args.verify_link)?,
+            reset_link: link("AUTHD_RESET_LINK", &args.reset_link)?,
+            reset_ttl: positive("AUTHD_RESET_TTL_SECONDS", args.reset_ttl_seconds)?,
+            verify_ttl: positive("AUTHD_VERIFY_TTL_SECONDS", args.verify_ttl_seconds)?,
+            require_verified: args.require_verified_email,
+            templates_dir: args
+                .email_templates_dir
+                .filter(|dir| !dir.as_os_str().is_empty()),
+            smtp_timeout: millis("AUTHD_SMTP_TIMEOUT_MS", args.smtp_timeout_ms)?,
+            retry: authd_domain::DeliveryRetry::new(
+                millis("AUTHD_EMAIL_RETRY_BASE_MS", args.email_retry_base_ms)?,
+                Duration::from_secs(60 * 60),
+                match args.email_max_attempts {
+                    0 => bail!("AUTHD_EMAIL_MAX_ATTEMPTS must be greater than 0"),
+                    attempts => attempts,
+                },
+            ),
+            poll: millis("AUTHD_OUTBOX_POLL_MS", args.outbox_poll_ms)?,
+        };
         let settings = Self {
             listen: args.listen.parse().with_context(|| {
                 format!("AUTHD_LISTEN {:?} is not an address:port", args.listen)
@@ -404,6 +537,7 @@ impl TryFrom<Args> for Settings {
                     })
                 })
                 .transpose()?,
+            email,
         };
         Ok(settings)
     }

@@ -1,9 +1,12 @@
-//! What the store contracts share: a fixed clock, and stored users, roles and sessions.
+//! What the store contracts share: a fixed clock, and stored users, roles, sessions and link
+//! tokens.
 
-use authd_application::ports::{Rotation, UserQuery};
+use std::time::Duration;
+
+use authd_application::ports::{IssuedLink, LinkRequest, Rotation, TokenDigest, UserQuery};
 use authd_domain::{
-    DisplayName, Email, PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug, Session,
-    SessionId, TokenId, User, UserId,
+    DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role,
+    RoleDescription, RoleId, RoleName, RoleSlug, Session, SessionId, TokenId, User, UserId,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
@@ -17,6 +20,67 @@ pub(crate) fn t0() -> DateTime<Utc> {
 /// `t0` plus `minutes`.
 pub(crate) fn at(minutes: i64) -> DateTime<Utc> {
     t0() + TimeDelta::minutes(minutes)
+}
+
+/// When the contracts look into the outbox: after every other time they use.
+pub(crate) fn later() -> DateTime<Utc> {
+    at(1_000_000)
+}
+
+/// A digest made from `label` (at most 32 bytes): distinct labels make distinct digests.
+pub(crate) fn digest(label: &str) -> TokenDigest {
+    let mut bytes = [0u8; 32];
+    bytes[..label.len()].copy_from_slice(label.as_bytes());
+    TokenDigest(bytes)
+}
+
+/// The sealed token of the link made from `label`.
+pub(crate) fn sealed(label: &str) -> String {
+    format!("sealed-{label}")
+}
+
+/// A link of `purpose` made from `label` (see [`digest`] and [`sealed`]), expiring at
+/// `expires_at`.
+pub(crate) fn link(purpose: LinkPurpose, label: &str, expires_at: DateTime<Utc>) -> IssuedLink {
+    IssuedLink {
+        purpose,
+        digest: digest(label),
+        sealed: sealed(label),
+        expires_at,
+    }
+}
+
+/// A reset link made from `label`, expiring at `t0 + 1 h`.
+pub(crate) fn reset_link(label: &str) -> IssuedLink {
+    link(LinkPurpose::ResetPassword, label, at(60))
+}
+
+/// A verification link made from `label`, expiring at `t0 + 1 day`.
+pub(crate) fn verify_link(label: &str) -> IssuedLink {
+    link(LinkPurpose::VerifyEmail, label, at(24 * 60))
+}
+
+/// The email limit of the API: one per minute, five per hour.
+pub(crate) fn limit() -> EmailRateLimit {
+    EmailRateLimit::default()
+}
+
+/// A limit that never refuses.
+pub(crate) fn no_limit() -> EmailRateLimit {
+    EmailRateLimit::new(Duration::ZERO, usize::MAX, Duration::from_secs(1))
+}
+
+/// An email as the contracts compare it: kind, recipient, sealed token.
+pub(crate) type Queued = (EmailKind, String, Option<String>);
+
+/// A link email to `to` carrying the token of `label`.
+pub(crate) fn link_email(kind: EmailKind, to: &str, label: &str) -> Queued {
+    (kind, to.to_owned(), Some(sealed(label)))
+}
+
+/// The password-changed notice to `to`.
+pub(crate) fn notice(to: &str) -> Queued {
+    (EmailKind::PasswordChanged, to.to_owned(), None)
 }
 
 /// The hash every stored user starts with.
@@ -149,7 +213,7 @@ impl Store<'_> {
             role.to_ref(),
             t0(),
         );
-        self.users.create(&user, &old_hash()).await.unwrap();
+        self.users.create(&user, &old_hash(), None).await.unwrap();
         user
     }
 
@@ -171,8 +235,68 @@ impl Store<'_> {
                 t0() + created,
             )
         };
-        self.users.create(&user, &old_hash()).await.unwrap();
+        self.users.create(&user, &old_hash(), None).await.unwrap();
         user
+    }
+
+    /// A stored, active member created at `t0` with [`old_hash`] by a signup: with the
+    /// verification link made from `label`.
+    pub(crate) async fn signup(&self, address: &str, label: &str) -> User {
+        let role = self.members().await;
+        let user = User::register(email(address), None, role.to_ref(), t0());
+        self.users
+            .create(&user, &old_hash(), Some(&verify_link(label)))
+            .await
+            .unwrap();
+        user
+    }
+
+    /// A reset link made from `label` requested for `user` at `now`, queued.
+    pub(crate) async fn reset_requested(
+        &self,
+        user: &User,
+        label: &str,
+        now: DateTime<Utc>,
+    ) -> IssuedLink {
+        let link = reset_link(label);
+        let requested = self
+            .links
+            .request_reset(&user.email, &link, &limit(), now)
+            .await
+            .unwrap();
+        assert_eq!(requested, LinkRequest::Queued, "{label}");
+        link
+    }
+
+    /// The id of the active user holding the unspent, unexpired token of `link` at `now`.
+    pub(crate) async fn holder(&self, link: &IssuedLink, now: DateTime<Utc>) -> Option<UserId> {
+        self.links
+            .holder(link.purpose, &link.digest, now)
+            .await
+            .unwrap()
+            .map(|user| user.id)
+    }
+
+    /// Every email waiting in the outbox, sorted. Read by a claim at [`later`] without a
+    /// lease, so they stay due for the next look (only their attempts count up); the outbox
+    /// contracts, which care about due times, claim by themselves instead.
+    pub(crate) async fn waiting(&self) -> Vec<Queued> {
+        let claimed = self
+            .outbox
+            .claim(later(), Duration::ZERO, 1000)
+            .await
+            .unwrap();
+        sorted(
+            claimed
+                .into_iter()
+                .map(|email| (email.kind, email.recipient, email.sealed_token))
+                .collect(),
+        )
+    }
+
+    /// How many emails wait in the outbox.
+    pub(crate) async fn depth(&self) -> u64 {
+        self.outbox.stats().await.unwrap().depth
     }
 
     /// A primary admin (not stored) holding `members`.

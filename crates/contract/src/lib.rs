@@ -6,9 +6,9 @@
 //! port's documentation says, so the memory and Postgres stores, or the memory and Redis caches,
 //! can stand in for one another. (After apache/arrow-rs-object-store's `src/integration.rs`.)
 //!
-//! - [`users`], [`roles`] and [`sessions`] take a [`Store`]: the three storage ports of one
-//!   store, since their contracts meet (a password change revokes sessions, a role rename shows
-//!   in the users' profiles).
+//! - [`users`], [`roles`], [`sessions`], [`links`] and [`outbox`] take a [`Store`]: the storage
+//!   ports of one store, since their contracts meet (a password change revokes sessions and
+//!   queues an email, a role rename shows in the users' profiles, a reset sets a password).
 //! - [`cache`] takes an `AuthCache` built with the TTLs in [`cache::TTLS`].
 //! - [`throttle`] takes a `LoginThrottle` built with [`throttle::backoff`] and
 //!   [`throttle::ip_cap`].
@@ -30,6 +30,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod cache;
+pub mod links;
+pub mod outbox;
 pub mod roles;
 pub mod sessions;
 pub mod throttle;
@@ -37,7 +39,9 @@ pub mod users;
 
 mod fixtures;
 
-use authd_application::ports::{RoleRepository, SessionRepository, UserRepository};
+use authd_application::ports::{
+    LinkTokenRepository, Outbox, RoleRepository, SessionRepository, UserRepository,
+};
 
 /// The storage ports of one store, as the store suites take them.
 #[derive(Clone, Copy)]
@@ -48,9 +52,13 @@ pub struct Store<'a> {
     pub roles: &'a dyn RoleRepository,
     /// Its sessions.
     pub sessions: &'a dyn SessionRepository,
+    /// Its link tokens.
+    pub links: &'a dyn LinkTokenRepository,
+    /// Its outbox.
+    pub outbox: &'a dyn Outbox,
 }
 
-/// Defines one `#[tokio::test]` per store contract (users, roles, sessions), each calling
+/// Defines one `#[tokio::test]` per store contract (users, roles, sessions, links, outbox), each calling
 /// `$with(contract)`, where `$with` is an `async fn(impl AsyncFnOnce(Store<'_>))` that builds a
 /// fresh store, runs the contract on it and tidies up.
 #[macro_export]
@@ -122,6 +130,47 @@ macro_rules! store_suite {
                 sessions_every_revocation_clears_the_sealed_pair,
             ]
         );
+        $crate::__tests!(
+            $with,
+            links,
+            [
+                links_signup_queues_one_verification_email_with_the_sealed_token,
+                links_signup_with_a_taken_email_stores_and_queues_nothing,
+                links_reset_request_without_an_active_account_changes_nothing,
+                links_reset_request_queues_the_email_to_the_address_as_stored,
+                links_reset_requests_are_limited_per_account,
+                links_a_new_reset_request_spends_the_older_token,
+                links_of_concurrent_reset_requests_the_limit_lets_one_through,
+                links_holder_respects_purpose_expiry_spending_and_activity,
+                links_reset_sets_the_password_and_ends_every_session,
+                links_reset_of_an_expired_token_or_an_inactive_user_changes_nothing,
+                links_of_concurrent_resets_with_one_token_exactly_one_wins,
+                links_verify_email_marks_the_user_verified_once,
+                links_verify_email_of_an_expired_token_or_an_inactive_user_changes_nothing,
+                links_verification_requests_say_why_not,
+                links_verification_requests_are_limited_counting_the_signup,
+                links_password_changes_spend_reset_tokens_and_queue_the_notice,
+                links_changes_without_a_new_password_queue_nothing,
+                links_purge_deletes_only_tokens_expired_and_made_before_the_cut,
+                links_purge_deletes_at_most_a_batch,
+            ]
+        );
+        $crate::__tests!(
+            $with,
+            outbox,
+            [
+                outbox_an_email_is_due_when_queued_and_claimed_with_its_details,
+                outbox_claim_leases_the_email_and_counts_the_attempt,
+                outbox_claims_the_oldest_due_first_a_batch_at_a_time,
+                outbox_concurrent_claims_get_disjoint_emails,
+                outbox_a_sent_email_is_done,
+                outbox_a_failed_email_is_due_again_at_its_retry_time,
+                outbox_a_dead_email_is_given_up,
+                outbox_stats_count_what_waits_and_its_oldest,
+                outbox_purge_deletes_only_emails_sent_or_dead_before_the_cut,
+                outbox_purge_deletes_at_most_a_batch,
+            ]
+        );
     };
 }
 
@@ -170,6 +219,8 @@ macro_rules! throttle_suite {
                 throttle_a_refused_attempt_counts_nothing,
                 throttle_of_thirty_concurrent_attempts_exactly_the_failures_left_pass,
                 throttle_of_concurrent_attempts_from_one_network_exactly_the_cap_passes,
+                throttle_admit_network_counts_against_the_network_cap,
+                throttle_of_concurrent_network_admissions_exactly_the_cap_passes,
             ]
         );
     };

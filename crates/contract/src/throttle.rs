@@ -1,5 +1,6 @@
-//! The `LoginThrottle` contract: admission, back-off steps as numbers, the per-network cap,
-//! success and withdrawal, devices, and exact outcomes under concurrency.
+//! The `LoginThrottle` contract: admission, back-off steps as numbers, the per-network cap
+//! (shared with the network-only admission of reset requests), success and withdrawal,
+//! devices, and exact outcomes under concurrency.
 //!
 //! Not here: what the throttle does while its server is down (only Redis has an outage: it
 //! answers unavailable), counters shared by several instances (the memory throttle belongs to
@@ -380,4 +381,74 @@ pub async fn throttle_of_concurrent_attempts_from_one_network_exactly_the_cap_pa
         allow_n(throttle, key, None, left).await;
         assert_eq!(admit(throttle, key, None).await, deny(1), "{key:?}");
     }
+}
+
+/// A network-only admission (a reset request) counts against the network's cap, the one
+/// logins count against: up to the cap it is admitted, then refused for the rest of the
+/// window, and a login from that network is refused too (one without an IP is not). Other
+/// networks are not touched, and a login's failures fill the same cap.
+pub async fn throttle_admit_network_counts_against_the_network_cap(throttle: &dyn LoginThrottle) {
+    // Addresses of one /64 are one network.
+    for n in 0..IP_LIMIT {
+        let from = ip(&format!("2001:db8:7:8::{n:x}"));
+        assert_eq!(
+            throttle.admit_network(from).await.unwrap(),
+            ThrottleVerdict::Allow,
+            "request {n}"
+        );
+    }
+    let neighbour = ip("2001:db8:7:8:ffff::1");
+    assert_network_refusal(throttle.admit_network(neighbour).await.unwrap());
+    assert_network_refusal(admit(throttle, &ada(), Some(neighbour)).await);
+    allow_n(throttle, &ada(), None, 1).await;
+    assert_eq!(
+        throttle.admit_network(OTHER_IP).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
+
+    // Half the cap by logins, half by requests: the next of either is refused.
+    let half = IP_LIMIT / 2;
+    for n in 0..half {
+        allow_n(
+            throttle,
+            &account(&format!("mixed{n}@example.com")),
+            Some(IP),
+            1,
+        )
+        .await;
+    }
+    for n in half..IP_LIMIT {
+        assert_eq!(
+            throttle.admit_network(IP).await.unwrap(),
+            ThrottleVerdict::Allow,
+            "request {n}"
+        );
+    }
+    assert_network_refusal(throttle.admit_network(IP).await.unwrap());
+    assert_network_refusal(admit(throttle, &account("late@example.com"), Some(IP)).await);
+}
+
+/// Of forty network-only admissions at once from one network, exactly the cap passes.
+pub async fn throttle_of_concurrent_network_admissions_exactly_the_cap_passes(
+    throttle: &dyn LoginThrottle,
+) {
+    let verdicts = join_all((0..40).map(|_| throttle.admit_network(IP))).await;
+
+    let verdicts: Vec<ThrottleVerdict> = verdicts.into_iter().map(Result::unwrap).collect();
+    let admitted = verdicts
+        .iter()
+        .filter(|verdict| **verdict == ThrottleVerdict::Allow)
+        .count();
+    assert_eq!(admitted, IP_LIMIT as usize, "{verdicts:?}");
+    for verdict in verdicts
+        .iter()
+        .filter(|verdict| **verdict != ThrottleVerdict::Allow)
+    {
+        assert_network_refusal(*verdict);
+    }
+    // Another address is another network.
+    assert_eq!(
+        throttle.admit_network(OTHER_IP).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
 }

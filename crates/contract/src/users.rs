@@ -67,7 +67,7 @@ pub async fn users_email_taken_in_any_case_stores_nothing(store: Store<'_>) {
 
     let result = store
         .users
-        .create(&twin, &PasswordHash::new("$argon2id$twin"))
+        .create(&twin, &PasswordHash::new("$argon2id$twin"), None)
         .await;
 
     assert!(
@@ -107,7 +107,7 @@ pub async fn users_are_found_by_their_nfc_email(store: Store<'_>) {
     let twin = User::register(decomposed, None, role.to_ref(), t0());
     let result = store
         .users
-        .create(&twin, &PasswordHash::new("$argon2id$x"))
+        .create(&twin, &PasswordHash::new("$argon2id$x"), None)
         .await;
     assert!(
         matches!(result, Err(CreateUserError::EmailTaken)),
@@ -667,7 +667,7 @@ pub async fn users_an_unknown_role_is_refused_and_nothing_changes(store: Store<'
     let members = store.members().await;
     let mut stray = User::register(email("stray@example.com"), None, members.to_ref(), t0());
     stray.role.id = RoleId::generate();
-    let created = store.users.create(&stray, &old_hash()).await;
+    let created = store.users.create(&stray, &old_hash(), None).await;
     assert!(
         matches!(
             created,
@@ -1040,7 +1040,7 @@ pub async fn users_create_never_makes_a_second_primary_admin(store: Store<'_>) {
 
     let created = store
         .users
-        .create(&second, &PasswordHash::new("$argon2id$second"))
+        .create(&second, &PasswordHash::new("$argon2id$second"), None)
         .await;
 
     assert!(

@@ -11,6 +11,8 @@ async fn with_store(test: impl AsyncFnOnce(Store<'_>)) {
         users: &store,
         roles: &store,
         sessions: &store,
+        links: &store,
+        outbox: &store,
     })
     .await;
 }

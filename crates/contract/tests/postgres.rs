@@ -6,18 +6,24 @@
 
 use authd_contract::Store;
 use authd_postgres::testing::fresh_database;
-use authd_postgres::{PgRoleRepository, PgSessionRepository, PgUserRepository};
+use authd_postgres::{
+    PgLinkTokenRepository, PgOutbox, PgRoleRepository, PgSessionRepository, PgUserRepository,
+};
 
 async fn with_store(test: impl AsyncFnOnce(Store<'_>)) {
     let db = fresh_database().await.unwrap();
     let pool = db.pool().await.unwrap();
     let users = PgUserRepository::new(pool.clone());
     let roles = PgRoleRepository::new(pool.clone());
-    let sessions = PgSessionRepository::new(pool);
+    let sessions = PgSessionRepository::new(pool.clone());
+    let links = PgLinkTokenRepository::new(pool.clone());
+    let outbox = PgOutbox::new(pool);
     test(Store {
         users: &users,
         roles: &roles,
         sessions: &sessions,
+        links: &links,
+        outbox: &outbox,
     })
     .await;
     // `db` drops its database here.

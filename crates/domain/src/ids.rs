@@ -59,6 +59,10 @@ id_type!(
     RoleId
 );
 id_type!(
+    /// Identifies an email in the outbox.
+    EmailId
+);
+id_type!(
     /// Identifies one issued token: its `jti` claim.
     TokenId
 );

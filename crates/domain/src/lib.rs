@@ -27,17 +27,22 @@ mod names;
 mod paging;
 mod password;
 mod protection;
+mod recovery;
 mod role;
 mod session;
 mod throttle;
 mod user;
 
 pub use email::{Email, EmailError, email_search_form};
-pub use ids::{RoleId, SessionId, TokenId, UserId};
+pub use ids::{EmailId, RoleId, SessionId, TokenId, UserId};
 pub use names::{DisplayName, DisplayNameError, RoleDescription, RoleName};
 pub use paging::{Page, PageError, PerPage, PerPageError};
 pub use password::{NewPassword, Password, PasswordError, PasswordHash, PasswordPolicy};
 pub use protection::{AdminAction, Protection, check_admin_action};
+pub use recovery::{
+    DeliveryRetry, EmailKind, EmailRateLimit, LinkPurpose, LinkTemplate, LinkTemplateError,
+    LinkToken,
+};
 pub use role::{Role, RoleRef, RoleSlug, RoleSlugError, RoleTextError};
 pub use session::{RefreshVerdict, RotationState, Session, SessionLifetime};
 pub use throttle::{Admission, ClientNetwork, IpCap, LoginBackoff, retry_after};

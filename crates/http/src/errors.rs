@@ -4,9 +4,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use authd_application::use_cases::{
-    AuthError, ChangePasswordError, CreateRoleError, CreateUserError, DeleteRoleError,
-    DeleteUserError, GetUserError, ListRolesError, ListUsersError, LoginError, LogoutError,
-    NotSuperuser, RefreshError, RevokeSessionError, SignUpError, UpdateRoleError, UpdateUserError,
+    AuthError, ChangePasswordError, ConfirmResetError, CreateRoleError, CreateUserError,
+    DeleteRoleError, DeleteUserError, GetUserError, ListRolesError, ListUsersError, LoginError,
+    LogoutError, NotSuperuser, RefreshError, ResendError, ResetRequestError, RevokeSessionError,
+    SignUpError, UpdateRoleError, UpdateUserError, VerifyEmailError,
 };
 use authd_application::{Dependency, PortError};
 use authd_domain::{PasswordError, Protection};
@@ -35,7 +36,8 @@ impl FieldError {
 /// Every error the API answers with, rendered once as RFC 9457 `application/problem+json`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: a body that is not valid JSON or a form, or a wrong current password.
+    /// 400: a body that is not valid JSON or a form, a wrong current password, or a link token
+    /// that is invalid, spent or expired.
     #[error("{0}")]
     BadRequest(String),
     /// 401, with `WWW-Authenticate: Bearer`.
@@ -240,6 +242,7 @@ impl From<LoginError> for ApiError {
             LoginError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
             LoginError::BadCredentials => Self::Unauthorized("incorrect email or password".into()),
             LoginError::Inactive => Self::Forbidden("this account is inactive".into()),
+            LoginError::Unverified => Self::Forbidden("Email address not verified".into()),
             LoginError::CredentialsChanged => {
                 Self::Unauthorized("the credentials changed during sign-in; sign in again".into())
             }
@@ -277,6 +280,49 @@ impl From<ChangePasswordError> for ApiError {
             }
             ChangePasswordError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
             ChangePasswordError::Port(error) => error.into(),
+        }
+    }
+}
+
+/// The detail of a 400 for a link token that is unknown, spent or expired: which of them is
+/// not said.
+const INVALID_LINK_TOKEN: &str = "invalid or expired token";
+
+impl From<ResetRequestError> for ApiError {
+    fn from(error: ResetRequestError) -> Self {
+        match error {
+            ResetRequestError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
+            ResetRequestError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<ConfirmResetError> for ApiError {
+    fn from(error: ConfirmResetError) -> Self {
+        match error {
+            ConfirmResetError::InvalidToken => Self::BadRequest(INVALID_LINK_TOKEN.into()),
+            ConfirmResetError::PasswordIsEmail => {
+                Self::invalid("new_password", PasswordError::SameAsEmail)
+            }
+            ConfirmResetError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<VerifyEmailError> for ApiError {
+    fn from(error: VerifyEmailError) -> Self {
+        match error {
+            VerifyEmailError::InvalidToken => Self::BadRequest(INVALID_LINK_TOKEN.into()),
+            VerifyEmailError::Port(error) => error.into(),
+        }
+    }
+}
+
+impl From<ResendError> for ApiError {
+    fn from(error: ResendError) -> Self {
+        match error {
+            ResendError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
+            ResendError::Port(error) => error.into(),
         }
     }
 }

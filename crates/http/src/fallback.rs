@@ -66,6 +66,12 @@ mod tests {
         for (method, path, allow) in [
             (Method::PUT, "/api/access/me", Some("GET")),
             (Method::GET, "/api/access/login", Some("POST")),
+            (
+                Method::GET,
+                "/api/access/password-reset/confirm",
+                Some("POST"),
+            ),
+            (Method::PUT, "/api/access/verify-email/resend", Some("POST")),
             (Method::POST, "/api/users/abc", Some("GET, PATCH, DELETE")),
             (Method::PUT, "/api/users", Some("GET, POST")),
             (

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use authd_domain::EmailKind;
+
 /// Renders the Prometheus text exposition of every metric, refreshing gauges first.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -37,7 +39,19 @@ pub(crate) fn refresh_reuse_detected() {
     metrics::counter!("authd_refresh_reuse_detected_total").increment(1);
 }
 
-/// Why sessions were revoked: `logout`, `session`, `logout_all`, `password`, `admin`.
+/// Why sessions were revoked: `logout`, `session`, `logout_all`, `password`, `password_reset`,
+/// `admin`, `reuse`.
 pub(crate) fn sessions_revoked(reason: &'static str) {
     metrics::counter!("authd_session_revocations_total", "reason" => reason).increment(1);
+}
+
+/// An email written to the outbox, by `kind`: `verify_email`, `reset_password`,
+/// `password_changed` (queued, not yet sent: delivery counts its own).
+pub(crate) fn emails_queued(kind: EmailKind) {
+    metrics::counter!("authd_emails_queued_total", "kind" => kind.as_str()).increment(1);
+}
+
+/// A password-reset request that was answered but not worked on: too many were in progress.
+pub(crate) fn password_reset_dropped() {
+    metrics::counter!("authd_password_reset_requests_dropped_total").increment(1);
 }

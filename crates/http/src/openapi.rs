@@ -21,6 +21,8 @@ use crate::{dto, requests};
     paths(
         access::sign_up, access::log_in, access::refresh, access::log_out, access::change_password,
         access::me, access::list_sessions, access::revoke_session, access::log_out_everywhere,
+        access::request_password_reset, access::confirm_password_reset, access::verify_email,
+        access::resend_verification,
         roles::list, roles::create, roles::update, roles::delete,
         users::list, users::create, users::get, users::update, users::delete, users::sessions,
         users::revoke_sessions,
@@ -30,7 +32,8 @@ use crate::{dto, requests};
         ProblemSchema, FieldErrorSchema, requests::LoginFormSchema, dto::UserDto, dto::RoleRefDto,
         dto::SessionDto, dto::RoleDto, dto::UserPageDto, requests::SignUpBody,
         requests::PasswordChangeBody, requests::NewRoleBody, requests::RoleUpdateBody,
-        requests::NewUserBody, requests::UserPatchBody,
+        requests::NewUserBody, requests::UserPatchBody, requests::PasswordResetBody,
+        requests::PasswordResetConfirmBody, requests::VerifyEmailBody,
     )),
     modifiers(&Security, &OptionalPatchBodies),
     tags(
@@ -142,4 +145,58 @@ pub(crate) fn path_methods(template: &str) -> &'static [Method] {
             .collect()
     });
     METHODS.get(template).map_or(&[], Vec::as_slice)
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::{RefOr, schema::Schema};
+
+    use super::*;
+
+    fn statuses(path: &str) -> Vec<String> {
+        let operation = document().paths.paths[path].post.as_ref().unwrap();
+        operation.responses.responses.keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_recovery_routes_declare_every_status_they_send() {
+        for (path, expected) in [
+            (
+                "/api/access/password-reset",
+                &["202", "400", "403", "413", "415", "422", "429", "503"][..],
+            ),
+            (
+                "/api/access/password-reset/confirm",
+                &["204", "400", "403", "413", "415", "422", "503"],
+            ),
+            (
+                "/api/access/verify-email",
+                &["204", "400", "403", "413", "415", "422", "503"],
+            ),
+            (
+                "/api/access/verify-email/resend",
+                &["202", "401", "403", "429", "503"],
+            ),
+        ] {
+            assert_eq!(statuses(path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_reset_confirmation_says_the_configured_password_minimum() {
+        let served = served(&authd_domain::PasswordPolicy::new(12));
+        let schemas = &served.components.as_ref().unwrap().schemas;
+        let RefOr::T(Schema::Object(body)) = &schemas["PasswordResetConfirmBody"] else {
+            panic!("not an object")
+        };
+        let RefOr::T(Schema::Object(password)) = &body.properties["new_password"] else {
+            panic!("not an object")
+        };
+        assert_eq!(password.min_length, Some(12));
+        let RefOr::T(Schema::Object(token)) = &body.properties["token"] else {
+            panic!("not an object")
+        };
+        assert_eq!(token.pattern.as_deref(), Some("^[^\\u0000]*$"));
+        assert_eq!(body.required, ["token", "new_password"]);
+    }
 }

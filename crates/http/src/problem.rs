@@ -124,6 +124,33 @@ problems! {
         422 => "An invalid body, or a new password the policy refuses (checked first)",
         429 => "The account is in login back-off", 503 => UNAVAILABLE_OR_BUSY,
     }
+    /// `POST /api/access/password-reset`.
+    RequestPasswordReset {
+        400 => NOT_JSON, 403 => CROSS_SITE, 413 => TOO_LARGE, 415 => NOT_JSON_TYPE,
+        422 => "A missing or invalid email",
+        429 => "The client's network is at its cap (the one failed logins count against)",
+        503 => UNAVAILABLE,
+    }
+    /// `POST /api/access/password-reset/confirm`.
+    ConfirmPasswordReset {
+        400 => "The body is not valid JSON, or the token is invalid, spent or expired",
+        403 => CROSS_SITE, 413 => TOO_LARGE, 415 => NOT_JSON_TYPE,
+        422 => "A missing token, or a new password the policy refuses (every bad field is named)",
+        503 => UNAVAILABLE_OR_BUSY,
+    }
+    /// `POST /api/access/verify-email`.
+    VerifyEmail {
+        400 => "The body is not valid JSON, or the token is invalid, spent or expired",
+        403 => CROSS_SITE, 413 => TOO_LARGE, 415 => NOT_JSON_TYPE,
+        422 => "A missing token (or not a string, or holding U+0000)",
+        503 => UNAVAILABLE,
+    }
+    /// `POST /api/access/verify-email/resend`.
+    ResendVerification {
+        401 => UNAUTHENTICATED, 403 => CROSS_SITE,
+        429 => "A verification email went out too recently, or too many this hour",
+        503 => UNAVAILABLE,
+    }
     /// An authenticated read of one's own account.
     OwnRead { 401 => UNAUTHENTICATED, 503 => UNAVAILABLE }
     /// An authenticated write without a body on one's own account.

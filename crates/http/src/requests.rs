@@ -8,6 +8,8 @@
 //! The `*Body` types are the OpenAPI schemas of the bodies: their formats, patterns and lengths
 //! say what the parsers enforce.
 
+use std::net::IpAddr;
+
 use authd_application::commands::{self, Patch, RoleFilter};
 use authd_domain::{
     DisplayName, Email, NewPassword, Page, PasswordPolicy, PerPage, RoleDescription, RoleName,
@@ -456,6 +458,75 @@ pub(crate) fn change_password(
     Some((current?.to_owned(), new?))
 }
 
+/// `{email}` of `POST /api/access/password-reset`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct PasswordResetBody {
+    /// Where the link goes, if an active account has this address (the answer does not say).
+    #[schema(schema_with = email_schema)]
+    email: String,
+}
+
+/// Parses a password-reset request from the client at `ip`.
+pub(crate) fn request_password_reset(
+    mut body: Body<'_, '_>,
+    ip: Option<IpAddr>,
+) -> Option<commands::RequestPasswordReset> {
+    let email = body
+        .required("email")
+        .and_then(|raw| body.check("email", Email::parse(raw)));
+    Some(commands::RequestPasswordReset { email: email?, ip })
+}
+
+/// `{token, new_password}` of `POST /api/access/password-reset/confirm`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct PasswordResetConfirmBody {
+    /// The token of the reset link. One that is not authd's, spent or expired is a 400.
+    #[schema(pattern = "^[^\\u0000]*$")]
+    token: String,
+    /// The password policy's minimum to [`PasswordPolicy::MAX_LENGTH`] characters (code points,
+    /// after NFKC),
+    /// not only whitespace, not the account's email.
+    #[schema(schema_with = password_schema)]
+    new_password: String,
+}
+
+/// Parses a reset confirmation. The token is only read: whether it is one of authd's is the
+/// use case's to say (a 400, like a spent one), and the new password is checked against the
+/// account's email once the token names the account.
+pub(crate) fn confirm_password_reset(
+    mut body: Body<'_, '_>,
+    policy: &PasswordPolicy,
+) -> Option<commands::ConfirmPasswordReset> {
+    let token = body.required("token");
+    let new_password = body
+        .required("new_password")
+        .and_then(|raw| body.check("new_password", NewPassword::parse(raw, policy, None)));
+    Some(commands::ConfirmPasswordReset {
+        token: token?.to_owned(),
+        new_password: new_password?,
+    })
+}
+
+/// `{token}` of `POST /api/access/verify-email`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A schema of the document: never built, only described.
+pub(crate) struct VerifyEmailBody {
+    /// The token of the verification link. One that is not authd's, spent or expired is a 400.
+    #[schema(pattern = "^[^\\u0000]*$")]
+    token: String,
+}
+
+/// Parses an address verification; the token is the use case's to judge, as in
+/// [`confirm_password_reset`].
+pub(crate) fn verify_email(mut body: Body<'_, '_>) -> Option<commands::VerifyEmail> {
+    let token = body.required("token");
+    Some(commands::VerifyEmail {
+        token: token?.to_owned(),
+    })
+}
+
 /// `{slug, name, description?}` of `POST /api/roles`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // A schema of the document: never built, only described.
@@ -828,6 +899,97 @@ mod tests {
         let mut errors = FieldErrors::default();
         let command = sign_up(Body::new(&body, &mut errors), &policy).unwrap();
         assert!(command.name.is_none() && errors.is_empty());
+    }
+
+    #[test]
+    fn a_reset_request_needs_an_email_and_keeps_the_ip() {
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        let parse = |value: Value| {
+            let body = object(value);
+            let mut errors = FieldErrors::default();
+            let parsed = request_password_reset(Body::new(&body, &mut errors), ip);
+            (parsed, errors.into_vec())
+        };
+        for bad in [
+            json!({}),
+            json!({"email": null}),
+            json!({"email": 7}),
+            json!({"email": "nope"}),
+            json!({"email": "ada\u{0}@example.com"}),
+        ] {
+            let (parsed, errors) = parse(bad.clone());
+            assert!(parsed.is_none(), "{bad}");
+            assert_eq!(
+                errors.iter().map(|e| e.field).collect::<Vec<_>>(),
+                ["email"],
+                "{bad}"
+            );
+        }
+        let (_, errors) = parse(json!({"email": "x\u{0}"}));
+        assert_eq!(errors[0].message, NUL_MESSAGE);
+        let (parsed, errors) = parse(json!({"email": " Ada@Example.com ", "extra": 1}));
+        let command = parsed.unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(
+            (command.email.as_str(), command.ip),
+            ("Ada@Example.com", ip)
+        );
+    }
+
+    #[test]
+    fn a_reset_confirmation_reports_both_fields_and_leaves_the_token_to_the_use_case() {
+        let policy = PasswordPolicy::default();
+        let parse = |value: Value| {
+            let body = object(value);
+            let mut errors = FieldErrors::default();
+            let parsed = confirm_password_reset(Body::new(&body, &mut errors), &policy);
+            (parsed, fields(errors))
+        };
+        let (parsed, bad) = parse(json!({}));
+        assert!(parsed.is_none());
+        assert_eq!(bad, ["token", "new_password"]);
+        let (parsed, bad) = parse(json!({"token": 3, "new_password": "short"}));
+        assert!(parsed.is_none());
+        assert_eq!(bad, ["token", "new_password"]);
+        let (parsed, bad) = parse(json!({"token": "t\u{0}", "new_password": "long enough\u{0}"}));
+        assert!(parsed.is_none());
+        assert_eq!(bad, ["token", "new_password"]);
+        let (parsed, bad) = parse(json!({"token": null, "new_password": "a long password"}));
+        assert!(parsed.is_none());
+        assert_eq!(bad, ["token"]);
+        // Not a token authd could have issued, but well formed as a body: the use case's 400.
+        let (parsed, bad) = parse(json!({"token": "", "new_password": "a long password"}));
+        assert!(bad.is_empty());
+        let command = parsed.unwrap();
+        assert_eq!(command.token, "");
+        let (parsed, _) =
+            parse(json!({"token": "not base64 !", "new_password": "a long password"}));
+        assert_eq!(parsed.unwrap().token, "not base64 !");
+    }
+
+    #[test]
+    fn an_email_verification_needs_a_string_token_of_any_form() {
+        let parse = |value: Value| {
+            let body = object(value);
+            let mut errors = FieldErrors::default();
+            let parsed = verify_email(Body::new(&body, &mut errors));
+            (parsed, errors.into_vec())
+        };
+        for (bad, message) in [
+            (json!({}), REQUIRED),
+            (json!({"token": null}), NOT_NULL),
+            (json!({"token": ["x"]}), "must be a string"),
+            (json!({"token": "abc\u{0}"}), NUL_MESSAGE),
+        ] {
+            let (parsed, errors) = parse(bad.clone());
+            assert!(parsed.is_none(), "{bad}");
+            assert_eq!(errors, [FieldError::new("token", message)], "{bad}");
+        }
+        for token in ["", "short", "x".repeat(500).as_str()] {
+            let (parsed, errors) = parse(json!({ "token": token }));
+            assert!(errors.is_empty());
+            assert_eq!(parsed.unwrap().token, token);
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 use std::sync::Arc;
 
 use authd_application::use_cases::{
-    Authenticate, ChangePassword, CheckReadiness, CreateRole, CreateUser, DeleteRole, DeleteUser,
-    GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere,
-    Refresh, RevokeSession, RevokeUserSessions, SignUp, UpdateRole, UpdateUser,
+    Authenticate, ChangePassword, CheckReadiness, ConfirmPasswordReset, CreateRole, CreateUser,
+    DeleteRole, DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn,
+    LogOut, LogOutEverywhere, Refresh, RequestPasswordReset, ResendVerification, RevokeSession,
+    RevokeUserSessions, SignUp, UpdateRole, UpdateUser, VerifyEmail,
 };
 
 use crate::{CookieSettings, TrustedProxies};
@@ -16,6 +17,10 @@ pub struct UseCases {
     pub log_out: LogOut,
     pub log_out_everywhere: LogOutEverywhere,
     pub change_password: ChangePassword,
+    pub request_password_reset: RequestPasswordReset,
+    pub confirm_password_reset: ConfirmPasswordReset,
+    pub verify_email: VerifyEmail,
+    pub resend_verification: ResendVerification,
     pub authenticate: Authenticate,
     pub list_sessions: ListSessions,
     pub revoke_session: RevokeSession,

@@ -265,20 +265,12 @@ impl TokenIssuer for JoseTokenCodec {
             serde_json::to_vec(&sealed).map_err(|error| PortError::Unexpected(error.into()))?;
         let key = sealing_key(refresh_token, session)
             .map_err(|error| PortError::Unexpected(anyhow!("deriving the sealing key: {error}")))?;
-        let encrypter = Dir
-            .encrypter_from_bytes(key)
-            .map_err(|error| PortError::Unexpected(anyhow!(error)))?;
-        let mut header = JweHeader::new();
-        header.set_content_encryption("A256GCM");
-        josekit::jwe::serialize_compact(&plaintext, &header, &encrypter)
-            .map_err(|error| PortError::Unexpected(anyhow!(error).context("sealing a token pair")))
+        seal_with(&key, &plaintext)
+            .map_err(|error| PortError::Unexpected(error.context("sealing a token pair")))
     }
 
     fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<TokenPair> {
-        let decrypter = Dir
-            .decrypter_from_bytes(sealing_key(refresh_token, session).ok()?)
-            .ok()?;
-        let (plaintext, _) = josekit::jwe::deserialize_compact(sealed, &decrypter).ok()?;
+        let plaintext = unseal_with(&sealing_key(refresh_token, session).ok()?, sealed)?;
         let pair: SealedPair = serde_json::from_slice(&plaintext).ok()?;
         Some(TokenPair {
             issued_at: DateTime::from_timestamp(pair.issued_at, 0)?,
@@ -309,6 +301,24 @@ fn sealing_key(refresh_token: &str, session: SessionId) -> Result<[u8; 32], hkdf
     // Only a length over 255 × 32 bytes fails.
     hkdf.expand(SEALING_INFO, &mut key)?;
     Ok(key)
+}
+
+/// `plaintext` as a compact JWE (`dir`, A256GCM) under `key`.
+pub(crate) fn seal_with(key: &[u8; 32], plaintext: &[u8]) -> anyhow::Result<String> {
+    let encrypter = Dir.encrypter_from_bytes(key)?;
+    let mut header = JweHeader::new();
+    header.set_content_encryption("A256GCM");
+    Ok(josekit::jwe::serialize_compact(
+        plaintext, &header, &encrypter,
+    )?)
+}
+
+/// The plaintext of what [`seal_with`] made under `key`; `None` for anything else (another
+/// key, a tampered or malformed JWE).
+pub(crate) fn unseal_with(key: &[u8; 32], sealed: &str) -> Option<Vec<u8>> {
+    let decrypter = Dir.decrypter_from_bytes(key).ok()?;
+    let (plaintext, _) = josekit::jwe::deserialize_compact(sealed, &decrypter).ok()?;
+    Some(plaintext)
 }
 
 #[derive(Serialize, Deserialize)]

@@ -2,6 +2,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
@@ -56,6 +58,24 @@ pub struct SigningKey {
     signer: Box<dyn JwsSigner>,
     verifier: Box<dyn JwsVerifier>,
     public: Option<Jwk>,
+    secret: Option<KeySecret>,
+}
+
+/// A key's private material (`d` of an EdDSA or ES256 key, `k` of an HS256 secret), for keys
+/// derived from it; its `Debug` output is redacted.
+pub(crate) struct KeySecret(Vec<u8>);
+
+impl KeySecret {
+    /// The decoded bytes.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeySecret(***)")
+    }
 }
 
 impl SigningKey {
@@ -96,12 +116,23 @@ impl SigningKey {
             public.set_algorithm(algorithm.name());
             public
         });
+        let secret_parameter = match algorithm {
+            Algorithm::EdDSA | Algorithm::ES256 => "d",
+            Algorithm::HS256 => "k",
+        };
+        let secret = jwk
+            .parameter(secret_parameter)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|encoded| URL_SAFE_NO_PAD.decode(encoded).ok())
+            .filter(|bytes| !bytes.is_empty())
+            .map(KeySecret);
         Ok(Self {
             kid,
             algorithm,
             signer,
             verifier,
             public,
+            secret,
         })
     }
 
@@ -126,6 +157,11 @@ impl SigningKey {
 
     pub(crate) fn verifier(&self) -> &dyn JwsVerifier {
         self.verifier.as_ref()
+    }
+
+    /// Its private material, `None` for a key without any.
+    pub(crate) fn secret(&self) -> Option<&KeySecret> {
+        self.secret.as_ref()
     }
 }
 
@@ -217,6 +253,29 @@ mod tests {
                 assert_eq!(public.key_id(), Some(key.kid()));
                 assert_eq!(public.algorithm(), Some(algorithm.name()));
             }
+        }
+    }
+
+    #[test]
+    fn private_material_is_kept_for_derived_keys_and_never_printed() {
+        for (algorithm, parameter) in [
+            (Algorithm::EdDSA, "d"),
+            (Algorithm::ES256, "d"),
+            (Algorithm::HS256, "k"),
+        ] {
+            let jwk = generate_key(algorithm).unwrap();
+            let encoded = Jwk::from_bytes(jwk.as_bytes())
+                .unwrap()
+                .parameter(parameter)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let key = SigningKey::from_jwk_bytes(jwk.as_bytes()).unwrap();
+            let secret = key.secret().unwrap();
+            assert_eq!(secret.expose(), URL_SAFE_NO_PAD.decode(&encoded).unwrap());
+            assert_eq!(secret.expose().len(), 32);
+            assert!(!format!("{key:?}").contains(&encoded));
         }
     }
 

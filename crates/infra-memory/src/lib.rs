@@ -1,11 +1,11 @@
 //! # In-memory adapters
 //!
 //! An implementation of every authd port that needs no external service: the store (users,
-//! roles, sessions), the auth cache, the login throttle, and the system clock. `authd` runs on
-//! them when no `DATABASE_URL` / `REDIS_URL` is configured (development mode: data is lost on
-//! exit), and the Redis throttle uses [`InMemoryLoginThrottle`] as its per-instance fallback
-//! while Redis is down. They follow the same contracts as the Postgres and Redis adapters, so the
-//! end-to-end suite runs the same scenarios on both.
+//! roles, sessions, link tokens, the outbox), the auth cache, the login throttle, and the
+//! system clock. `authd` runs on them when no `DATABASE_URL` / `REDIS_URL` is configured
+//! (development mode: data is lost on exit). They pass the same port contract suite as the
+//! Postgres and Redis adapters (`authd-contract`), and the end-to-end suite runs the same
+//! scenarios on both.
 //!
 //! Depends on the application ports and the domain only.
 
@@ -26,14 +26,16 @@ pub use probe::InMemoryProbe;
 pub use store::InMemoryStore;
 pub use throttle::InMemoryLoginThrottle;
 
-/// The store's ports in memory: one [`InMemoryStore`] for users, roles and sessions (so its
-/// multi-row operations are atomic), which always answers.
+/// The store's ports in memory: one [`InMemoryStore`] for users, roles, sessions, link tokens
+/// and the outbox (so its multi-row operations are atomic), which always answers.
 pub fn store_ports() -> StorePorts {
     let store = Arc::new(InMemoryStore::new());
     StorePorts {
         users: store.clone(),
         roles: store.clone(),
-        sessions: store,
+        sessions: store.clone(),
+        links: store.clone(),
+        outbox: store,
         probe: Arc::new(InMemoryProbe),
     }
 }

@@ -1,21 +1,24 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use authd_application::PortError;
 use authd_application::ports::{
-    CreateRoleError, CreateUserError, Credentials, RoleChanges, RoleDeletion, RoleRepository,
-    Rotation, SessionRecord, SessionRepository, UserChanges, UserPage, UserQuery, UserRepository,
+    CreateRoleError, CreateUserError, Credentials, IssuedLink, LinkRequest, LinkTokenRepository,
+    Outbox, OutboxEmail, OutboxStats, RoleChanges, RoleDeletion, RoleRepository, Rotation,
+    SessionRecord, SessionRepository, TokenDigest, UserChanges, UserPage, UserQuery,
+    UserRepository,
 };
 use authd_domain::{
-    Email, PasswordHash, Role, RoleId, RoleName, RoleSlug, RotationState, Session, SessionId,
-    TokenId, User, UserId,
+    Email, EmailId, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role, RoleId, RoleName,
+    RoleSlug, RotationState, Session, SessionId, TokenId, User, UserId,
 };
 use chrono::{DateTime, Utc};
 
-/// Users, roles and sessions in one map behind one lock, so that every multi-row operation
-/// (a password change with its revocations, a rotation) is as atomic as its Postgres
-/// transaction.
+/// Users, roles, sessions, link tokens and the outbox in one map behind one lock, so that
+/// every multi-row operation (a password change with its revocations and its notice, a
+/// rotation, a reset) is as atomic as its Postgres transaction.
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     data: Mutex<Data>,
@@ -28,6 +31,44 @@ struct Data {
     sessions: HashMap<SessionId, SessionRecord>,
     /// Credentials versions; a user missing here is at version 0.
     versions: HashMap<UserId, i64>,
+    /// Link tokens by digest (the table's primary key).
+    links: HashMap<TokenDigest, LinkRow>,
+    /// Queued emails, kept until the purge deletes them once sent or dead.
+    outbox: HashMap<EmailId, OutboxRow>,
+}
+
+/// A link token as stored: its digest is the key.
+#[derive(Debug, Clone)]
+struct LinkRow {
+    user: UserId,
+    purpose: LinkPurpose,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    spent_at: Option<DateTime<Utc>>,
+}
+
+impl LinkRow {
+    /// Whether it still works at `now`.
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.spent_at.is_none() && self.expires_at > now
+    }
+}
+
+/// An outbox row: what a claim hands out, and the delivery state. The last error the
+/// Postgres row keeps is for an operator reading the table; no port reads it, so memory keeps
+/// none.
+#[derive(Debug, Clone)]
+struct OutboxRow {
+    email: OutboxEmail,
+    next_attempt_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    dead_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    fn pending(&self) -> bool {
+        self.sent_at.is_none() && self.dead_at.is_none()
+    }
 }
 
 impl Data {
@@ -84,6 +125,137 @@ impl Data {
         user
     }
 
+    /// Sets the user's password hash as a password change does, in one step under the lock:
+    /// bumps the credentials version, revokes the live sessions, spends the reset tokens and
+    /// queues the notice. `None` when there is no such user. The replacement and the reset
+    /// share it, so both revoke alike.
+    fn set_password(
+        &mut self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Session>> {
+        let (user, stored) = self.users.get_mut(&id)?;
+        *stored = hash.clone();
+        user.updated_at = now;
+        let revoked = self.end_credentials(id, now);
+        self.password_changed(id, now);
+        Some(revoked)
+    }
+
+    /// What follows any new password: the user's reset tokens stop working, and the notice
+    /// goes to its address as it is now.
+    fn password_changed(&mut self, id: UserId, now: DateTime<Utc>) {
+        let Some(recipient) = self.users.get(&id).map(|(user, _)| user.email.clone()) else {
+            return;
+        };
+        self.spend_resets(id, now);
+        self.queue(EmailKind::PasswordChanged, &recipient, None, now);
+    }
+
+    /// Spends the user's unspent reset tokens.
+    fn spend_resets(&mut self, user: UserId, now: DateTime<Utc>) {
+        for row in self.links.values_mut() {
+            if row.user == user
+                && row.purpose == LinkPurpose::ResetPassword
+                && row.spent_at.is_none()
+            {
+                row.spent_at = Some(now);
+            }
+        }
+    }
+
+    /// When the user's tokens of `purpose` were created (spent or not), for the email limit.
+    fn sent_times(&self, user: UserId, purpose: LinkPurpose) -> Vec<DateTime<Utc>> {
+        self.links
+            .values()
+            .filter(|row| row.user == user && row.purpose == purpose)
+            .map(|row| row.created_at)
+            .collect()
+    }
+
+    /// The primary key's check, made before anything is written so a failure changes nothing.
+    fn check_new_link(&self, link: &IssuedLink) -> Result<(), PortError> {
+        if self.links.contains_key(&link.digest) {
+            Err(PortError::Unexpected(anyhow::anyhow!(
+                "a link token with this digest exists"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Stores `link` for `user` as a token of `purpose` and queues the email that carries it.
+    /// The caller has checked it with [`check_new_link`](Self::check_new_link).
+    fn store_link(
+        &mut self,
+        user: &User,
+        purpose: LinkPurpose,
+        link: &IssuedLink,
+        now: DateTime<Utc>,
+    ) {
+        self.links.insert(
+            link.digest,
+            LinkRow {
+                user: user.id,
+                purpose,
+                created_at: now,
+                expires_at: link.expires_at,
+                spent_at: None,
+            },
+        );
+        self.queue(purpose.email(), &user.email, Some(link.sealed.clone()), now);
+    }
+
+    /// Queues an email to `recipient`'s address as stored, due at once.
+    fn queue(
+        &mut self,
+        kind: EmailKind,
+        recipient: &Email,
+        sealed_token: Option<String>,
+        now: DateTime<Utc>,
+    ) {
+        let id = EmailId::generate();
+        let email = OutboxEmail {
+            id,
+            kind,
+            recipient: recipient.as_str().to_owned(),
+            sealed_token,
+            attempts: 0,
+            created_at: now,
+        };
+        self.outbox.insert(
+            id,
+            OutboxRow {
+                email,
+                next_attempt_at: now,
+                sent_at: None,
+                dead_at: None,
+            },
+        );
+    }
+
+    /// Spends the usable token of `purpose` with this digest whose user is active, as one
+    /// compare-and-set; returns its user.
+    fn spend(
+        &mut self,
+        purpose: LinkPurpose,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Option<UserId> {
+        let user = self
+            .links
+            .get(digest)
+            .filter(|row| row.purpose == purpose && row.usable(now))
+            .map(|row| row.user)?;
+        // An inactive user's token stays unspent, as the rolled-back transaction leaves it.
+        self.users.get(&user).filter(|(user, _)| user.is_active)?;
+        if let Some(row) = self.links.get_mut(digest) {
+            row.spent_at = Some(now);
+        }
+        Some(user)
+    }
+
     fn revoke_where(
         &mut self,
         now: DateTime<Utc>,
@@ -118,10 +290,11 @@ impl InMemoryStore {
 
 #[async_trait]
 impl UserRepository for InMemoryStore {
-    async fn create(
+    async fn create<'a>(
         &self,
         user: &User,
         password_hash: &PasswordHash,
+        verification: Option<&'a IssuedLink>,
     ) -> Result<(), CreateUserError> {
         let mut data = self.data();
         if data.email_taken(&user.email, None) {
@@ -132,8 +305,15 @@ impl UserRepository for InMemoryStore {
             let error = anyhow::anyhow!("a primary admin already exists");
             return Err(PortError::Unexpected(error).into());
         }
+        if let Some(link) = verification {
+            data.check_new_link(link)?;
+        }
         data.users
             .insert(user.id, (user.clone(), password_hash.clone()));
+        if let Some(link) = verification {
+            // The signup's time: the token and its email are created with the user.
+            data.store_link(user, LinkPurpose::VerifyEmail, link, user.created_at);
+        }
         Ok(())
     }
 
@@ -269,6 +449,9 @@ impl UserRepository for InMemoryStore {
         } else {
             Vec::new()
         };
+        if changes.password_hash.is_some() {
+            data.password_changed(id, now);
+        }
         Ok(Some((data.user(&user), revoked)))
     }
 
@@ -282,6 +465,8 @@ impl UserRepository for InMemoryStore {
             return Ok(None);
         }
         data.versions.remove(&id);
+        // The foreign key cascades to its link tokens; its queued emails stay.
+        data.links.retain(|_, row| row.user != id);
         let live = data.live_sessions(id, now);
         data.sessions
             .retain(|_, record| record.session.user_id != id);
@@ -315,13 +500,7 @@ impl UserRepository for InMemoryStore {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, PortError> {
-        let mut data = self.data();
-        let Some((user, stored)) = data.users.get_mut(&id) else {
-            return Ok(Vec::new());
-        };
-        *stored = hash.clone();
-        user.updated_at = now;
-        Ok(data.end_credentials(id, now))
+        Ok(self.data().set_password(id, hash, now).unwrap_or_default())
     }
 }
 
@@ -544,5 +723,291 @@ impl SessionRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl LinkTokenRepository for InMemoryStore {
+    async fn request_reset(
+        &self,
+        email: &Email,
+        link: &IssuedLink,
+        limit: &EmailRateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<LinkRequest, PortError> {
+        let mut data = self.data();
+        let Some(user) = data
+            .users
+            .values()
+            .map(|(user, _)| user)
+            .find(|user| &user.email == email && user.is_active)
+            .cloned()
+        else {
+            return Ok(LinkRequest::NoAccount);
+        };
+        let sent = data.sent_times(user.id, LinkPurpose::ResetPassword);
+        if let Err(retry_after) = limit.check(&sent, now) {
+            return Ok(LinkRequest::Limited { retry_after });
+        }
+        data.check_new_link(link)?;
+        data.spend_resets(user.id, now);
+        data.store_link(&user, LinkPurpose::ResetPassword, link, now);
+        Ok(LinkRequest::Queued)
+    }
+
+    async fn request_verification(
+        &self,
+        user: UserId,
+        link: &IssuedLink,
+        limit: &EmailRateLimit,
+        now: DateTime<Utc>,
+    ) -> Result<LinkRequest, PortError> {
+        let mut data = self.data();
+        let Some(user) = data
+            .users
+            .get(&user)
+            .map(|(user, _)| user)
+            .filter(|user| user.is_active)
+            .cloned()
+        else {
+            return Ok(LinkRequest::NoAccount);
+        };
+        if user.is_verified {
+            return Ok(LinkRequest::AlreadyVerified);
+        }
+        let sent = data.sent_times(user.id, LinkPurpose::VerifyEmail);
+        if let Err(retry_after) = limit.check(&sent, now) {
+            return Ok(LinkRequest::Limited { retry_after });
+        }
+        data.check_new_link(link)?;
+        data.store_link(&user, LinkPurpose::VerifyEmail, link, now);
+        Ok(LinkRequest::Queued)
+    }
+
+    async fn holder(
+        &self,
+        purpose: LinkPurpose,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, PortError> {
+        let data = self.data();
+        Ok(data
+            .links
+            .get(digest)
+            .filter(|row| row.purpose == purpose && row.usable(now))
+            .and_then(|row| data.users.get(&row.user))
+            .map(|(user, _)| user)
+            .filter(|user| user.is_active)
+            .map(|user| data.user(user)))
+    }
+
+    async fn reset_password(
+        &self,
+        digest: &TokenDigest,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Vec<Session>)>, PortError> {
+        let mut data = self.data();
+        let Some(id) = data.spend(LinkPurpose::ResetPassword, digest, now) else {
+            return Ok(None);
+        };
+        if let Some((user, _)) = data.users.get_mut(&id) {
+            // The link reached the address: it is the user's.
+            user.is_verified = true;
+        }
+        let Some(revoked) = data.set_password(id, hash, now) else {
+            return Ok(None);
+        };
+        Ok(data
+            .users
+            .get(&id)
+            .map(|(user, _)| (data.user(user), revoked)))
+    }
+
+    async fn verify_email(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, PortError> {
+        let mut data = self.data();
+        let Some(id) = data.spend(LinkPurpose::VerifyEmail, digest, now) else {
+            return Ok(None);
+        };
+        if let Some((user, _)) = data.users.get_mut(&id) {
+            user.is_verified = true;
+            user.updated_at = now;
+        }
+        Ok(Some(id))
+    }
+
+    async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError> {
+        let mut data = self.data();
+        let doomed: Vec<TokenDigest> = data
+            .links
+            .iter()
+            .filter(|(_, row)| row.expires_at < before && row.created_at < before)
+            .map(|(digest, _)| *digest)
+            .take(batch as usize)
+            .collect();
+        for digest in &doomed {
+            data.links.remove(digest);
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[async_trait]
+impl Outbox for InMemoryStore {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        batch: u32,
+    ) -> Result<Vec<OutboxEmail>, PortError> {
+        // A lease too long to add holds the email for good, as an unbounded timestamp would.
+        let until = chrono::TimeDelta::from_std(lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut data = self.data();
+        let mut due: Vec<(DateTime<Utc>, EmailId)> = data
+            .outbox
+            .values()
+            .filter(|row| row.pending() && row.next_attempt_at <= now)
+            .map(|row| (row.next_attempt_at, row.email.id))
+            .collect();
+        due.sort_unstable();
+        let mut claimed = Vec::new();
+        for (_, id) in due.into_iter().take(batch as usize) {
+            if let Some(row) = data.outbox.get_mut(&id) {
+                row.email.attempts = row.email.attempts.saturating_add(1);
+                row.next_attempt_at = until;
+                claimed.push(row.email.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn sent(&self, id: EmailId, now: DateTime<Utc>) -> Result<(), PortError> {
+        if let Some(row) = self.data().outbox.get_mut(&id) {
+            row.sent_at = Some(now);
+            row.email.sealed_token = None;
+        }
+        Ok(())
+    }
+
+    async fn failed(
+        &self,
+        id: EmailId,
+        _error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        if let Some(row) = self.data().outbox.get_mut(&id) {
+            match retry_at {
+                Some(at) => row.next_attempt_at = at,
+                None => {
+                    row.dead_at = Some(now);
+                    row.email.sealed_token = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<OutboxStats, PortError> {
+        let data = self.data();
+        let pending = data.outbox.values().filter(|row| row.pending());
+        Ok(
+            pending.fold(OutboxStats::default(), |stats, row| OutboxStats {
+                depth: stats.depth + 1,
+                oldest: Some(stats.oldest.map_or(row.email.created_at, |oldest| {
+                    oldest.min(row.email.created_at)
+                })),
+            }),
+        )
+    }
+
+    async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError> {
+        let mut data = self.data();
+        let done = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at < before);
+        let doomed: Vec<EmailId> = data
+            .outbox
+            .values()
+            .filter(|row| done(row.sent_at) || done(row.dead_at))
+            .map(|row| row.email.id)
+            .take(batch as usize)
+            .collect();
+        for id in &doomed {
+            data.outbox.remove(id);
+        }
+        Ok(doomed.len() as u64)
+    }
+}
+
 // The store's behaviour is the port contract suite's (`crates/contract`, run on this store and
-// on Postgres): it has nothing of its own to test.
+// on Postgres); here only what the suite cannot force on one lock: a race on one token.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_twenty_concurrent_resets_with_one_token_exactly_one_wins() {
+        let store = Arc::new(InMemoryStore::new());
+        let now = Utc::now();
+        let slug = RoleSlug::parse("member").unwrap();
+        let role = store
+            .ensure(&slug, &RoleName::parse("Member").unwrap(), now)
+            .await
+            .unwrap();
+        let user = User {
+            id: UserId::generate(),
+            email: Email::parse("Ada@Example.com").unwrap(),
+            name: None,
+            is_active: true,
+            is_superuser: false,
+            is_verified: false,
+            is_primary_admin: false,
+            role: role.to_ref(),
+            created_at: now,
+            updated_at: now,
+        };
+        UserRepository::create(&*store, &user, &PasswordHash::new("old"), None)
+            .await
+            .unwrap();
+        let link = IssuedLink {
+            purpose: LinkPurpose::ResetPassword,
+            digest: TokenDigest([7; 32]),
+            sealed: "sealed".to_owned(),
+            expires_at: now + chrono::TimeDelta::hours(1),
+        };
+        let limit = EmailRateLimit::default();
+        let requested = store.request_reset(&user.email, &link, &limit, now).await;
+        assert_eq!(requested.unwrap(), LinkRequest::Queued);
+
+        let resets: Vec<_> = (0..20)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let hash = PasswordHash::new(format!("new-{n}"));
+                    store.reset_password(&link.digest, &hash, now).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for reset in resets {
+            if let Some((user, _)) = reset.await.unwrap().unwrap() {
+                winners.push(user);
+            }
+        }
+        assert_eq!(winners.len(), 1);
+        assert!(winners[0].is_verified);
+        let data = store.data();
+        assert_eq!(data.version(user.id), 1);
+        let mut kinds: Vec<EmailKind> = data.outbox.values().map(|row| row.email.kind).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [EmailKind::ResetPassword, EmailKind::PasswordChanged]
+        );
+    }
+}

@@ -101,6 +101,26 @@ impl InMemoryLoginThrottle {
         let excess = (state.accounts.len() + state.networks.len()).saturating_sub(target);
         evict(&mut state.networks, excess, rank(self.ip_cap.limit()));
     }
+
+    /// Stores the network's count after an admission, opening its window at the first one.
+    fn count_network(
+        &self,
+        state: &mut State,
+        network: ClientNetwork,
+        failures: u32,
+        now: Instant,
+    ) {
+        let entry = state.networks.entry(network).or_insert(Counter {
+            failures: 0,
+            until: None,
+            touched: now,
+        });
+        if failures == 1 {
+            entry.until = Some(now + self.ip_cap.window());
+        }
+        entry.failures = failures;
+        entry.touched = now;
+    }
 }
 
 /// Removes the `excess` entries of `map` that rank lowest.
@@ -172,18 +192,26 @@ impl LoginThrottle for InMemoryLoginThrottle {
             }
             if let (Some(network), Some(Admission::Admit { failures, .. })) = (network, by_network)
             {
-                let entry = state.networks.entry(network).or_insert(Counter {
-                    failures: 0,
-                    until: None,
-                    touched: now,
-                });
-                if failures == 1 {
-                    entry.until = Some(now + self.ip_cap.window());
-                }
-                entry.failures = failures;
-                entry.touched = now;
+                self.count_network(state, network, failures, now);
             }
             ThrottleVerdict::Allow
+        }))
+    }
+
+    async fn admit_network(&self, ip: IpAddr) -> Result<ThrottleVerdict, PortError> {
+        let network = ClientNetwork::of(ip);
+        Ok(self.with(|state, now| {
+            let current = state.networks.get(&network);
+            match self.ip_cap.admit(
+                current.map_or(0, |counter| counter.failures),
+                left(current, now),
+            ) {
+                Admission::Refuse { retry_after } => ThrottleVerdict::Deny { retry_after },
+                Admission::Admit { failures, .. } => {
+                    self.count_network(state, network, failures, now);
+                    ThrottleVerdict::Allow
+                }
+            }
         }))
     }
 

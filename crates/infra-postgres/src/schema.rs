@@ -46,7 +46,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    link_tokens (digest) {
+        digest -> Bytea,
+        user_id -> Uuid,
+        purpose -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        spent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        recipient -> Text,
+        sealed_token -> Nullable<Text>,
+        created_at -> Timestamptz,
+        next_attempt_at -> Timestamptz,
+        attempts -> Integer,
+        sent_at -> Nullable<Timestamptz>,
+        dead_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> roles (role_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(link_tokens -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(roles, users, sessions);
+diesel::allow_tables_to_appear_in_same_query!(roles, users, sessions, link_tokens, outbox);

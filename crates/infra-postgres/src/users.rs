@@ -3,9 +3,11 @@
 use async_trait::async_trait;
 use authd_application::PortError;
 use authd_application::ports::{
-    CreateUserError, Credentials, UserChanges, UserPage, UserQuery, UserRepository,
+    CreateUserError, Credentials, IssuedLink, UserChanges, UserPage, UserQuery, UserRepository,
 };
-use authd_domain::{DisplayName, Email, PasswordHash, RoleRef, Session, User, UserId};
+use authd_domain::{
+    DisplayName, Email, EmailKind, LinkPurpose, PasswordHash, RoleRef, Session, User, UserId,
+};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -13,14 +15,17 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::errors::{DbError, EMAIL_UNIQUE, ONE_PRIMARY_ADMIN, corrupt};
+use crate::links::{issue, spend_reset_tokens};
+use crate::outbox::queue;
 use crate::pool::PgPool;
 use crate::roles::RoleRefRow;
 use crate::schema::{roles, sessions, users};
 use crate::sessions::{SessionRow, end_credentials, live_at};
 
+/// The columns of a [`User`], read with its role's [`RoleRefRow`].
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
-struct UserRow {
+pub(crate) struct UserRow {
     id: Uuid,
     email: String,
     name: Option<String>,
@@ -33,7 +38,7 @@ struct UserRow {
 }
 
 impl UserRow {
-    fn into_user(self, role: RoleRefRow) -> Result<User, PortError> {
+    pub(crate) fn into_user(self, role: RoleRefRow) -> Result<User, PortError> {
         Ok(User {
             id: UserId::from_uuid(self.id),
             email: Email::parse(&self.email).map_err(|error| corrupt("user email", error))?,
@@ -127,6 +132,61 @@ impl<'a> UserChangeset<'a> {
     }
 }
 
+/// A password set: the hash and the time, and for a reset the address marked verified too
+/// (`None` leaves the mark as it is).
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct PasswordSet<'a> {
+    password_hash: &'a str,
+    is_verified: Option<bool>,
+    updated_at: DateTime<Utc>,
+}
+
+/// What every new password brings with it besides the hash, inside the caller's transaction
+/// (which has already written the user's row): the user's reset tokens are spent, so no
+/// older reset link undoes the change, and the notice goes to `recipient`, the address as
+/// stored.
+async fn password_changed(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    spend_reset_tokens(conn, id, now).await?;
+    queue(conn, EmailKind::PasswordChanged, recipient, None, now).await
+}
+
+/// A password change, inside the caller's transaction: sets the hash (and, when
+/// `mark_verified`, the address verified: a reset link reached it), ends the credentials
+/// (version bumped, every live session revoked) and does what [`password_changed`] does.
+/// Returns the sessions it revoked; `None`, writing nothing, when there is no such user.
+/// `replace_password` and a completed reset share it, so both end sessions alike.
+pub(crate) async fn set_password(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+    hash: &PasswordHash,
+    mark_verified: bool,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Vec<SessionRow>>> {
+    let set = PasswordSet {
+        password_hash: hash.as_str(),
+        is_verified: mark_verified.then_some(true),
+        updated_at: now,
+    };
+    let Some(address) = diesel::update(users::table.find(id.as_uuid()))
+        .set(set)
+        .returning(users::email)
+        .get_result::<String>(conn)
+        .await
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let revoked = end_credentials(conn, id, now).await?;
+    password_changed(conn, id, &address, now).await?;
+    Ok(Some(revoked))
+}
+
 /// What every read of users selects from: each user with its role.
 type UsersWithRole = diesel::dsl::InnerJoin<users::table, roles::table>;
 
@@ -168,7 +228,7 @@ fn escape_like(raw: &str) -> String {
 }
 
 /// The user with this id and its role, `None` when there is none.
-async fn find_with_role(
+pub(crate) async fn find_with_role(
     conn: &mut AsyncPgConnection,
     id: UserId,
 ) -> QueryResult<Option<(UserRow, RoleRefRow)>> {
@@ -206,20 +266,40 @@ impl PgUserRepository {
 
 #[async_trait]
 impl UserRepository for PgUserRepository {
-    async fn create(
+    async fn create<'a>(
         &self,
         user: &User,
         password_hash: &PasswordHash,
+        verification: Option<&'a IssuedLink>,
     ) -> Result<(), CreateUserError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         // No read-before-write: the unique constraint decides, so two sign-ups racing for one
-        // email cannot both succeed, and the loser's single INSERT leaves nothing behind.
-        // A taken email becomes `EmailTaken` in the conversion from `DbError`.
-        diesel::insert_into(users::table)
-            .values(NewUser::of(user, password_hash))
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        // email cannot both succeed, and the loser's INSERT (and its transaction, with the
+        // token and the email) leaves nothing behind. A taken email becomes `EmailTaken` in
+        // the conversion from `DbError`.
+        let row = NewUser::of(user, password_hash);
+        let created = match verification {
+            None => {
+                diesel::insert_into(users::table)
+                    .values(row)
+                    .execute(&mut conn)
+                    .await
+            }
+            Some(link) => {
+                conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                    let inserted = diesel::insert_into(users::table)
+                        .values(row)
+                        .execute(conn)
+                        .await?;
+                    let address = user.email.as_str();
+                    let purpose = LinkPurpose::VerifyEmail;
+                    issue(conn, user.id, purpose, address, link, user.created_at).await?;
+                    Ok(inserted)
+                })
+                .await
+            }
+        };
+        created.map_err(|error| DbError::from_query(error, &mut conn))?;
         Ok(())
     }
 
@@ -358,6 +438,10 @@ impl UserRepository for PgUserRepository {
                     Vec::new()
                 };
                 let stored = find_with_role(conn, id).await?;
+                if let (Some((user, _)), Some(_)) = (&stored, &changes.password_hash) {
+                    // To the address as it is now: the one this update may just have set.
+                    password_changed(conn, id, &user.email, now).await?;
+                }
                 Ok(stored.map(|(user, role)| (user, role, revoked)))
             })
             .await
@@ -455,22 +539,20 @@ impl UserRepository for PgUserRepository {
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        // One transaction: a failure between the two statements must not leave a new password
-        // with the old sessions still live (or the reverse).
+        // One transaction: a failure between the statements must not leave a new password
+        // with the old sessions still live, an old reset link working, or no notice queued
+        // (or the reverse).
         let revoked = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
-                diesel::update(users::table.find(id.as_uuid()))
-                    .set((
-                        users::password_hash.eq(hash.as_str()),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                end_credentials(conn, id, now).await
+                set_password(conn, id, hash, false, now).await
             })
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(revoked.into_iter().map(Session::from).collect())
+        Ok(revoked
+            .unwrap_or_default()
+            .into_iter()
+            .map(Session::from)
+            .collect())
     }
 }
 

@@ -8,18 +8,19 @@ use std::time::{Duration, Instant};
 
 use authd_application::ports::Probe as _;
 use authd_application::ports::{
-    CreateUserError, Credentials, RoleRepository, Rotation, SessionRepository, UserChanges,
-    UserQuery, UserRepository,
+    CreateUserError, Credentials, IssuedLink, LinkRequest, LinkTokenRepository, Outbox,
+    RoleRepository, Rotation, SessionRepository, TokenDigest, UserChanges, UserQuery,
+    UserRepository,
 };
 use authd_application::{Dependency, PortError};
 use authd_domain::{
-    DisplayName, Email, PasswordHash, Role, RoleName, RoleSlug, Session, SessionId, TokenId, User,
-    UserId,
+    DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role, RoleName,
+    RoleSlug, Session, SessionId, TokenId, User, UserId,
 };
 use authd_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use authd_postgres::{
-    PgPool, PgProbe, PgRoleRepository, PgSessionRepository, PgUserRepository, PoolSettings,
-    connect, ping, run_migrations,
+    PgLinkTokenRepository, PgOutbox, PgPool, PgProbe, PgRoleRepository, PgSessionRepository,
+    PgUserRepository, PoolSettings, connect, ping, run_migrations,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -34,6 +35,8 @@ struct Fixture {
     pool: PgPool,
     users: PgUserRepository,
     sessions: PgSessionRepository,
+    links: PgLinkTokenRepository,
+    outbox: PgOutbox,
     role: Role,
 }
 
@@ -57,6 +60,8 @@ async fn fixture_with(settings: PoolSettings) -> Fixture {
     Fixture {
         users: PgUserRepository::new(pool.clone()),
         sessions: PgSessionRepository::new(pool.clone()),
+        links: PgLinkTokenRepository::new(pool.clone()),
+        outbox: PgOutbox::new(pool.clone()),
         role,
         pool,
         _db: db,
@@ -72,7 +77,7 @@ impl Fixture {
             t0(),
         );
         self.users
-            .create(&user, &PasswordHash::new("$argon2id$old"))
+            .create(&user, &PasswordHash::new("$argon2id$old"), None)
             .await
             .unwrap();
         user
@@ -184,6 +189,7 @@ async fn a_password_change_that_fails_midway_changes_nothing() {
         Some(PasswordHash::new("$argon2id$old"))
     );
     assert_eq!(f.live_ids(&user).await, vec![session.id]);
+    assert_eq!(f.count("SELECT count(*) AS count FROM outbox").await, 0);
 }
 
 #[tokio::test]
@@ -345,7 +351,7 @@ async fn the_database_itself_refuses_a_second_primary_admin() {
     second.is_primary_admin = true;
     let created = f
         .users
-        .create(&second, &PasswordHash::new("$argon2id$second"))
+        .create(&second, &PasswordHash::new("$argon2id$second"), None)
         .await;
     assert!(
         matches!(
@@ -474,7 +480,7 @@ async fn a_closed_port_is_unavailable_quickly() {
         t0(),
     );
     let created = PgUserRepository::new(pool)
-        .create(&user, &PasswordHash::new("h"))
+        .create(&user, &PasswordHash::new("h"), None)
         .await;
 
     assert!(
@@ -1052,7 +1058,7 @@ async fn emails_are_found_by_their_nfc_form() {
     let twin = User::register(decomposed, None, f.role.to_ref(), t0());
     assert!(matches!(
         f.users
-            .create(&twin, &PasswordHash::new("$argon2id$x"))
+            .create(&twin, &PasswordHash::new("$argon2id$x"), None)
             .await,
         Err(CreateUserError::EmailTaken)
     ));
@@ -1110,4 +1116,391 @@ async fn the_nfc_migration_normalises_rows_and_stops_on_a_clash() {
         1
     );
     assert!(composed.email.normalized().starts_with('\u{e9}'));
+}
+
+/// A digest made from `label` (at most 32 bytes).
+fn digest(label: &str) -> TokenDigest {
+    let mut bytes = [0u8; 32];
+    bytes[..label.len()].copy_from_slice(label.as_bytes());
+    TokenDigest(bytes)
+}
+
+/// A link of `purpose` whose digest is made from `label`, sealed as `sealed-<label>`, expiring
+/// in an hour.
+fn link(purpose: LinkPurpose, label: &str) -> IssuedLink {
+    IssuedLink {
+        purpose,
+        digest: digest(label),
+        sealed: format!("sealed-{label}"),
+        expires_at: t0() + TimeDelta::hours(1),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Makes every INSERT into `table` fail, as a full disk or a bug would, midway through a
+/// transaction.
+async fn refuse_inserts_into(f: &Fixture, table: &str) {
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    conn.batch_execute(&format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse();"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Only the digest of a link token is stored, and the outbox holds exactly the sealed token it
+/// was given: no column anywhere holds anything else of the token.
+#[tokio::test]
+async fn a_link_token_is_stored_as_its_digest_and_travels_sealed() {
+    let f = fixture().await;
+    let user = User::register(
+        Email::parse("Ada@Example.com").unwrap(),
+        None,
+        f.role.to_ref(),
+        t0(),
+    );
+    let verification = link(LinkPurpose::VerifyEmail, "signup");
+    f.users
+        .create(
+            &user,
+            &PasswordHash::new("$argon2id$old"),
+            Some(&verification),
+        )
+        .await
+        .unwrap();
+    let reset = link(LinkPurpose::ResetPassword, "reset");
+    let requested = f
+        .links
+        .request_reset(&user.email, &reset, &EmailRateLimit::default(), t0())
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+
+    let columns = f
+        ._db
+        .texts(
+            "SELECT column_name::text AS value FROM information_schema.columns \
+             WHERE table_name = 'link_tokens' ORDER BY ordinal_position",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        columns,
+        [
+            "digest",
+            "user_id",
+            "purpose",
+            "created_at",
+            "expires_at",
+            "spent_at"
+        ]
+    );
+    let digests = f
+        ._db
+        .texts("SELECT encode(digest, 'hex') || ' ' || purpose AS value FROM link_tokens ORDER BY purpose")
+        .await
+        .unwrap();
+    assert_eq!(
+        digests,
+        [
+            format!("{} reset_password", hex(&reset.digest.0)),
+            format!("{} verify_email", hex(&verification.digest.0)),
+        ]
+    );
+    let queued = f
+        ._db
+        .texts(
+            "SELECT kind || ' ' || recipient || ' ' || sealed_token AS value FROM outbox \
+             ORDER BY kind",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queued,
+        [
+            "reset_password Ada@Example.com sealed-reset",
+            "verify_email Ada@Example.com sealed-signup",
+        ]
+    );
+}
+
+/// A signup whose email cannot be queued creates nobody: the user, its token and the email
+/// are one transaction.
+#[tokio::test]
+async fn a_signup_whose_email_cannot_be_queued_creates_nobody() {
+    let f = fixture().await;
+    refuse_inserts_into(&f, "outbox").await;
+    let user = User::register(
+        Email::parse("ada@example.com").unwrap(),
+        None,
+        f.role.to_ref(),
+        t0(),
+    );
+    let verification = link(LinkPurpose::VerifyEmail, "signup");
+
+    let created = f
+        .users
+        .create(
+            &user,
+            &PasswordHash::new("$argon2id$old"),
+            Some(&verification),
+        )
+        .await;
+
+    assert!(
+        matches!(
+            created,
+            Err(CreateUserError::Port(PortError::Unexpected(_)))
+        ),
+        "{created:?}"
+    );
+    assert_eq!(f.users.find_by_id(user.id).await.unwrap(), None);
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM link_tokens").await,
+        0
+    );
+}
+
+/// A password change whose notice cannot be queued changes nothing: the hash, the sessions
+/// and the reset tokens stay as they were.
+#[tokio::test]
+async fn a_password_change_whose_notice_cannot_be_queued_changes_nothing() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (session, _) = f
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let reset = link(LinkPurpose::ResetPassword, "reset");
+    let requested = f
+        .links
+        .request_reset(&user.email, &reset, &EmailRateLimit::default(), t0())
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+    refuse_inserts_into(&f, "outbox").await;
+
+    let replaced = f
+        .users
+        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .await;
+    assert!(
+        matches!(replaced, Err(PortError::Unexpected(_))),
+        "{replaced:?}"
+    );
+    let changes = UserChanges {
+        password_hash: Some(PasswordHash::new("$argon2id$new")),
+        ..UserChanges::default()
+    };
+    let updated = f.users.update(user.id, &changes, true, t0()).await;
+    assert!(
+        matches!(
+            updated,
+            Err(CreateUserError::Port(PortError::Unexpected(_)))
+        ),
+        "{updated:?}"
+    );
+    let reset_done = f
+        .links
+        .reset_password(&reset.digest, &PasswordHash::new("$argon2id$new"), t0())
+        .await;
+    assert!(
+        matches!(reset_done, Err(PortError::Unexpected(_))),
+        "{reset_done:?}"
+    );
+
+    assert_eq!(
+        f.users.password_hash(user.id).await.unwrap(),
+        Some(PasswordHash::new("$argon2id$old"))
+    );
+    assert_eq!(f.live_ids(&user).await, vec![session.id]);
+    assert_eq!(version(&f, &user).await, 0);
+    let holder = f
+        .links
+        .holder(LinkPurpose::ResetPassword, &reset.digest, t0())
+        .await
+        .unwrap();
+    assert_eq!(holder.map(|holder| holder.id), Some(user.id));
+}
+
+/// `rows` emails queued by hand, due one second apart from `t0 - rows s` on.
+async fn queue_by_hand(f: &Fixture, rows: u32) {
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO outbox (id, kind, recipient, created_at, next_attempt_at) \
+         SELECT gen_random_uuid(), 'password_changed', 'user' || n || '@example.com', \
+         '{t0}'::timestamptz - n * interval '1 second', \
+         '{t0}'::timestamptz - n * interval '1 second' \
+         FROM generate_series(1, {rows}) AS n",
+        t0 = t0().to_rfc3339()
+    ))
+    .await
+    .unwrap();
+}
+
+/// Instances claiming at once each get their own emails (`SKIP LOCKED`): every email is claimed
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_get_disjoint_emails() {
+    const QUEUED: u32 = 200;
+    let f = fixture().await;
+    queue_by_hand(&f, QUEUED).await;
+    // Two instances: two pools of their own.
+    let mut claimers = Vec::new();
+    for _ in 0..2 {
+        let pool = connect(&f._db.url, PoolSettings::default()).await.unwrap();
+        let outbox = PgOutbox::new(pool);
+        claimers.push(tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let batch = outbox
+                    .claim(t0(), Duration::from_secs(60), 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return claimed;
+                }
+                claimed.extend(batch.into_iter().map(|email| email.id));
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    let mut per_instance = Vec::new();
+    for claimer in claimers {
+        let mine = claimer.await.unwrap();
+        per_instance.push(mine.len());
+        claimed.extend(mine);
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!((total, claimed.len()), (QUEUED as usize, QUEUED as usize));
+    assert!(per_instance.iter().all(|n| *n > 0), "{per_instance:?}");
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM outbox WHERE attempts = 1")
+            .await,
+        i64::from(QUEUED)
+    );
+}
+
+/// A claim skips an email another transaction holds instead of waiting for it.
+#[tokio::test]
+async fn a_claim_skips_an_email_being_written_instead_of_waiting() {
+    let f = fixture().await;
+    queue_by_hand(&f, 2).await;
+    let held = f
+        ._db
+        .texts("SELECT id::text AS value FROM outbox ORDER BY next_attempt_at LIMIT 1")
+        .await
+        .unwrap();
+    let lock = f
+        ._db
+        .hold_transaction(&format!(
+            "SELECT id FROM outbox WHERE id = '{}' FOR UPDATE",
+            held[0]
+        ))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let claimed = f
+        .outbox
+        .claim(t0(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+    assert_eq!(claimed.len(), 1);
+    assert_ne!(claimed[0].id.to_string(), held[0]);
+
+    lock.release().await.unwrap();
+    let claimed = f
+        .outbox
+        .claim(t0(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|email| email.id.to_string())
+            .collect::<Vec<_>>(),
+        held
+    );
+    assert_eq!(claimed[0].kind, EmailKind::PasswordChanged);
+}
+
+/// Of twenty resets at once with one token, exactly one succeeds: one password set, one
+/// version bump, one notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_twenty_concurrent_resets_with_one_token_exactly_one_wins() {
+    let f = fixture_with(PoolSettings {
+        max_size: 24,
+        ..PoolSettings::default()
+    })
+    .await;
+    let user = f.user("ada@example.com").await;
+    let reset = link(LinkPurpose::ResetPassword, "reset");
+    let requested = f
+        .links
+        .request_reset(&user.email, &reset, &EmailRateLimit::default(), t0())
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+
+    let resets = (0..20).map(|n| {
+        let links = f.links.clone();
+        let digest = reset.digest;
+        tokio::spawn(async move {
+            let hash = PasswordHash::new(format!("$argon2id${n}"));
+            links
+                .reset_password(&digest, &hash, t0())
+                .await
+                .map(|reset| reset.map(|_| hash))
+        })
+    });
+    let mut winners = Vec::new();
+    for reset in resets.collect::<Vec<_>>() {
+        if let Some(hash) = reset.await.unwrap().unwrap() {
+            winners.push(hash);
+        }
+    }
+
+    assert_eq!(winners.len(), 1);
+    assert_eq!(f.users.password_hash(user.id).await.unwrap(), winners.pop());
+    assert_eq!(version(&f, &user).await, 1);
+    assert_eq!(
+        f.count("SELECT count(*) AS count FROM outbox WHERE kind = 'password_changed'")
+            .await,
+        1
+    );
+}
+
+/// A reset and a new reset request for one account, at once and again and again, never
+/// deadlock: both lock the user's row before its tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resets_racing_new_requests_never_deadlock() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    // No limit to speak of: every request may go.
+    let unlimited = EmailRateLimit::new(Duration::ZERO, 1000, Duration::from_secs(1));
+    let mut current = link(LinkPurpose::ResetPassword, "reset-0");
+    f.links
+        .request_reset(&user.email, &current, &unlimited, t0())
+        .await
+        .unwrap();
+    let hash = PasswordHash::new("$argon2id$new");
+    for round in 1..=20 {
+        let next = link(LinkPurpose::ResetPassword, &format!("reset-{round}"));
+        let now = t0() + TimeDelta::seconds(round);
+        let (reset, request) = tokio::join!(
+            f.links.reset_password(&current.digest, &hash, now),
+            f.links.request_reset(&user.email, &next, &unlimited, now),
+        );
+        reset.unwrap();
+        assert_eq!(request.unwrap(), LinkRequest::Queued);
+        current = next;
+    }
 }

@@ -20,7 +20,7 @@
 //! | `{prefix}:session:{sid}` | `1` live, `0` revoked | live: min(asked, `max_session_ttl`); revoked: the session's remaining life |
 //! | `{prefix}:user:{uid}` | the user as JSON, or `-` (tombstone: just invalidated) | `user_ttl`; tombstone `tombstone_ttl` |
 //! | `{prefix}:throttle:account:{account}` | hash: `f` attempts counted since the last success (normalised email), `u` end of the back-off lock (server ms) | one day, renewed on each attempt |
-//! | `{prefix}:throttle:net:{network}` | attempts from the network (an IPv4 address, or an IPv6 `/64`) in the current window | the window, from its first attempt |
+//! | `{prefix}:throttle:net:{network}` | login attempts and password-reset requests from the network (an IPv4 address, or an IPv6 `/64`) in the current window | the window, from its first attempt |
 //!
 //! Writes that must not undo a newer decision use `NX`: a `Live` mark never replaces a revoked
 //! one, and a profile never replaces a tombstone. Keys that belong together (a session and its

@@ -238,6 +238,27 @@ impl RedisLoginThrottle {
         })
     }
 
+    /// One run of the network's script on its own key, the one [`admit_redis`](Self::admit_redis)
+    /// counts logins under, so reset requests and failed logins fill one cap.
+    async fn admit_network_redis(&self, ip: IpAddr) -> Result<ThrottleVerdict, PortError> {
+        let args = vec![i64::from(self.ip_cap.limit()), millis(self.ip_cap.window())];
+        let reply: Vec<i64> = fail_fast(&self.client)
+            .custom(
+                eval(),
+                script_call(ADMIT_NETWORK, self.network_key(ip), args),
+            )
+            .await
+            .map_err(port_error)?;
+        let field = |i: usize| reply.get(i).copied().unwrap_or(0);
+        if field(0) == 0 {
+            let wait = Duration::from_millis(u64::try_from(field(1)).unwrap_or(0));
+            return Ok(ThrottleVerdict::Deny {
+                retry_after: retry_after(wait),
+            });
+        }
+        Ok(ThrottleVerdict::Allow)
+    }
+
     async fn release_account(&self, account: &ThrottleKey, how: Release) -> Result<(), PortError> {
         let mode = match how {
             Release::Reset => "reset",
@@ -303,6 +324,10 @@ impl LoginThrottle for RedisLoginThrottle {
 
     async fn succeeded(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {
         self.release_redis(account, ip, Release::Reset).await
+    }
+
+    async fn admit_network(&self, ip: IpAddr) -> Result<ThrottleVerdict, PortError> {
+        self.admit_network_redis(ip).await
     }
 
     async fn withdraw(&self, account: &ThrottleKey, ip: Option<IpAddr>) -> Result<(), PortError> {

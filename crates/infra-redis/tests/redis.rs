@@ -315,6 +315,48 @@ async fn without_an_ip_the_ip_rule_is_skipped() {
 }
 
 #[tokio::test]
+async fn reset_requests_count_under_the_network_key_logins_use() {
+    let (client, prefix) = redis().await;
+    let throttle = throttle(&client, &prefix, 3);
+    let key = format!("{prefix}:throttle:net:203.0.113.7");
+
+    throttle
+        .admit(&acct("a@example.com"), Some(IP))
+        .await
+        .unwrap();
+    assert_eq!(
+        throttle.admit_network(IP).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
+    assert_eq!(client.get::<i64, _>(key.as_str()).await.unwrap(), 2);
+    assert_eq!(
+        keys(&client, &prefix)
+            .await
+            .iter()
+            .filter(|k| k.contains(":throttle:net:"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        throttle.admit_network(IP).await.unwrap(),
+        ThrottleVerdict::Allow
+    );
+    // The cap is full: both kinds of request are refused, and nothing more is counted.
+    assert_eq!(throttle.admit_network(IP).await.unwrap(), deny(300));
+    assert_eq!(
+        throttle
+            .admit(&acct("b@example.com"), Some(IP))
+            .await
+            .unwrap(),
+        deny(300)
+    );
+    assert_eq!(client.get::<i64, _>(key.as_str()).await.unwrap(), 3);
+    let ttl: i64 = client.pttl(key.as_str()).await.unwrap();
+    assert!(ttl > 0 && ttl <= 300_000, "pttl {ttl}");
+    cleanup(&client, &prefix).await;
+}
+
+#[tokio::test]
 async fn instances_sharing_a_prefix_share_the_counters() {
     let (client, prefix) = redis().await;
     // A second instance: its own client, the same prefix.
@@ -403,6 +445,7 @@ async fn while_redis_is_down_the_throttle_answers_unavailable() {
     assert!(is_cache_unavailable(
         throttle.succeeded(&account, Some(IP)).await
     ));
+    assert!(is_cache_unavailable(throttle.admit_network(IP).await));
 }
 
 // ---------------------------------------------------------------------------------------------

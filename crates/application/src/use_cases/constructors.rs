@@ -6,10 +6,11 @@ use std::time::Duration;
 use crate::AuthSettings;
 use crate::ports::Ports;
 use crate::use_cases::{
-    Authenticate, Bootstrap, ChangePassword, CheckReadiness, CreateRole, CreateUser, DeleteRole,
-    DeleteUser, GetUser, ListRoles, ListSessions, ListUserSessions, ListUsers, LogIn, LogOut,
-    LogOutEverywhere, PurgeSessions, Refresh, RevokeSession, RevokeUserSessions, SignUp,
-    UpdateRole, UpdateUser,
+    Authenticate, Bootstrap, ChangePassword, CheckReadiness, ConfirmPasswordReset, CreateRole,
+    CreateUser, DeleteRole, DeleteUser, DeliverEmails, DeliverySettings, GetUser, ListRoles,
+    ListSessions, ListUserSessions, ListUsers, LogIn, LogOut, LogOutEverywhere, PurgeSessions,
+    Refresh, RequestPasswordReset, ResendVerification, RevokeSession, RevokeUserSessions, SignUp,
+    UpdateRole, UpdateUser, VerifyEmail,
 };
 
 impl SignUp {
@@ -19,8 +20,76 @@ impl SignUp {
             users: ports.store.users.clone(),
             roles: ports.store.roles.clone(),
             hasher: ports.hasher.clone(),
+            tokens: ports.link_tokens.clone(),
             clock: ports.clock.clone(),
             settings: settings.clone(),
+        }
+    }
+}
+
+impl RequestPasswordReset {
+    /// Takes reset requests on these ports.
+    pub fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+        Self {
+            throttle: ports.cache.throttle.clone(),
+            links: ports.store.links.clone(),
+            tokens: ports.link_tokens.clone(),
+            clock: ports.clock.clone(),
+            settings: settings.clone(),
+        }
+    }
+}
+
+impl ConfirmPasswordReset {
+    /// Completes resets on these ports.
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            links: ports.store.links.clone(),
+            tokens: ports.link_tokens.clone(),
+            hasher: ports.hasher.clone(),
+            sessions: ports.store.sessions.clone(),
+            cache: ports.cache.auth.clone(),
+            throttle: ports.cache.throttle.clone(),
+            clock: ports.clock.clone(),
+        }
+    }
+}
+
+impl VerifyEmail {
+    /// Verifies addresses on these ports.
+    pub fn new(ports: &Ports) -> Self {
+        Self {
+            links: ports.store.links.clone(),
+            tokens: ports.link_tokens.clone(),
+            cache: ports.cache.auth.clone(),
+            clock: ports.clock.clone(),
+        }
+    }
+}
+
+impl ResendVerification {
+    /// Resends verification links on these ports.
+    pub fn new(ports: &Ports, settings: &AuthSettings) -> Self {
+        Self {
+            links: ports.store.links.clone(),
+            tokens: ports.link_tokens.clone(),
+            clock: ports.clock.clone(),
+            settings: settings.clone(),
+        }
+    }
+}
+
+impl DeliverEmails {
+    /// Delivers the outbox on these ports.
+    pub fn new(ports: &Ports, settings: DeliverySettings) -> Self {
+        Self {
+            outbox: ports.store.outbox.clone(),
+            links: ports.store.links.clone(),
+            tokens: ports.link_tokens.clone(),
+            templates: ports.mail.templates.clone(),
+            mailer: ports.mail.mailer.clone(),
+            clock: ports.clock.clone(),
+            settings,
         }
     }
 }

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use authd_domain::{
-    DisplayName, Email, PasswordHash, PasswordPolicy, Role, RoleId, RoleName,
-    RoleRef, RoleSlug, RotationState, Session, SessionId, SessionLifetime, TokenId, User,
+    DisplayName, Email, EmailRateLimit, LinkToken, PasswordHash, PasswordPolicy, Role, RoleId,
+    RoleName, RoleRef, RoleSlug, RotationState, Session, SessionId, SessionLifetime, TokenId, User,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use crate::AuthSettings;
-use crate::ports::{MockClock, MockPasswordHasher, SessionRecord};
+use crate::ports::{MockClock, MockLinkTokens, MockPasswordHasher, SessionRecord, TokenDigest};
 use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
 use crate::use_cases::Principal;
 
@@ -30,6 +30,10 @@ pub fn settings() -> AuthSettings {
         refresh_grace: TimeDelta::seconds(10),
         password_policy: PasswordPolicy::default(),
         default_role: RoleSlug::parse("application-access").unwrap(),
+        require_verified_email: false,
+        reset_ttl: TimeDelta::hours(1),
+        verify_ttl: TimeDelta::hours(24),
+        email_limit: EmailRateLimit::default(),
     }
 }
 
@@ -138,4 +142,23 @@ pub fn pair(tag: &str) -> TokenPair {
         refresh_token: format!("refresh-{tag}"),
         refresh_expires_at: now() + TimeDelta::days(7),
     }
+}
+
+/// A well-formed link token: `c` repeated.
+pub fn link_token(c: char) -> LinkToken {
+    LinkToken::parse(&c.to_string().repeat(LinkToken::LEN)).unwrap()
+}
+
+/// Link tokens that issue one token (exactly once), digested to `[digest; 32]` and sealed as
+/// `sealed`.
+pub fn issuing_link(digest: u8, sealed: &'static str) -> MockLinkTokens {
+    let mut tokens = MockLinkTokens::new();
+    tokens.expect_issue().times(1).returning(move || {
+        Ok((
+            link_token('i'),
+            TokenDigest([digest; 32]),
+            sealed.to_owned(),
+        ))
+    });
+    tokens
 }

@@ -60,6 +60,10 @@ pub enum LoginError {
     /// Right password, but the account is deactivated.
     #[error("account is inactive")]
     Inactive,
+    /// Right password, active account, but its address is not verified and the settings
+    /// require it (only ever after a correct password, so it reveals nothing to a guesser).
+    #[error("email address not verified")]
+    Unverified,
     /// Right password, but the credentials changed (a password change, a deactivation, a
     /// revoke-all) while it was being checked: no session was opened, as if it had been
     /// revoked at once.
@@ -128,6 +132,9 @@ impl LogIn {
         ) = credentials;
         if !user.is_active {
             return Err(LoginError::Inactive);
+        }
+        if self.settings.require_verified_email && !user.is_verified {
+            return Err(LoginError::Unverified);
         }
         if needs_rehash {
             self.rehash(&user, &hash, &request.password).await;
@@ -563,6 +570,93 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, LoginError::Inactive));
+    }
+
+    /// The use case built from `mocks`, with `AUTHD_REQUIRE_VERIFIED_EMAIL` set to `required`.
+    fn requiring_verification(mocks: Mocks, required: bool) -> LogIn {
+        let mut log_in = mocks.build();
+        log_in.settings.require_verified_email = required;
+        log_in
+    }
+
+    fn with_flags(active: bool, verified: bool) -> User {
+        let mut user = user();
+        user.is_active = active;
+        user.is_verified = verified;
+        user
+    }
+
+    /// Mocks in which no session is opened and nothing is signed.
+    fn opening_nothing(mut mocks: Mocks) -> Mocks {
+        mocks.sessions.expect_create().never();
+        mocks.cache.expect_mark_live().never();
+        mocks.issuer.expect_sign_access().never();
+        mocks.issuer.expect_sign_refresh().never();
+        mocks.issuer.expect_sign_device().never();
+        mocks
+    }
+
+    #[tokio::test]
+    async fn an_unverified_address_is_refused_after_the_right_password_when_required() {
+        let mocks = Mocks::with(
+            Some(with_flags(true, false)),
+            PasswordCheck::Match {
+                needs_rehash: false,
+            },
+        )
+        .succeeding();
+        let error = requiring_verification(opening_nothing(mocks), true)
+            .execute(request("ada@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::Unverified));
+    }
+
+    #[tokio::test]
+    async fn a_verified_address_logs_in_when_required_and_any_does_when_not() {
+        for (required, verified) in [(true, true), (false, false), (false, true)] {
+            let user = with_flags(true, verified);
+            let mocks = Mocks::with(
+                Some(user.clone()),
+                PasswordCheck::Match {
+                    needs_rehash: false,
+                },
+            )
+            .issuing();
+            let logged_in = requiring_verification(mocks, required)
+                .execute(request("ada@example.com"))
+                .await
+                .unwrap();
+            assert_eq!(logged_in.user, user);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inactive_unverified_account_is_inactive_first() {
+        let mocks = Mocks::with(
+            Some(with_flags(false, false)),
+            PasswordCheck::Match {
+                needs_rehash: false,
+            },
+        )
+        .succeeding();
+        let error = requiring_verification(opening_nothing(mocks), true)
+            .execute(request("ada@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::Inactive));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_on_an_unverified_account_reveals_nothing() {
+        let mut mocks = Mocks::with(Some(with_flags(true, false)), PasswordCheck::Mismatch);
+        mocks.throttle.expect_succeeded().never();
+        mocks.throttle.expect_withdraw().never();
+        let error = requiring_verification(opening_nothing(mocks), true)
+            .execute(request("ada@example.com"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LoginError::BadCredentials));
     }
 
     #[tokio::test]

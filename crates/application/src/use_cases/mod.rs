@@ -5,9 +5,11 @@ mod authenticate;
 mod bootstrap;
 mod change_password;
 mod constructors;
+mod deliver;
 mod log_in;
 mod log_out;
 mod readiness;
+mod recovery;
 mod refresh;
 mod roles;
 mod sessions;
@@ -21,9 +23,14 @@ pub use admin::{NotSuperuser, require_superuser};
 pub use authenticate::{AuthError, Authenticate, Principal};
 pub use bootstrap::{AdminOutcome, AdminSeed, Bootstrap, BootstrapError};
 pub use change_password::{ChangePassword, ChangePasswordError};
+pub use deliver::{DeliverEmails, DeliveryReport, DeliverySettings};
 pub use log_in::{LogIn, LoggedIn, LoginError, LoginRequest};
 pub use log_out::{LogOut, LogOutEverywhere, LogoutError};
 pub use readiness::{CheckReadiness, Readiness};
+pub use recovery::{
+    ConfirmPasswordReset, ConfirmResetError, RequestPasswordReset, ResendError, ResendVerification,
+    ResetRequestError, VerifyEmail, VerifyEmailError,
+};
 pub use refresh::{Refresh, RefreshError};
 pub use roles::{
     CreateRole, CreateRoleError, DeleteRole, DeleteRoleError, ListRoles, ListRolesError,

@@ -1,10 +1,13 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use authd_domain::User;
+use authd_domain::{LinkPurpose, User};
 
 use crate::commands;
-use crate::ports::{Clock, CreateUserError, PasswordHasher, RoleRepository, UserRepository};
+use crate::ports::{
+    Clock, CreateUserError, LinkTokens, PasswordHasher, RoleRepository, UserRepository,
+};
+use crate::use_cases::recovery::issue_link;
 use crate::{AuthSettings, PortError};
 
 /// Why a signup failed.
@@ -18,13 +21,15 @@ pub enum SignUpError {
     Port(#[from] PortError),
 }
 
-/// Creates an account with the default role. The store's unique constraint on the lowercase
-/// email decides races, and the user row is written in one statement, so a taken email leaves
-/// nothing behind.
+/// Creates an account with the default role, and sends its address a verification link. The
+/// store's unique constraint on the lowercase email decides races, and the user, its
+/// verification token and the email are written in one transaction, so a taken email leaves
+/// nothing behind and sends nothing.
 pub struct SignUp {
     pub users: Arc<dyn UserRepository>,
     pub roles: Arc<dyn RoleRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn LinkTokens>,
     pub clock: Arc<dyn Clock>,
     pub settings: AuthSettings,
 }
@@ -39,9 +44,12 @@ impl SignUp {
             .ok_or_else(|| anyhow!("the default role {} is missing", self.settings.default_role))
             .map_err(PortError::from)?;
         let hash = self.hasher.hash(command.password.password()).await?;
-        let user = User::register(command.email, command.name, role.to_ref(), self.clock.now());
+        let now = self.clock.now();
+        let user = User::register(command.email, command.name, role.to_ref(), now);
+        let verification =
+            issue_link(&*self.tokens, LinkPurpose::VerifyEmail, &self.settings, now)?;
         self.users
-            .create(&user, &hash)
+            .create(&user, &hash, Some(&verification))
             .await
             .map_err(|error| match error {
                 CreateUserError::EmailTaken => SignUpError::EmailTaken,
@@ -55,7 +63,10 @@ impl SignUp {
 mod tests {
     use super::*;
     use crate::Dependency;
-    use crate::ports::{MockPasswordHasher, MockRoleRepository, MockUserRepository};
+    use crate::ports::{
+        IssuedLink, MockLinkTokens, MockPasswordHasher, MockRoleRepository, MockUserRepository,
+        TokenDigest,
+    };
     use crate::use_cases::fixtures::*;
     use authd_domain::{DisplayName, Email, NewPassword};
 
@@ -70,6 +81,14 @@ mod tests {
     }
 
     fn sign_up(users: MockUserRepository, hasher: MockPasswordHasher) -> SignUp {
+        sign_up_with(users, hasher, issuing_link(7, "sealed-verify"))
+    }
+
+    fn sign_up_with(
+        users: MockUserRepository,
+        hasher: MockPasswordHasher,
+        tokens: MockLinkTokens,
+    ) -> SignUp {
         let mut roles = MockRoleRepository::new();
         roles
             .expect_find_by_slug()
@@ -78,6 +97,7 @@ mod tests {
             users: Arc::new(users),
             roles: Arc::new(roles),
             hasher: Arc::new(hasher),
+            tokens: Arc::new(tokens),
             clock: fixed_clock(),
             settings: settings(),
         }
@@ -88,11 +108,11 @@ mod tests {
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .withf(|user, hash| {
+            .withf(|user, hash, _| {
                 user.email.as_str() == "Ada@Example.com" && hash.as_str() == "$argon2id$stub"
             })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let user = sign_up(users, hashing("correct horse", "$argon2id$stub"))
             .execute(request(" Ada@Example.com ", "correct horse"))
             .await
@@ -104,11 +124,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_user_is_stored_with_a_verification_link_of_the_verify_lifetime() {
+        let expected = IssuedLink {
+            purpose: LinkPurpose::VerifyEmail,
+            digest: TokenDigest([7; 32]),
+            sealed: "sealed-verify".to_owned(),
+            expires_at: now() + settings().verify_ttl,
+        };
+        let mut users = MockUserRepository::new();
+        users
+            .expect_create()
+            .withf(move |user, _, verification| {
+                user.email.as_str() == "ada@example.com" && verification == &Some(&expected)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        assert!(
+            sign_up(users, hashing("correct horse", "$argon2id$stub"))
+                .execute(request("ada@example.com", "correct horse"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_that_cannot_be_issued_creates_nobody() {
+        let mut tokens = MockLinkTokens::new();
+        tokens
+            .expect_issue()
+            .times(1)
+            .returning(|| Err(PortError::Unexpected(anyhow!("no randomness"))));
+        let mut users = MockUserRepository::new();
+        users.expect_create().never();
+        let error = sign_up_with(users, hashing("correct horse", "$argon2id$stub"), tokens)
+            .execute(request("ada@example.com", "correct horse"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SignUpError::Port(PortError::Unexpected(_))));
+    }
+
+    #[tokio::test]
     async fn taken_email_is_a_conflict() {
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .returning(|_, _| Err(CreateUserError::EmailTaken));
+            .returning(|_, _, _| Err(CreateUserError::EmailTaken));
         let error = sign_up(users, hashing("correct horse", "$argon2id$stub"))
             .execute(request("ada@example.com", "correct horse"))
             .await
@@ -119,7 +179,7 @@ mod tests {
     #[tokio::test]
     async fn store_outage_is_a_port_error() {
         let mut users = MockUserRepository::new();
-        users.expect_create().returning(|_, _| {
+        users.expect_create().returning(|_, _, _| {
             Err(CreateUserError::Port(PortError::Unavailable(
                 Dependency::Database,
             )))
@@ -142,6 +202,7 @@ mod tests {
             users: Arc::new(MockUserRepository::new()),
             roles: Arc::new(roles),
             hasher: Arc::new(MockPasswordHasher::new()),
+            tokens: Arc::new(MockLinkTokens::new()),
             clock: fixed_clock(),
             settings: settings(),
         };

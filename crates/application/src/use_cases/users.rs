@@ -199,7 +199,7 @@ impl CreateUser {
         user.is_superuser = command.is_superuser.unwrap_or(false);
         user.is_verified = command.is_verified.unwrap_or(false);
         self.users
-            .create(&user, &hash)
+            .create(&user, &hash, None)
             .await
             .map_err(|error| match error {
                 ports::CreateUserError::EmailTaken => CreateUserError::EmailTaken,
@@ -618,15 +618,17 @@ mod tests {
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .withf(|user, hash| {
+            .withf(|user, hash, verification| {
                 user.is_superuser
                     && !user.is_active
                     && user.is_verified
                     && !user.is_primary_admin
                     && hash.as_str() == "$argon2id$x"
+                    // An admin-made account gets no verification email.
+                    && verification.is_none()
             })
             .times(1)
-            .returning(|_, _| Ok(()));
+            .returning(|_, _, _| Ok(()));
         let mut create = CreateUser {
             users: Arc::new(users),
             roles: Arc::new(roles_knowing("application-access")),
@@ -645,7 +647,7 @@ mod tests {
         let mut users = MockUserRepository::new();
         users
             .expect_create()
-            .returning(|_, _| Err(ports::CreateUserError::EmailTaken));
+            .returning(|_, _, _| Err(ports::CreateUserError::EmailTaken));
         create.users = Arc::new(users);
         assert!(matches!(
             create.execute(&superuser(), request).await,

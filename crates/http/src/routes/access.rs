@@ -1,16 +1,24 @@
 //! `/api/access`: the user's own account.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use authd_application::commands;
+use authd_application::ports::LinkRequest;
 use authd_application::use_cases::{LoginError, LoginRequest, RefreshError};
-use authd_domain::SessionId;
+use authd_domain::{EmailKind, SessionId};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::cookies::DEVICE_COOKIE;
 use crate::dto::{SessionDto, UserDto};
 use crate::extract::{Authenticated, PasswordForm, access_token, json_object, refresh_token};
-use crate::requests::{self, Body, FieldErrors, LoginFormSchema, PasswordChangeBody, SignUpBody};
-use crate::{ApiError, AppState, metrics, problem};
+use crate::requests::{
+    self, Body, FieldErrors, LoginFormSchema, PasswordChangeBody, PasswordResetBody,
+    PasswordResetConfirmBody, SignUpBody, VerifyEmailBody,
+};
+use crate::{ApiError, AppState, UseCases, metrics, problem};
 
 pub(crate) const PATHS: &[&str] = &[
     "/api/access/signup",
@@ -22,6 +30,10 @@ pub(crate) const PATHS: &[&str] = &[
     "/api/access/sessions",
     "/api/access/sessions/{sid}",
     "/api/access/logout-all",
+    "/api/access/password-reset",
+    "/api/access/password-reset/confirm",
+    "/api/access/verify-email",
+    "/api/access/verify-email/resend",
 ];
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
@@ -35,7 +47,14 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
             .route("/me", web::get().to(me))
             .route("/sessions", web::get().to(list_sessions))
             .route("/sessions/{sid}", web::delete().to(revoke_session))
-            .route("/logout-all", web::post().to(log_out_everywhere)),
+            .route("/logout-all", web::post().to(log_out_everywhere))
+            .route("/password-reset", web::post().to(request_password_reset))
+            .route(
+                "/password-reset/confirm",
+                web::post().to(confirm_password_reset),
+            )
+            .route("/verify-email", web::post().to(verify_email))
+            .route("/verify-email/resend", web::post().to(resend_verification)),
     );
 }
 
@@ -58,7 +77,8 @@ pub(crate) async fn sign_up(
         .and_then(|object| requests::sign_up(Body::new(object, &mut errors), policy));
     let command = errors.finish(command)?;
     let user = state.use_cases.sign_up.execute(command).await?;
-    tracing::info!(user_id = %user.id, "user signed up");
+    metrics::emails_queued(EmailKind::VerifyEmail);
+    tracing::info!(user_id = %user.id, "user signed up; verification email queued");
     Ok(HttpResponse::Created().json(UserDto::from(&user)))
 }
 
@@ -102,6 +122,7 @@ pub(crate) async fn log_in(
                 LoginError::Throttled { .. } => "throttled",
                 LoginError::BadCredentials => "failure",
                 LoginError::Inactive => "inactive",
+                LoginError::Unverified => "unverified",
                 LoginError::CredentialsChanged => "credentials_changed",
                 LoginError::Port(_) => "error",
             });
@@ -214,6 +235,7 @@ pub(crate) async fn change_password(
         .execute(&principal, change)
         .await?;
     metrics::sessions_revoked("password");
+    metrics::emails_queued(EmailKind::PasswordChanged);
     tracing::info!(user_id = %principal.user.id, "password changed; every session revoked");
     Ok(cleared(&state, HttpResponse::NoContent()))
 }
@@ -285,6 +307,169 @@ pub(crate) async fn log_out_everywhere(
     metrics::sessions_revoked("logout_all");
     tracing::info!(user_id = %principal.user.id, "logged out everywhere");
     Ok(cleared(&state, HttpResponse::NoContent()))
+}
+
+/// Password-reset requests worked on at once, by the whole process. Beyond that a request is
+/// answered all the same and dropped: a flood of them (every one admitted by the per-network
+/// cap, from many networks) cannot pile up tasks and store connections without bound. The
+/// owner of an address whose request was dropped simply asks again.
+const RESET_REQUESTS_IN_PROGRESS: usize = 64;
+static RESET_REQUESTS: Semaphore = Semaphore::const_new(RESET_REQUESTS_IN_PROGRESS);
+
+/// The answer is `202` with no body, whatever the address: the work that depends on it (the
+/// look-up, the account's limit, the token, the outbox) runs after the answer, so neither the
+/// bytes nor the time tell whether an account exists. Only the per-network cap can refuse, and
+/// it does not look at the address.
+#[utoipa::path(
+    post, path = "/api/access/password-reset", tag = "access", request_body = PasswordResetBody,
+    responses(
+        (status = 202, description = "Accepted: the same empty answer for every address; a link \
+            is sent when an active account has it and its email limit allows"),
+        problem::RequestPasswordReset,
+    )
+)]
+pub(crate) async fn request_password_reset(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let body = json_object(&request, payload, &mut errors).await?;
+    let ip = state.settings.trusted_proxies.client_ip(&request);
+    let command = body
+        .as_ref()
+        .and_then(|object| requests::request_password_reset(Body::new(object, &mut errors), ip));
+    let command = errors.finish(command)?;
+    state
+        .use_cases
+        .request_password_reset
+        .admit(&command)
+        .await?;
+    reset_after_answering(Arc::clone(&state.use_cases), command);
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Runs the reset request off the request path, in the request's span, or drops it when
+/// [`RESET_REQUESTS_IN_PROGRESS`] are running. Its outcome goes to the log and the metrics,
+/// never to the client; the address is not logged.
+fn reset_after_answering(use_cases: Arc<UseCases>, command: commands::RequestPasswordReset) {
+    let Ok(permit) = RESET_REQUESTS.try_acquire() else {
+        metrics::password_reset_dropped();
+        tracing::warn!("too many password-reset requests in progress; this one was dropped");
+        return;
+    };
+    let work = async move {
+        let _permit = permit;
+        match use_cases.request_password_reset.execute(&command).await {
+            Ok(outcome) => {
+                if outcome == LinkRequest::Queued {
+                    metrics::emails_queued(EmailKind::ResetPassword);
+                }
+                let outcome = match outcome {
+                    LinkRequest::Queued => "queued",
+                    LinkRequest::NoAccount => "no_account",
+                    LinkRequest::Limited { .. } => "limited",
+                    LinkRequest::AlreadyVerified => "already_verified",
+                };
+                tracing::info!(outcome, "password reset requested");
+            }
+            Err(error) => tracing::warn!(%error, "a password-reset request failed"),
+        }
+    };
+    actix_web::rt::spawn(work.instrument(tracing::Span::current()));
+}
+
+/// Reads the whole body before the token is looked at, so the answer's order is fixed: 422
+/// (body and policy), then 400 (the token), then 422 again for a password that is the
+/// account's email (only the token names the account).
+#[utoipa::path(
+    post, path = "/api/access/password-reset/confirm", tag = "access",
+    request_body = PasswordResetConfirmBody,
+    responses(
+        (status = 204, description = "Password set; every session revoked; email marked verified; \
+            the account's login back-off cleared"),
+        problem::ConfirmPasswordReset,
+    )
+)]
+pub(crate) async fn confirm_password_reset(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let body = json_object(&request, payload, &mut errors).await?;
+    let policy = &state.settings.password_policy;
+    let command = body.as_ref().and_then(|object| {
+        requests::confirm_password_reset(Body::new(object, &mut errors), policy)
+    });
+    let command = errors.finish(command)?;
+    state
+        .use_cases
+        .confirm_password_reset
+        .execute(command)
+        .await?;
+    metrics::sessions_revoked("password_reset");
+    metrics::emails_queued(EmailKind::PasswordChanged);
+    tracing::info!("password reset with a link; every session of the account revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post, path = "/api/access/verify-email", tag = "access", request_body = VerifyEmailBody,
+    responses((status = 204, description = "The address is verified"), problem::VerifyEmail)
+)]
+pub(crate) async fn verify_email(
+    state: State,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = FieldErrors::default();
+    let body = json_object(&request, payload, &mut errors).await?;
+    let command = body
+        .as_ref()
+        .and_then(|object| requests::verify_email(Body::new(object, &mut errors)));
+    let command = errors.finish(command)?;
+    state.use_cases.verify_email.execute(command).await?;
+    tracing::info!("email address verified with a link");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Takes no body: whatever is sent is ignored, as for `logout-all`.
+#[utoipa::path(
+    post, path = "/api/access/verify-email/resend", tag = "access",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 202, description = "A new verification link is queued, or the address is \
+            verified already and nothing is sent"),
+        problem::ResendVerification,
+    )
+)]
+pub(crate) async fn resend_verification(
+    state: State,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = state
+        .use_cases
+        .resend_verification
+        .execute(&principal)
+        .await?;
+    let user_id = principal.user.id;
+    match outcome {
+        LinkRequest::Queued => {
+            metrics::emails_queued(EmailKind::VerifyEmail);
+            tracing::info!(%user_id, "verification email queued again");
+        }
+        LinkRequest::AlreadyVerified => {
+            tracing::info!(%user_id, "verification email not sent: already verified");
+        }
+        // No account: deactivated or deleted since its access token was checked; the caller,
+        // whose token is about to stop working, gets the ordinary answer. (A limit comes back
+        // as an error, a 429.)
+        LinkRequest::NoAccount | LinkRequest::Limited { .. } => {
+            tracing::info!(%user_id, ?outcome, "verification email not sent");
+        }
+    }
+    Ok(HttpResponse::Accepted().finish())
 }
 
 fn cleared(state: &AppState, mut response: actix_web::HttpResponseBuilder) -> HttpResponse {

@@ -2,13 +2,13 @@
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use authd_application::use_cases::StoreFieldErrors;
-use authd_domain::{PasswordError, UserId};
+use authd_domain::{EmailKind, PasswordError, UserId};
 
 use crate::dto::{SessionDto, UserDto, UserPageDto};
 use crate::errors::{FieldError, NO_SUCH_ROLE};
 use crate::extract::{Superuser, json_object};
 use crate::requests::{self, Body, FieldErrors, NewUserBody, PatchLeftovers, UserPatchBody};
-use crate::{ApiError, AppState, problem};
+use crate::{ApiError, AppState, metrics, problem};
 
 pub(crate) const PATHS: &[&str] = &["/api/users", "/api/users/{id}", "/api/users/{id}/sessions"];
 
@@ -165,7 +165,11 @@ pub(crate) async fn update(
     let id = id.map(UserId::from_uuid);
     let left = match (id, parsed) {
         (Some(id), Ok(command)) if errors.is_empty() => {
+            let sets_password = command.password.is_some();
             let user = use_case.execute(&principal, id, command).await?;
+            if sets_password {
+                metrics::emails_queued(EmailKind::PasswordChanged);
+            }
             tracing::info!(admin_id = %principal.user.id, user_id = %user.id, "user changed by an admin");
             return Ok(HttpResponse::Ok().json(UserDto::from(&user)));
         }
@@ -248,7 +252,7 @@ pub(crate) async fn revoke_sessions(
         .revoke_user_sessions
         .execute(&principal, id)
         .await?;
-    crate::metrics::sessions_revoked("admin");
+    metrics::sessions_revoked("admin");
     tracing::info!(
         admin_id = %principal.user.id,
         user_id = %id,
