@@ -1,11 +1,13 @@
 use serde_json::json;
 
-use crate::helpers::{Backend, Body, Browser, PASSWORD, both, spawn_app};
+use crate::helpers::{Backend, Body, Browser, PASSWORD, both, spawn_app, unique_email};
+use crate::roles::spawn_with_admin;
 
 both!(
     a_password_change_revokes_every_session_and_swaps_the_password,
     a_password_change_checks_the_policy_then_the_current_password,
     a_password_change_needs_authentication,
+    a_password_change_follows_an_address_the_admin_changed,
 );
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -63,4 +65,29 @@ async fn a_password_change_needs_authentication(backend: Backend) {
     change(&app.browser(), PASSWORD, NEW_PASSWORD)
         .await
         .problem(401);
+}
+
+/// The current password is checked against the credentials of the caller's address as it is
+/// now: after an admin moved it, a change still finds them, and the new password works at the
+/// new address.
+async fn a_password_change_follows_an_address_the_admin_changed(backend: Backend) {
+    let (app, admin) = spawn_with_admin(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let id = browser.me().await.json()["id"].as_str().unwrap().to_owned();
+    let new_email = unique_email();
+    let moved = admin
+        .send(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            &[],
+            Body::Json(json!({"email": new_email})),
+        )
+        .await;
+    assert_eq!(moved.status, 200);
+
+    let response = change(&browser, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(response.status, 204);
+    let fresh = app.browser();
+    fresh.login(&new_email, PASSWORD).await.problem(401);
+    assert_eq!(fresh.login(&new_email, NEW_PASSWORD).await.status, 204);
 }

@@ -36,6 +36,7 @@ both!(
     a_broken_operator_template_stops_the_start_naming_the_file,
     with_verification_required_an_unverified_login_is_forbidden,
     deliveries_are_counted_in_the_metrics,
+    an_email_change_by_an_admin_ends_the_links_sent_before,
 );
 
 const VERIFY_LINK: &str = "http://app.test/verify?token={token}";
@@ -662,4 +663,58 @@ async fn deliveries_are_counted_in_the_metrics(backend: Backend) {
         assert!(Instant::now() < deadline, "not counted:\n{text}");
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An admin's change of a user's address leaves no link sent to the old one working (the
+/// verification link and the reset link alike), and the new address unverified.
+async fn an_email_change_by_an_admin_ends_the_links_sent_before(backend: Backend) {
+    let sink = SmtpSink::start();
+    let app = spawn_mailing(backend, &sink, |settings| {
+        settings.admin_email = Some(ADMIN_EMAIL.into());
+        settings.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+    })
+    .await;
+    let admin = app.browser();
+    assert_eq!(admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 204);
+    let email = unique_email();
+    let signed_up = app.browser().signup(&email, PASSWORD).await;
+    assert_eq!(signed_up.status, 201);
+    let id = signed_up.json()["id"].as_str().unwrap().to_owned();
+    let verification = sink
+        .wait_for(&email, is_verification, ARRIVAL)
+        .await
+        .link_token(VERIFY_LINK);
+    assert_empty(&request_reset(&app.browser(), &email).await, 202);
+    let reset = sink
+        .wait_for(&email, is_reset, ARRIVAL)
+        .await
+        .link_token(RESET_LINK);
+    let patch = async |body: Value| {
+        admin
+            .send("PATCH", &format!("/api/users/{id}"), &[], Body::Json(body))
+            .await
+    };
+    // Verified by the admin, which spends nothing: the links still work after it.
+    let marked = patch(json!({"is_verified": true})).await;
+    assert_eq!(marked.status, 200);
+    assert_eq!(marked.json()["is_verified"], true);
+
+    let new_email = unique_email();
+    let moved = patch(json!({"email": new_email})).await;
+    assert_eq!(moved.status, 200);
+    assert_eq!(moved.json()["email"], new_email.as_str());
+    assert_eq!(moved.json()["is_verified"], false);
+
+    verify(&app.browser(), &verification).await.problem(400);
+    confirm(&app.browser(), &reset, NEW_PASSWORD)
+        .await
+        .problem(400);
+    let user = admin
+        .send("GET", &format!("/api/users/{id}"), &[], Body::Empty)
+        .await;
+    assert_eq!(user.status, 200);
+    assert_eq!(user.json()["is_verified"], false);
+    assert_eq!(user.json()["email"], new_email.as_str());
+    // The password is the one it was: the reset link changed nothing.
+    assert_eq!(app.browser().login(&new_email, PASSWORD).await.status, 204);
 }

@@ -156,8 +156,8 @@ pub struct RequestPasswordReset {
     pub ip: Option<IpAddr>,
 }
 
-/// `POST /api/access/password-reset/confirm`.
-#[derive(Debug, Clone)]
+/// `POST /api/access/password-reset/confirm`. Its `Debug` output is redacted.
+#[derive(Clone)]
 pub struct ConfirmPasswordReset {
     /// The token from the link, as given: one that cannot be authd's is simply invalid.
     pub token: String,
@@ -166,9 +166,46 @@ pub struct ConfirmPasswordReset {
     pub new_password: NewPassword,
 }
 
-/// `POST /api/access/verify-email`.
-#[derive(Debug, Clone)]
+/// `POST /api/access/verify-email`. Its `Debug` output is redacted.
+#[derive(Clone)]
 pub struct VerifyEmail {
     /// The token from the link, as given.
     pub token: String,
+}
+
+// A token in a log line would be a working link for whoever reads the log.
+impl std::fmt::Debug for ConfirmPasswordReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfirmPasswordReset { token: ***, new_password: *** }")
+    }
+}
+
+impl std::fmt::Debug for VerifyEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyEmail { token: *** }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authd_domain::PasswordPolicy;
+
+    #[test]
+    fn commands_holding_a_token_do_not_show_it() {
+        let token = "q".repeat(43);
+        let confirm = ConfirmPasswordReset {
+            token: token.clone(),
+            new_password: NewPassword::parse("a new passphrase", &PasswordPolicy::default(), None)
+                .unwrap(),
+        };
+        let verify = VerifyEmail {
+            token: token.clone(),
+        };
+        for shown in [format!("{confirm:?}"), format!("{verify:?}")] {
+            assert!(!shown.contains(&token), "{shown}");
+            assert!(!shown.contains("passphrase"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+    }
 }

@@ -127,11 +127,19 @@ pub trait UserRepository: Send + Sync {
 
     /// Applies `changes` and sets `updated_at`; when `revoke_sessions`, also bumps the user's
     /// credentials version and revokes every live session of the user, in the same
-    /// transaction. A new password hash also spends the user's reset tokens and queues the
-    /// password-changed notice to the user's address (as stored after the change), in that
-    /// transaction. Returns the user as stored and the
-    /// sessions revoked, `None` when there is no such user, `EmailTaken` when the new email
-    /// belongs to another user (nothing changed).
+    /// transaction. In that transaction too:
+    ///
+    /// - a new email whose normalised form differs from the old one spends every unspent link
+    ///   token of the user (verification and reset alike: they were sent to the old address)
+    ///   and marks the address unverified, unless `changes` sets `is_verified` itself; a new
+    ///   email with the same normalised form (another case) spends nothing and keeps the mark;
+    /// - a deactivation (`is_active` set to `false`) spends every unspent link token of the
+    ///   user, so a later reactivation revives no link sent before;
+    /// - a new password hash spends the user's reset tokens and queues the password-changed
+    ///   notice to the user's address (as stored after the change).
+    ///
+    /// Returns the user as stored and the sessions revoked, `None` when there is no such user,
+    /// `EmailTaken` when the new email belongs to another user (nothing changed).
     async fn update(
         &self,
         id: UserId,
@@ -160,14 +168,20 @@ pub trait UserRepository: Send + Sync {
 
     /// Replaces the hash, bumps the credentials version, revokes every live session of the
     /// user, spends its reset tokens and queues the password-changed notice, in one
-    /// transaction, so a failure leaves the old password and the sessions as they were. Returns the sessions it
-    /// revoked.
+    /// transaction, so a failure leaves the old password and the sessions as they were.
+    ///
+    /// A compare-and-set on the credentials version: it applies only while the user's version
+    /// is still `expected_version` (the one read with the hash the current password was checked
+    /// against), so a password change whose check raced a completed reset, a revoke-all or
+    /// another change never overwrites it. Returns the sessions it revoked; `None`, changing
+    /// nothing, when the version moved or there is no such user.
     async fn replace_password(
         &self,
         id: UserId,
+        expected_version: i64,
         hash: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, PortError>;
+    ) -> Result<Option<Vec<Session>>, PortError>;
 }
 
 /// Why a role could not be created.
@@ -719,9 +733,10 @@ pub struct OutboxStats {
 #[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {
-    /// Claims at most `batch` due emails (oldest due first), counting an attempt for each and
-    /// making them due again at `now + lease`. Concurrent calls claim disjoint emails without
-    /// waiting on each other.
+    /// Claims at most `batch` due emails, counting an attempt for each and making them due
+    /// again at `now + lease`. Reset and password-changed emails come before verification
+    /// ones, then the oldest due first, so a flood of sign-ups cannot hold a reset link back
+    /// past its expiry. Concurrent calls claim disjoint emails without waiting on each other.
     async fn claim(
         &self,
         now: DateTime<Utc>,

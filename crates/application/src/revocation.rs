@@ -29,14 +29,15 @@ pub(crate) trait Revoked {
     fn revoked(&self) -> &[Session];
 }
 
-/// `SessionRepository::revoke_all`, `UserRepository::replace_password`.
+/// `SessionRepository::revoke_all`.
 impl Revoked for Vec<Session> {
     fn revoked(&self) -> &[Session] {
         self
     }
 }
 
-/// `UserRepository::delete`: `None` when there was no such user.
+/// `UserRepository::delete`, `UserRepository::replace_password`: `None` when there was no
+/// such user (or, for a password, its credentials version moved).
 impl Revoked for Option<Vec<Session>> {
     fn revoked(&self) -> &[Session] {
         self.as_deref().unwrap_or_default()
@@ -227,7 +228,7 @@ mod tests {
             .expect_replace_password()
             .times(1)
             .in_sequence(&mut order)
-            .returning(move |_, _, _| Ok(revoked.clone()));
+            .returning(move |_, _, _, _| Ok(Some(revoked.clone())));
         cache
             .expect_mark_revoked()
             .withf(move |marks| marks.iter().map(|(id, _)| *id).eq(ids))
@@ -237,11 +238,11 @@ mod tests {
         let hash = PasswordHash::new("$argon2id$new");
         let revoked = Revocation::new(&sessions, &cache)
             .revoke_all_by(user.id, now(), || {
-                users.replace_password(user.id, &hash, now())
+                users.replace_password(user.id, 0, &hash, now())
             })
             .await
             .unwrap();
-        assert_eq!(revoked.len(), 2);
+        assert_eq!(revoked.map(|revoked| revoked.len()), Some(2));
     }
 
     #[tokio::test]

@@ -116,7 +116,11 @@ impl Application {
                 retry: settings.email.retry,
                 // A send gives up after twice the SMTP timeout; the lease outlasts it, so no
                 // other instance claims an email while it is being sent.
-                lease: settings.email.smtp_timeout * 2 + Duration::from_secs(30),
+                lease: settings
+                    .email
+                    .smtp_timeout
+                    .saturating_mul(2)
+                    .saturating_add(Duration::from_secs(30)),
                 batch: outbox::BATCH,
                 retention: outbox::RETENTION,
             },
@@ -211,10 +215,12 @@ impl Application {
             handle
         });
         let purge = purge::spawn(self.purge, purge::PURGE_EVERY);
-        let deliver = outbox::spawn(self.deliver, self.outbox_poll);
+        let outbox = outbox::spawn(self.deliver, self.outbox_poll);
         let served = self.server.await;
         purge.abort();
-        deliver.abort();
+        for task in outbox {
+            task.abort();
+        }
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }

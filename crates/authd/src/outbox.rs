@@ -1,6 +1,7 @@
 //! The outbox deliverer, started with the server and stopped with it: every instance runs one.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use authd_application::use_cases::{DeliverEmails, DeliveryReport};
 use authd_domain::EmailKind;
@@ -20,14 +21,32 @@ const PURGE_BATCH: u32 = 500;
 /// How often the retention purge runs.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs `deliver` every `poll` on the current (actix) runtime until the returned handle is
-/// aborted. A run that fails (the store is down) is logged and the next one tries again: the
-/// emails stay in the outbox.
-pub(crate) fn spawn(deliver: DeliverEmails, poll: Duration) -> actix_web::rt::task::JoinHandle<()> {
-    actix_web::rt::spawn(async move {
+/// Runs `deliver` every `poll`, and its retention purge every minute in a task of its own (so
+/// a large purge never holds up delivery), on the current (actix) runtime until the returned
+/// handles are aborted. A run that fails (the store is down) is logged and the next one tries
+/// again: the emails stay in the outbox.
+pub(crate) fn spawn(
+    deliver: DeliverEmails,
+    poll: Duration,
+) -> [actix_web::rt::task::JoinHandle<()>; 2] {
+    let deliver = Arc::new(deliver);
+    let purging = deliver.clone();
+    let purge = actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(PURGE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match purging.purge(PURGE_BATCH).await {
+                Ok(purged) => tracing::debug!(purged, "purged delivered emails and spent tokens"),
+                Err(error) => {
+                    tracing::warn!(%error, "purging the outbox failed; the next run tries again")
+                }
+            }
+        }
+    });
+    let delivery = actix_web::rt::spawn(async move {
         let mut ticks = tokio::time::interval(poll);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_purge: Option<Instant> = None;
         // The series exist from the start, so a dashboard shows 0 rather than nothing.
         for kind in EmailKind::ALL {
             for outcome in ["sent", "failed", "dead"] {
@@ -52,19 +71,9 @@ pub(crate) fn spawn(deliver: DeliverEmails, poll: Duration) -> actix_web::rt::ta
                 }
                 Err(error) => tracing::debug!(%error, "could not read the outbox's depth"),
             }
-            if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
-                last_purge = Some(Instant::now());
-                match deliver.purge(PURGE_BATCH).await {
-                    Ok(purged) => {
-                        tracing::debug!(purged, "purged delivered emails and spent tokens")
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "purging the outbox failed; the next run tries again")
-                    }
-                }
-            }
         }
-    })
+    });
+    [delivery, purge]
 }
 
 fn counter_name(outcome: &str) -> &'static str {

@@ -442,9 +442,12 @@ impl TryFrom<Args> for Settings {
             authd_domain::LinkTemplate::parse(raw)
                 .map_err(|_| anyhow::anyhow!("{name} {raw:?} must contain {{token}}"))
         };
+        // Bounded above so that a typo (a value in µs, say) is an error at start, not an email
+        // that waits for years.
         let millis = |name: &str, value: u64| {
-            if value == 0 {
-                bail!("{name} must be greater than 0");
+            const HOUR_MS: u64 = 60 * 60 * 1000;
+            if value == 0 || value > HOUR_MS {
+                bail!("{name} must be between 1 and {HOUR_MS}");
             }
             Ok(Duration::from_millis(value))
         };

@@ -93,6 +93,9 @@ macro_rules! store_suite {
                 users_of_concurrent_primary_admin_creations_exactly_one_wins,
                 users_replace_password_revokes_exactly_the_live_sessions,
                 users_replace_password_of_nobody_revokes_nothing,
+                users_replace_password_is_a_compare_and_set_on_the_version,
+                users_of_concurrent_password_changes_at_one_version_exactly_one_wins,
+                users_a_password_change_never_overwrites_a_completed_reset,
                 users_rehash_is_a_compare_and_set_on_the_old_hash,
                 users_every_credentials_change_bumps_the_version,
             ]
@@ -151,6 +154,10 @@ macro_rules! store_suite {
                 links_verification_requests_are_limited_counting_the_signup,
                 links_password_changes_spend_reset_tokens_and_queue_the_notice,
                 links_changes_without_a_new_password_queue_nothing,
+                links_an_email_change_spends_every_link_and_unverifies,
+                links_an_email_change_keeps_the_mark_it_sets,
+                links_an_update_to_the_same_address_spends_nothing,
+                links_a_deactivation_spends_every_link_for_good,
                 links_purge_deletes_only_tokens_expired_and_made_before_the_cut,
                 links_purge_deletes_at_most_a_batch,
             ]
@@ -162,6 +169,7 @@ macro_rules! store_suite {
                 outbox_an_email_is_due_when_queued_and_claimed_with_its_details,
                 outbox_claim_leases_the_email_and_counts_the_attempt,
                 outbox_claims_the_oldest_due_first_a_batch_at_a_time,
+                outbox_claims_reset_and_notice_emails_before_verification_ones,
                 outbox_concurrent_claims_get_disjoint_emails,
                 outbox_a_sent_email_is_done,
                 outbox_a_failed_email_is_due_again_at_its_retry_time,

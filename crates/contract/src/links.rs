@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use authd_application::ports::{CreateUserError, LinkRequest, OutboxStats, UserChanges};
 use authd_domain::{EmailKind, LinkPurpose, PasswordHash, User, UserId};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
 use crate::Store;
@@ -20,6 +20,22 @@ fn new_hash() -> PasswordHash {
 
 fn seconds(seconds: u64) -> Duration {
     Duration::from_secs(seconds)
+}
+
+/// A user created inactive with a verification link made from `label`: the one way an inactive
+/// user holds an unspent token, since a deactivation spends them all.
+async fn dormant(store: Store<'_>, address: &str, label: &str) -> User {
+    let role = store.members().await;
+    let user = User {
+        is_active: false,
+        ..User::register(email(address), None, role.to_ref(), t0())
+    };
+    store
+        .users
+        .create(&user, &old_hash(), Some(&verify_link(label)))
+        .await
+        .unwrap();
+    user
 }
 
 /// Sets `is_active` without revoking anything, at `now`; returns the user as stored.
@@ -384,11 +400,20 @@ pub async fn links_holder_respects_purpose_expiry_spending_and_activity(store: S
             .await,
         None
     );
-    // Activity: an inactive user holds nothing; active again, its tokens hold it again.
-    set_active(store, &user, false, at(1)).await;
-    assert_eq!(store.holder(&reset, at(1)).await, None);
-    assert_eq!(store.holder(&verification, at(1)).await, None);
-    let user = set_active(store, &user, true, at(2)).await;
+    // Activity: the token of an inactive user (one created inactive: a deactivation spends
+    // the tokens) holds nothing until the user is activated.
+    let dormant = dormant(store, "dormant@example.com", "dormant").await;
+    let dormant_link = verify_link("dormant");
+    assert_eq!(store.holder(&dormant_link, at(1)).await, None);
+    let dormant = set_active(store, &dormant, true, at(2)).await;
+    assert_eq!(
+        store
+            .links
+            .holder(LinkPurpose::VerifyEmail, &dormant_link.digest, at(2))
+            .await
+            .unwrap(),
+        Some(dormant)
+    );
     assert_eq!(
         store
             .links
@@ -397,7 +422,6 @@ pub async fn links_holder_respects_purpose_expiry_spending_and_activity(store: S
             .unwrap(),
         Some(user.clone())
     );
-    assert_eq!(store.holder(&verification, at(2)).await, Some(user.id));
     // Spent.
     assert_eq!(
         store
@@ -497,7 +521,7 @@ pub async fn links_reset_of_an_expired_token_or_an_inactive_user_changes_nothing
         .session(&user, TimeDelta::zero(), TimeDelta::days(1))
         .await;
     let reset = store.reset_requested(&user, "reset", t0()).await;
-    let unchanged = async |expected: &User| {
+    let unchanged = async |expected: &User, depth: u64| {
         assert_eq!(
             store.users.find_by_id(user.id).await.unwrap().as_ref(),
             Some(expected)
@@ -508,7 +532,7 @@ pub async fn links_reset_of_an_expired_token_or_an_inactive_user_changes_nothing
         );
         assert_eq!(store.version(&user).await, 0);
         assert_eq!(store.live_ids(&user).await, vec![session.id]);
-        assert_eq!(store.depth().await, 1);
+        assert_eq!(store.depth().await, depth);
     };
 
     let inactive = set_active(store, &user, false, at(1)).await;
@@ -518,17 +542,26 @@ pub async fn links_reset_of_an_expired_token_or_an_inactive_user_changes_nothing
         .await
         .unwrap();
     assert_eq!(reset_done, None);
-    unchanged(&inactive).await;
-
+    unchanged(&inactive, 1).await;
+    // Active again, the token stays dead: the deactivation spent it.
     let active = set_active(store, &user, true, at(3)).await;
-    for now in [reset.expires_at, reset.expires_at + TimeDelta::minutes(1)] {
+    let reset_done = store
+        .links
+        .reset_password(&reset.digest, &new_hash(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(reset_done, None);
+    unchanged(&active, 1).await;
+
+    let fresh = store.reset_requested(&user, "fresh", at(3)).await;
+    for now in [fresh.expires_at, fresh.expires_at + TimeDelta::minutes(1)] {
         let reset_done = store
             .links
-            .reset_password(&reset.digest, &new_hash(), now)
+            .reset_password(&fresh.digest, &new_hash(), now)
             .await
             .unwrap();
         assert_eq!(reset_done, None, "{now}");
-        unchanged(&active).await;
+        unchanged(&active, 2).await;
     }
     let unknown = store
         .links
@@ -536,9 +569,9 @@ pub async fn links_reset_of_an_expired_token_or_an_inactive_user_changes_nothing
         .await
         .unwrap();
     assert_eq!(unknown, None);
-    unchanged(&active).await;
-    // The token was never spent: it still works before its expiry.
-    assert_eq!(store.holder(&reset, at(4)).await, Some(user.id));
+    unchanged(&active, 2).await;
+    // The fresh token was never spent: it still works before its expiry.
+    assert_eq!(store.holder(&fresh, at(4)).await, Some(user.id));
 }
 
 /// Of ten resets at once with one token, exactly one succeeds: one hash set, one version bump,
@@ -662,6 +695,25 @@ pub async fn links_verify_email_of_an_expired_token_or_an_inactive_user_changes_
     let user = store.signup("ada@example.com", "verify").await;
     let verification = verify_link("verify");
 
+    // Inactive with an unspent token: refused, and the token is not spent by the attempt.
+    let dormant = dormant(store, "dormant@example.com", "dormant").await;
+    let dormant_link = verify_link("dormant");
+    assert_eq!(
+        store
+            .links
+            .verify_email(&dormant_link.digest, at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.users.find_by_id(dormant.id).await.unwrap().as_ref(),
+        Some(&dormant)
+    );
+    set_active(store, &dormant, true, at(2)).await;
+    assert_eq!(store.holder(&dormant_link, at(2)).await, Some(dormant.id));
+
+    // Deactivated: refused; active again, the token stays dead (the deactivation spent it).
     let inactive = set_active(store, &user, false, at(1)).await;
     assert_eq!(
         store
@@ -675,18 +727,26 @@ pub async fn links_verify_email_of_an_expired_token_or_an_inactive_user_changes_
         store.users.find_by_id(user.id).await.unwrap(),
         Some(inactive)
     );
-
     let active = set_active(store, &user, true, at(3)).await;
-    for now in [
-        verification.expires_at,
-        verification.expires_at + TimeDelta::minutes(1),
-    ] {
+    assert_eq!(
+        store
+            .links
+            .verify_email(&verification.digest, at(3))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let fresh = verify_link("fresh");
+    let requested = store
+        .links
+        .request_verification(user.id, &fresh, &limit(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+    for now in [fresh.expires_at, fresh.expires_at + TimeDelta::minutes(1)] {
         assert_eq!(
-            store
-                .links
-                .verify_email(&verification.digest, now)
-                .await
-                .unwrap(),
+            store.links.verify_email(&fresh.digest, now).await.unwrap(),
             None,
             "{now}"
         );
@@ -826,8 +886,9 @@ pub async fn links_password_changes_spend_reset_tokens_and_queue_the_notice(stor
     let first = store.reset_requested(&user, "first", t0()).await;
     store
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$replaced"), at(1))
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$replaced"), at(1))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(store.holder(&first, at(1)).await, None);
     assert_eq!(
@@ -871,11 +932,12 @@ pub async fn links_password_changes_spend_reset_tokens_and_queue_the_notice(stor
     assert_eq!(store.holder(&third, at(5)).await, None);
 
     // Nobody's password: nothing queued.
-    store
+    let nobody = store
         .users
-        .replace_password(UserId::generate(), &new_hash(), at(6))
+        .replace_password(UserId::generate(), 0, &new_hash(), at(6))
         .await
         .unwrap();
+    assert_eq!(nobody, None);
     assert_eq!(
         store.waiting().await,
         sorted(vec![
@@ -890,8 +952,8 @@ pub async fn links_password_changes_spend_reset_tokens_and_queue_the_notice(stor
 }
 
 /// Changes that set no password queue nothing and leave the reset token working: an update of
-/// other fields (revoking or not), a revoke-all, a rehash, and an update refused for a taken
-/// email even with a password.
+/// other fields (revoking or not; the email only in another case), a revoke-all, a rehash, and
+/// an update refused for a taken email even with a password.
 pub async fn links_changes_without_a_new_password_queue_nothing(store: Store<'_>) {
     let owner = store.user("zoe@example.org").await;
     let user = store.user("ada@example.com").await;
@@ -902,7 +964,7 @@ pub async fn links_changes_without_a_new_password_queue_nothing(store: Store<'_>
     };
 
     let others = UserChanges {
-        email: Some(email("ada@example.net")),
+        email: Some(email("ADA@Example.COM")),
         name: Some(None),
         is_verified: Some(true),
         ..UserChanges::default()
@@ -940,6 +1002,248 @@ pub async fn links_changes_without_a_new_password_queue_nothing(store: Store<'_>
         "{result:?}"
     );
     still_works(at(4)).await;
+}
+
+/// A user verified by an update, holding an unspent verification token (its signup's, made
+/// from `label`) and a reset token made from `label-reset`, with a live session.
+async fn verified_with_links(store: Store<'_>, address: &str, label: &str) -> User {
+    let user = store.signup(address, label).await;
+    store
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    store
+        .reset_requested(&user, &format!("{label}-reset"), t0())
+        .await;
+    let mark = UserChanges {
+        is_verified: Some(true),
+        ..UserChanges::default()
+    };
+    let (user, _) = store
+        .users
+        .update(user.id, &mark, false, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.is_verified);
+    user
+}
+
+/// The links made from `label` by [`verified_with_links`]: both work for `user` at `now`
+/// (`true`), or neither does and neither changes anything when used (`false`).
+async fn links_work(store: Store<'_>, user: &User, label: &str, now: DateTime<Utc>) -> bool {
+    let verification = verify_link(label);
+    let reset = reset_link(&format!("{label}-reset"));
+    let held = (
+        store.holder(&verification, now).await,
+        store.holder(&reset, now).await,
+    );
+    if held == (Some(user.id), Some(user.id)) {
+        return true;
+    }
+    assert_eq!(held, (None, None), "{label}");
+    let before = store.users.find_by_id(user.id).await.unwrap();
+    let version = store.version(user).await;
+    let verified = store
+        .links
+        .verify_email(&verification.digest, now)
+        .await
+        .unwrap();
+    assert_eq!(verified, None, "{label}");
+    let reset = store
+        .links
+        .reset_password(&reset.digest, &new_hash(), now)
+        .await
+        .unwrap();
+    assert_eq!(reset, None, "{label}");
+    assert_eq!(store.users.find_by_id(user.id).await.unwrap(), before);
+    assert_eq!(store.version(user).await, version);
+    false
+}
+
+/// An update to an address of another normalised form spends every unspent link token of the
+/// user, verification and reset alike (they went to the old address), and marks the new
+/// address unverified; nothing else of the user's, and no other user's token, changes. New
+/// links for the new address work.
+pub async fn links_an_email_change_spends_every_link_and_unverifies(store: Store<'_>) {
+    let user = verified_with_links(store, "Ada@Example.com", "ada").await;
+    let other = verified_with_links(store, "grace@example.com", "grace").await;
+    let live = store.live_ids(&user).await;
+    let depth = store.depth().await;
+
+    let moved = UserChanges {
+        email: Some(email("Ada.Lovelace@Example.org")),
+        ..UserChanges::default()
+    };
+    let (stored, revoked) = store
+        .users
+        .update(user.id, &moved, false, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let expected = User {
+        email: email("Ada.Lovelace@Example.org"),
+        is_verified: false,
+        updated_at: at(1),
+        ..user.clone()
+    };
+    assert_eq!(stored, expected);
+    assert_eq!(
+        store.users.find_by_id(user.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert!(revoked.is_empty());
+    assert_eq!(store.live_ids(&user).await, live);
+    assert_eq!(store.version(&expected).await, 0);
+    assert!(!links_work(store, &expected, "ada", at(2)).await);
+    assert_eq!(
+        store.users.password_hash(user.id).await.unwrap(),
+        Some(old_hash())
+    );
+    assert_eq!(store.depth().await, depth);
+    assert!(links_work(store, &other, "grace", at(2)).await);
+
+    // The new address gets links of its own, and they work.
+    let reset = store.reset_requested(&expected, "new-reset", at(2)).await;
+    assert_eq!(store.holder(&reset, at(2)).await, Some(user.id));
+    let verification = verify_link("new-verify");
+    let requested = store
+        .links
+        .request_verification(user.id, &verification, &limit(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+    assert_eq!(
+        store
+            .links
+            .verify_email(&verification.digest, at(3))
+            .await
+            .unwrap(),
+        Some(user.id)
+    );
+}
+
+/// An email change that sets the verification mark itself keeps the mark as given, and still
+/// spends the links of the old address; revoking or not makes no difference to the links.
+pub async fn links_an_email_change_keeps_the_mark_it_sets(store: Store<'_>) {
+    let ada = verified_with_links(store, "ada@example.com", "ada").await;
+    let bob = verified_with_links(store, "bob@example.com", "bob").await;
+
+    let still_verified = UserChanges {
+        email: Some(email("ada@example.org")),
+        is_verified: Some(true),
+        ..UserChanges::default()
+    };
+    let (ada, _) = store
+        .users
+        .update(ada.id, &still_verified, false, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ada.is_verified);
+    assert!(
+        store
+            .users
+            .find_by_id(ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_verified
+    );
+    assert!(!links_work(store, &ada, "ada", at(2)).await);
+
+    let unverified = UserChanges {
+        email: Some(email("bob@example.org")),
+        is_verified: Some(false),
+        ..UserChanges::default()
+    };
+    let (bob, revoked) = store
+        .users
+        .update(bob.id, &unverified, true, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!bob.is_verified);
+    assert_eq!(revoked.len(), 1);
+    assert!(!links_work(store, &bob, "bob", at(2)).await);
+}
+
+/// An update to the same address (as it is, or in another case: the same normalised form)
+/// spends nothing and keeps the verification mark, with or without other changes.
+pub async fn links_an_update_to_the_same_address_spends_nothing(store: Store<'_>) {
+    let user = verified_with_links(store, "Ada@Example.com", "ada").await;
+
+    for (n, address) in ["Ada@Example.com", "ADA@example.COM", " ada@example.com "]
+        .into_iter()
+        .enumerate()
+    {
+        let minute = i64::try_from(n).unwrap() + 1;
+        let same = UserChanges {
+            email: Some(email(address)),
+            name: Some(None),
+            ..UserChanges::default()
+        };
+        let (stored, _) = store
+            .users
+            .update(user.id, &same, false, at(minute))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.is_verified, "{address}");
+        assert!(
+            links_work(store, &stored, "ada", at(minute)).await,
+            "{address}"
+        );
+    }
+    let stored = store.users.find_by_id(user.id).await.unwrap().unwrap();
+    assert!(stored.is_verified);
+    assert_eq!(stored.email.as_str(), "ada@example.com");
+}
+
+/// A deactivation spends every unspent link token of the user, revoking or not: a
+/// reactivation revives none of them, and new links work again. Activating an active user, or
+/// other changes, spend nothing.
+pub async fn links_a_deactivation_spends_every_link_for_good(store: Store<'_>) {
+    let ada = verified_with_links(store, "ada@example.com", "ada").await;
+    let bob = verified_with_links(store, "bob@example.com", "bob").await;
+    let grace = verified_with_links(store, "grace@example.com", "grace").await;
+
+    let active = set_active(store, &grace, true, at(1)).await;
+    assert!(links_work(store, &active, "grace", at(1)).await);
+
+    let ada = set_active(store, &ada, false, at(1)).await;
+    assert!(!links_work(store, &ada, "ada", at(1)).await);
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    let (bob, revoked) = store
+        .users
+        .update(bob.id, &deactivate, true, at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert!(!links_work(store, &bob, "bob", at(1)).await);
+
+    // Reactivated: the old links stay dead; the verification mark is kept.
+    let ada = set_active(store, &ada, true, at(2)).await;
+    let bob = set_active(store, &bob, true, at(2)).await;
+    assert!(ada.is_verified && bob.is_verified);
+    assert!(!links_work(store, &ada, "ada", at(3)).await);
+    assert!(!links_work(store, &bob, "bob", at(3)).await);
+    assert!(links_work(store, &grace, "grace", at(3)).await);
+
+    let reset = store.reset_requested(&ada, "ada-again", at(3)).await;
+    assert_eq!(store.holder(&reset, at(3)).await, Some(ada.id));
+    assert!(
+        store
+            .links
+            .reset_password(&reset.digest, &new_hash(), at(4))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// The purge deletes the tokens expired before the cut (and made before it), and no others;

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
 
 use crate::Store;
-use crate::fixtures::{at, later, sealed, t0};
+use crate::fixtures::{at, later, no_limit, reset_link, sealed, t0};
 
 const LEASE: Duration = Duration::from_secs(5 * 60);
 
@@ -22,8 +22,9 @@ async fn notice_at(store: Store<'_>, name: &str, minutes: i64) {
     let user = store.user(&format!("{name}@example.com")).await;
     store
         .users
-        .replace_password(user.id, &new_hash(), at(minutes))
+        .replace_password(user.id, 0, &new_hash(), at(minutes))
         .await
+        .unwrap()
         .unwrap();
 }
 
@@ -143,6 +144,69 @@ pub async fn outbox_claims_the_oldest_due_first_a_batch_at_a_time(store: Store<'
         recipients(&claim(store, at(20), 10).await),
         ["late@example.com"]
     );
+}
+
+/// Claims take reset and password-changed emails before verification ones, however much
+/// older the verification emails are, then the oldest due first; a verification email is
+/// claimed once no other is due.
+pub async fn outbox_claims_reset_and_notice_emails_before_verification_ones(store: Store<'_>) {
+    // A flood of sign-ups at `t0`, then a reset request and a password change.
+    for n in 0..3 {
+        store
+            .signup(&format!("new{n}@example.com"), &format!("v{n}"))
+            .await;
+    }
+    let ada = store.user("ada@example.com").await;
+    store
+        .links
+        .request_reset(&ada.email, &reset_link("reset"), &no_limit(), at(5))
+        .await
+        .unwrap();
+    notice_at(store, "grace", 4).await;
+
+    let mut batches = Vec::new();
+    for _ in 0..4 {
+        let batch = store
+            .outbox
+            .claim(at(10), Duration::from_secs(3600), 2)
+            .await
+            .unwrap();
+        batches.push(batch.iter().map(|email| email.kind).collect::<Vec<_>>());
+    }
+
+    assert_eq!(
+        batches,
+        [
+            vec![EmailKind::PasswordChanged, EmailKind::ResetPassword],
+            vec![EmailKind::VerifyEmail, EmailKind::VerifyEmail],
+            vec![EmailKind::VerifyEmail],
+            vec![],
+        ]
+    );
+
+    // Once the first two went out and the leases are over, a reset email queued later than
+    // the verification emails were due again still goes first.
+    let first = store.outbox.claim(at(70), LEASE, 2).await.unwrap();
+    for email in &first {
+        store.outbox.sent(email.id, at(70)).await.unwrap();
+    }
+    store
+        .links
+        .request_reset(&ada.email, &reset_link("again"), &no_limit(), at(80))
+        .await
+        .unwrap();
+    let claimed = store.outbox.claim(at(80), LEASE, 10).await.unwrap();
+    let kinds: Vec<EmailKind> = claimed.iter().map(|email| email.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EmailKind::ResetPassword,
+            EmailKind::VerifyEmail,
+            EmailKind::VerifyEmail,
+            EmailKind::VerifyEmail,
+        ]
+    );
+    assert_eq!(claimed[0].sealed_token, Some(sealed("again")));
 }
 
 /// Claims at once get disjoint emails: each email is claimed once.

@@ -75,8 +75,9 @@ pub async fn sessions_create_refuses_a_stale_version_or_an_inactive_user(store: 
     assert!(stored);
     store
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await
+        .unwrap()
         .unwrap();
     store.sessions.revoke_all(user.id, t0()).await.unwrap();
     assert_eq!(store.version(&user).await, 2);
@@ -148,8 +149,9 @@ pub async fn sessions_no_login_racing_a_credentials_change_stays_live(store: Sto
             if round % 2 == 0 {
                 store
                     .users
-                    .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+                    .replace_password(user.id, checked, &PasswordHash::new("$argon2id$new"), t0())
                     .await
+                    .unwrap()
                     .unwrap();
             } else {
                 store.sessions.revoke_all(user.id, t0()).await.unwrap();
@@ -719,8 +721,9 @@ pub async fn sessions_every_revocation_clears_the_sealed_pair(store: Store<'_>) 
 
     store
         .users
-        .replace_password(bob.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(bob.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(store.sealed(by_password).await, None);
     // An update that revokes nothing keeps the pairs.

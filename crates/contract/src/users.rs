@@ -1,15 +1,16 @@
 //! The `UserRepository` contract (with the sessions and roles it touches).
 
 use authd_application::PortError;
-use authd_application::ports::{CreateUserError, Credentials, UserChanges, UserQuery};
-use authd_domain::{DisplayName, PasswordHash, RoleId, User, UserId};
+use authd_application::ports::{CreateUserError, Credentials, LinkRequest, UserChanges, UserQuery};
+use authd_domain::{DisplayName, EmailKind, PasswordHash, RoleId, User, UserId};
 use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use crate::Store;
 use crate::fixtures::MixedSessions;
 use crate::fixtures::{
-    at, display_name, email, ids, old_hash, page, role_name, search, session_ids, slug, sorted, t0,
+    at, display_name, email, ids, link_email, no_limit, notice, old_hash, page, reset_link,
+    role_name, search, session_ids, slug, sorted, t0,
 };
 
 /// A created user is found by id, and by its email in any case and with any surrounding
@@ -1108,8 +1109,9 @@ pub async fn users_replace_password_revokes_exactly_the_live_sessions(store: Sto
     let now = t0() + TimeDelta::seconds(5);
     let revoked_now = store
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), now)
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), now)
         .await
+        .unwrap()
         .unwrap();
 
     assert_eq!(
@@ -1148,7 +1150,7 @@ pub async fn users_replace_password_revokes_exactly_the_live_sessions(store: Sto
     }
 }
 
-/// Replacing the password of an unknown user revokes nothing.
+/// Replacing the password of an unknown user is `None` and revokes nothing.
 pub async fn users_replace_password_of_nobody_revokes_nothing(store: Store<'_>) {
     let user = store.user("ada@example.com").await;
     let (session, _) = store
@@ -1158,18 +1160,160 @@ pub async fn users_replace_password_of_nobody_revokes_nothing(store: Store<'_>) 
         .users
         .replace_password(
             UserId::generate(),
+            0,
             &PasswordHash::new("$argon2id$new"),
             t0(),
         )
         .await
         .unwrap();
-    assert!(revoked.is_empty());
+    assert_eq!(revoked, None);
     assert_eq!(store.live_ids(&user).await, vec![session.id]);
     assert_eq!(store.version(&user).await, 0);
     assert_eq!(
         store.users.password_hash(user.id).await.unwrap(),
         Some(old_hash())
     );
+}
+
+/// Replacing the password is a compare-and-set on the credentials version: at a version that
+/// is not the user's (older or newer) it is `None` and changes nothing (hash, `updated_at`,
+/// version, sessions, reset token, outbox); at the user's version it applies, after which that
+/// version is stale.
+pub async fn users_replace_password_is_a_compare_and_set_on_the_version(store: Store<'_>) {
+    let user = store.user("ada@example.com").await;
+    store.sessions.revoke_all(user.id, t0()).await.unwrap();
+    assert_eq!(store.version(&user).await, 1);
+    let (session, _) = store
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let reset = store.reset_requested(&user, "reset", t0()).await;
+    let emails = vec![link_email(
+        EmailKind::ResetPassword,
+        "ada@example.com",
+        "reset",
+    )];
+
+    for stale in [0, 2, -1] {
+        let replaced = store
+            .users
+            .replace_password(user.id, stale, &PasswordHash::new("$argon2id$stale"), at(1))
+            .await
+            .unwrap();
+        assert_eq!(replaced, None, "version {stale}");
+        assert_eq!(
+            store.users.password_hash(user.id).await.unwrap(),
+            Some(old_hash())
+        );
+        assert_eq!(
+            store.users.find_by_id(user.id).await.unwrap(),
+            Some(user.clone())
+        );
+        assert_eq!(store.version(&user).await, 1);
+        assert_eq!(store.live_ids(&user).await, vec![session.id]);
+        assert_eq!(store.holder(&reset, at(1)).await, Some(user.id));
+        assert_eq!(store.waiting().await, emails);
+    }
+
+    let new = PasswordHash::new("$argon2id$new");
+    let revoked = store
+        .users
+        .replace_password(user.id, 1, &new, at(2))
+        .await
+        .unwrap();
+    assert_eq!(revoked.as_deref().map(session_ids), Some(vec![session.id]));
+    assert_eq!(
+        store.users.password_hash(user.id).await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(store.version(&user).await, 2);
+    assert_eq!(store.holder(&reset, at(2)).await, None);
+
+    // The version it was checked at is stale now.
+    let again = store
+        .users
+        .replace_password(user.id, 1, &PasswordHash::new("$argon2id$again"), at(3))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(store.users.password_hash(user.id).await.unwrap(), Some(new));
+    assert_eq!(store.version(&user).await, 2);
+    assert_eq!(
+        store.waiting().await,
+        sorted(vec![
+            link_email(EmailKind::ResetPassword, "ada@example.com", "reset"),
+            notice("ada@example.com"),
+        ])
+    );
+}
+
+/// Of ten password changes at once checked at one version, exactly one applies: one hash set,
+/// one version bump, one notice.
+pub async fn users_of_concurrent_password_changes_at_one_version_exactly_one_wins(
+    store: Store<'_>,
+) {
+    let user = store.user("ada@example.com").await;
+    let hashes: Vec<PasswordHash> = (0..10)
+        .map(|n| PasswordHash::new(format!("$argon2id${n}")))
+        .collect();
+
+    let changes = join_all(
+        hashes
+            .iter()
+            .map(|hash| store.users.replace_password(user.id, 0, hash, at(1))),
+    )
+    .await;
+
+    let won: Vec<usize> = changes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(n, change)| change.unwrap().map(|_| n))
+        .collect();
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(
+        store.users.password_hash(user.id).await.unwrap(),
+        Some(hashes[won[0]].clone())
+    );
+    assert_eq!(store.version(&user).await, 1);
+    assert_eq!(store.waiting().await, vec![notice("ada@example.com")]);
+}
+
+/// However a password change checked at the current version interleaves with a reset whose
+/// link was sent before it, exactly one of them applies and the other changes nothing: a
+/// change never overwrites a completed reset (the version moved), and a completed change
+/// leaves the reset link dead (it spends the reset tokens).
+pub async fn users_a_password_change_never_overwrites_a_completed_reset(store: Store<'_>) {
+    let user = store.user("ada@example.com").await;
+    for round in 0..20 {
+        let checked = store.version(&user).await;
+        let link = reset_link(&format!("reset-{round}"));
+        let requested = store
+            .links
+            .request_reset(&user.email, &link, &no_limit(), t0())
+            .await
+            .unwrap();
+        assert_eq!(requested, LinkRequest::Queued, "round {round}");
+        let reset_hash = PasswordHash::new(format!("$argon2id$reset-{round}"));
+        let changed_hash = PasswordHash::new(format!("$argon2id$changed-{round}"));
+
+        let change = store
+            .users
+            .replace_password(user.id, checked, &changed_hash, t0());
+        let reset = store.links.reset_password(&link.digest, &reset_hash, t0());
+        let (change, reset) = futures_util::future::join(change, reset).await;
+
+        let (changed, reset) = (change.unwrap().is_some(), reset.unwrap().is_some());
+        assert!(
+            changed != reset,
+            "round {round}: change {changed}, reset {reset}"
+        );
+        let winner = if reset { reset_hash } else { changed_hash };
+        assert_eq!(
+            store.users.password_hash(user.id).await.unwrap(),
+            Some(winner),
+            "round {round}"
+        );
+        assert_eq!(store.version(&user).await, checked + 1, "round {round}");
+    }
 }
 
 /// A rehash replaces the hash alone, only while the stored hash is still the old one: no
@@ -1265,8 +1409,9 @@ pub async fn users_every_credentials_change_bumps_the_version(store: Store<'_>) 
 
     store
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(store.version(&user).await, 1);
     store.sessions.revoke_all(user.id, t0()).await.unwrap();

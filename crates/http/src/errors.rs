@@ -279,6 +279,11 @@ impl From<ChangePasswordError> for ApiError {
                 Self::BadRequest("the current password is incorrect".into())
             }
             ChangePasswordError::Throttled { retry_after } => Self::TooManyRequests(retry_after),
+            // Whatever changed the credentials meanwhile (a reset, a revoke-all) revoked the
+            // caller's session too: it is no longer authenticated.
+            ChangePasswordError::CredentialsChanged => {
+                Self::Unauthorized("the password was changed meanwhile; sign in again".into())
+            }
             ChangePasswordError::Port(error) => error.into(),
         }
     }

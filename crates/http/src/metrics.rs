@@ -51,7 +51,7 @@ pub(crate) fn emails_queued(kind: EmailKind) {
     metrics::counter!("authd_emails_queued_total", "kind" => kind.as_str()).increment(1);
 }
 
-/// A password-reset request that was answered but not worked on: too many were in progress.
-pub(crate) fn password_reset_dropped() {
-    metrics::counter!("authd_password_reset_requests_dropped_total").increment(1);
+/// A password-reset request answered `503`: too many were in progress.
+pub(crate) fn password_reset_busy() {
+    metrics::counter!("authd_password_reset_requests_busy_total").increment(1);
 }

@@ -21,7 +21,8 @@ const FROM_SETTING: &str = "AUTHD_EMAIL_FROM";
 /// Sends emails to an SMTP server, one connection per email.
 ///
 /// - `smtp://[user:pass@]host[:port]` (port 25 by default): STARTTLS when the server offers
-///   it, plain otherwise.
+///   it, plain otherwise; with a user, STARTTLS is required (credentials never travel in
+///   clear).
 /// - `smtps://[user:pass@]host[:port]` (port 465 by default): TLS from the first byte.
 ///
 /// The certificate is checked against the system's roots and the host name. The timeout is
@@ -85,8 +86,13 @@ impl SmtpMailer {
 
         let tls_parameters = TlsParameters::new(host.clone())
             .map_err(|err| anyhow!("{URL_SETTING}: cannot set up TLS ({err})"))?;
+        // lettre sends AUTH whether or not STARTTLS happened, so with credentials an on-path
+        // attacker who strips the STARTTLS offer would read them (and every link in clear):
+        // credentials require TLS.
         let tls = if implicit_tls {
             Tls::Wrapper(tls_parameters)
+        } else if credentials.is_some() {
+            Tls::Required(tls_parameters)
         } else {
             Tls::Opportunistic(tls_parameters)
         };

@@ -212,6 +212,35 @@ async fn an_email_is_delivered_with_both_parts() {
     assert!(html.contains("Choose a new password"), "{html}");
 }
 
+/// aiosmtpd offers no STARTTLS here: with credentials in the URL, nothing is sent (the
+/// credentials would go in clear), while the same server takes the email without them.
+#[tokio::test]
+async fn credentials_are_never_sent_without_tls() {
+    let server = Aiosmtpd::start();
+    let url = format!("smtp://mailer:secret@127.0.0.1:{}", server.port);
+    let mailer = SmtpMailer::new(&url, FROM, Duration::from_secs(5)).unwrap();
+    let message = MinijinjaTemplates::load(None)
+        .unwrap()
+        .render(EmailKind::PasswordChanged, TO, None)
+        .unwrap();
+
+    let err = mailer.send(&message).await.unwrap_err();
+    assert!(!err.0.contains("secret"), "{err}");
+
+    let plain = SmtpMailer::new(
+        &format!("smtp://127.0.0.1:{}", server.port),
+        FROM,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    plain.send(&message).await.unwrap();
+    assert!(
+        server
+            .delivered(Duration::from_secs(5))
+            .contains("Subject:")
+    );
+}
+
 #[tokio::test]
 async fn a_port_nobody_listens_on_is_an_error_within_the_timeout() {
     let url = format!("smtp://127.0.0.1:{}", free_port());

@@ -127,14 +127,19 @@ impl Data {
 
     /// Sets the user's password hash as a password change does, in one step under the lock:
     /// bumps the credentials version, revokes the live sessions, spends the reset tokens and
-    /// queues the notice. `None` when there is no such user. The replacement and the reset
-    /// share it, so both revoke alike.
+    /// queues the notice. With `expected_version`, only while the user's credentials are still
+    /// at that version. `None`, changing nothing, when there is no such user or the version
+    /// moved. The replacement and the reset share it, so both revoke alike.
     fn set_password(
         &mut self,
         id: UserId,
+        expected_version: Option<i64>,
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Option<Vec<Session>> {
+        if expected_version.is_some_and(|expected| expected != self.version(id)) {
+            return None;
+        }
         let (user, stored) = self.users.get_mut(&id)?;
         *stored = hash.clone();
         user.updated_at = now;
@@ -155,11 +160,18 @@ impl Data {
 
     /// Spends the user's unspent reset tokens.
     fn spend_resets(&mut self, user: UserId, now: DateTime<Utc>) {
+        self.spend_tokens(user, now, |purpose| purpose == LinkPurpose::ResetPassword);
+    }
+
+    /// Spends the user's unspent tokens whose purpose `pick` chooses.
+    fn spend_tokens(
+        &mut self,
+        user: UserId,
+        now: DateTime<Utc>,
+        pick: impl Fn(LinkPurpose) -> bool,
+    ) {
         for row in self.links.values_mut() {
-            if row.user == user
-                && row.purpose == LinkPurpose::ResetPassword
-                && row.spent_at.is_none()
-            {
+            if row.user == user && pick(row.purpose) && row.spent_at.is_none() {
                 row.spent_at = Some(now);
             }
         }
@@ -421,8 +433,17 @@ impl UserRepository for InMemoryStore {
         let Some((user, hash)) = data.users.get_mut(&id) else {
             return Ok(None);
         };
+        // `Email` compares normalised forms: another case of the same address is no move.
+        let moved = changes
+            .email
+            .as_ref()
+            .is_some_and(|email| *email != user.email);
         if let Some(email) = &changes.email {
             user.email = email.clone();
+        }
+        if moved {
+            // The old address's verification does not carry over, unless the change says so.
+            user.is_verified = false;
         }
         if let Some(name) = &changes.name {
             user.name = name.clone();
@@ -444,6 +465,11 @@ impl UserRepository for InMemoryStore {
         }
         user.updated_at = now;
         let user = user.clone();
+        if moved || changes.is_active == Some(false) {
+            // The links went to the old address, or were sent before the deactivation: none
+            // works after it.
+            data.spend_tokens(id, now, |_| true);
+        }
         let revoked = if revoke_sessions {
             data.end_credentials(id, now)
         } else {
@@ -497,10 +523,13 @@ impl UserRepository for InMemoryStore {
     async fn replace_password(
         &self,
         id: UserId,
+        expected_version: i64,
         hash: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, PortError> {
-        Ok(self.data().set_password(id, hash, now).unwrap_or_default())
+    ) -> Result<Option<Vec<Session>>, PortError> {
+        Ok(self
+            .data()
+            .set_password(id, Some(expected_version), hash, now))
     }
 }
 
@@ -812,7 +841,7 @@ impl LinkTokenRepository for InMemoryStore {
             // The link reached the address: it is the user's.
             user.is_verified = true;
         }
-        let Some(revoked) = data.set_password(id, hash, now) else {
+        let Some(revoked) = data.set_password(id, None, hash, now) else {
             return Ok(None);
         };
         Ok(data
@@ -867,15 +896,19 @@ impl Outbox for InMemoryStore {
             .and_then(|lease| now.checked_add_signed(lease))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut data = self.data();
-        let mut due: Vec<(DateTime<Utc>, EmailId)> = data
+        // Verification emails last (`false` sorts first), then the oldest due first.
+        let mut due: Vec<(bool, DateTime<Utc>, EmailId)> = data
             .outbox
             .values()
             .filter(|row| row.pending() && row.next_attempt_at <= now)
-            .map(|row| (row.next_attempt_at, row.email.id))
+            .map(|row| {
+                let last = row.email.kind == EmailKind::VerifyEmail;
+                (last, row.next_attempt_at, row.email.id)
+            })
             .collect();
         due.sort_unstable();
         let mut claimed = Vec::new();
-        for (_, id) in due.into_iter().take(batch as usize) {
+        for (_, _, id) in due.into_iter().take(batch as usize) {
             if let Some(row) = data.outbox.get_mut(&id) {
                 row.email.attempts = row.email.attempts.saturating_add(1);
                 row.next_attempt_at = until;

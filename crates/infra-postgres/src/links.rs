@@ -2,8 +2,9 @@
 //! and the changes they make.
 //!
 //! Every transaction here that touches both a user and its tokens locks the user's row first,
-//! as the password changes in `users.rs` do (their UPDATE of the user comes before spending the
-//! tokens): one order everywhere, so two of them never wait on each other in a cycle.
+//! as the password changes and updates in `users.rs` do (they lock or UPDATE the user before
+//! spending the tokens): one order everywhere, so two of them never wait on each other in a
+//! cycle.
 
 use async_trait::async_trait;
 use authd_application::PortError;
@@ -67,6 +68,24 @@ pub(crate) async fn spend_reset_tokens(
         link_tokens::table
             .filter(link_tokens::user_id.eq(user.as_uuid()))
             .filter(link_tokens::purpose.eq(LinkPurpose::ResetPassword.as_str()))
+            .filter(link_tokens::spent_at.is_null()),
+    )
+    .set(link_tokens::spent_at.eq(now))
+    .execute(conn)
+    .await
+}
+
+/// Spends every unspent link token of `user`, of both purposes, inside the caller's
+/// transaction (which holds the user's row): a new address makes the links sent to the old one
+/// worthless, and a deactivation leaves none for a reactivation to revive.
+pub(crate) async fn spend_all_tokens(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        link_tokens::table
+            .filter(link_tokens::user_id.eq(user.as_uuid()))
             .filter(link_tokens::spent_at.is_null()),
     )
     .set(link_tokens::spent_at.eq(now))
@@ -289,7 +308,7 @@ impl LinkTokenRepository for PgLinkTokenRepository {
                 };
                 // The very steps of a password change (`replace_password`), plus the address
                 // marked verified: the link reached it.
-                let Some(revoked) = set_password(conn, user, hash, true, now).await? else {
+                let Some(revoked) = set_password(conn, user, None, hash, true, now).await? else {
                     return Ok(None);
                 };
                 let stored = find_with_role(conn, user).await?;

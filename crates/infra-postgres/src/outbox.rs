@@ -68,7 +68,8 @@ pub(crate) fn bindable(at: DateTime<Utc>) -> DateTime<Utc> {
     at.max(earliest)
 }
 
-/// A claimed row, with when it was due (for the order of the answer: `RETURNING` keeps none).
+/// A claimed row, with when it was due (for the order of the answer: `RETURNING` keeps none,
+/// so it is sorted again as [`CLAIM`] picked).
 #[derive(QueryableByName)]
 struct ClaimedRow {
     #[diesel(sql_type = SqlUuid)]
@@ -101,16 +102,17 @@ impl ClaimedRow {
     }
 }
 
-/// One statement claims the due rows: the CTE locks at most `$2` of them, oldest due first,
-/// skipping the rows another instance's claim holds (so concurrent claims get disjoint rows
-/// without waiting), and the UPDATE counts the attempt and moves them past the lease. A row a
-/// concurrent claim changed and committed is re-checked against the `WHERE` before it is
+/// One statement claims the due rows: the CTE locks at most `$2` of them, reset and
+/// password-changed emails before verification ones (`false` sorts first), then oldest due
+/// first, skipping the rows another instance's claim holds (so concurrent claims get disjoint
+/// rows without waiting), and the UPDATE counts the attempt and moves them past the lease. A
+/// row a concurrent claim changed and committed is re-checked against the `WHERE` before it is
 /// locked, so a row is never claimed twice within its lease. The CTE's `WHERE` is the one of
-/// the partial index `outbox_pending_idx`.
+/// the partial index `outbox_pending_idx`; the due rows it finds are sorted for the order.
 const CLAIM: &str = "WITH due AS ( \
      SELECT id, next_attempt_at FROM outbox \
      WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1 \
-     ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     ORDER BY kind = 'verify_email', next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
      UPDATE outbox SET attempts = outbox.attempts + 1, next_attempt_at = $3 \
      FROM due WHERE outbox.id = due.id \
      RETURNING outbox.id, outbox.kind, outbox.recipient, outbox.sealed_token, \
@@ -151,7 +153,13 @@ impl Outbox for PgOutbox {
             .load::<ClaimedRow>(&mut conn)
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;
-        rows.sort_by_key(|row| (row.due_at, row.id));
+        rows.sort_by_key(|row| {
+            (
+                row.kind == EmailKind::VerifyEmail.as_str(),
+                row.due_at,
+                row.id,
+            )
+        });
         rows.into_iter().map(ClaimedRow::into_email).collect()
     }
 

@@ -11,11 +11,12 @@ use authd_domain::{
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::errors::{DbError, EMAIL_UNIQUE, ONE_PRIMARY_ADMIN, corrupt};
-use crate::links::{issue, spend_reset_tokens};
+use crate::links::{issue, spend_all_tokens, spend_reset_tokens};
 use crate::outbox::queue;
 use crate::pool::PgPool;
 use crate::roles::RoleRefRow;
@@ -114,7 +115,9 @@ struct UserChangeset<'a> {
 }
 
 impl<'a> UserChangeset<'a> {
-    fn of(changes: &'a UserChanges, now: DateTime<Utc>) -> Self {
+    /// The changeset of `changes`; `moved` says the email changes to another normalised form,
+    /// which unmarks the address verified unless `changes` sets the mark itself.
+    fn of(changes: &'a UserChanges, moved: bool, now: DateTime<Utc>) -> Self {
         Self {
             email: changes.email.as_ref().map(Email::as_str),
             email_normalized: changes.email.as_ref().map(Email::normalized),
@@ -125,7 +128,7 @@ impl<'a> UserChangeset<'a> {
             role_id: changes.role.map(|role| role.as_uuid()),
             is_active: changes.is_active,
             is_superuser: changes.is_superuser,
-            is_verified: changes.is_verified,
+            is_verified: changes.is_verified.or(moved.then_some(false)),
             password_hash: changes.password_hash.as_ref().map(PasswordHash::as_str),
             updated_at: now,
         }
@@ -159,11 +162,14 @@ async fn password_changed(
 /// A password change, inside the caller's transaction: sets the hash (and, when
 /// `mark_verified`, the address verified: a reset link reached it), ends the credentials
 /// (version bumped, every live session revoked) and does what [`password_changed`] does.
-/// Returns the sessions it revoked; `None`, writing nothing, when there is no such user.
-/// `replace_password` and a completed reset share it, so both end sessions alike.
+/// With `expected_version`, only while the user's credentials are still at that version.
+/// Returns the sessions it revoked; `None`, writing nothing, when there is no such user or the
+/// version moved. `replace_password` and a completed reset share it, so both end sessions
+/// alike.
 pub(crate) async fn set_password(
     conn: &mut AsyncPgConnection,
     id: UserId,
+    expected_version: Option<i64>,
     hash: &PasswordHash,
     mark_verified: bool,
     now: DateTime<Utc>,
@@ -173,7 +179,16 @@ pub(crate) async fn set_password(
         is_verified: mark_verified.then_some(true),
         updated_at: now,
     };
-    let Some(address) = diesel::update(users::table.find(id.as_uuid()))
+    // In the UPDATE's own `WHERE`: it takes the row lock, so a concurrent reset or change that
+    // holds it commits first, and the condition is checked again on the row it left (whose
+    // bumped version then matches nothing).
+    let version_matches: Box<dyn BoxableExpression<users::table, Pg, SqlType = Bool>> =
+        match expected_version {
+            Some(version) => Box::new(users::credentials_version.eq(version)),
+            None => Box::new(true.into_sql::<Bool>()),
+        };
+    let user = users::table.find(id.as_uuid()).filter(version_matches);
+    let Some(address) = diesel::update(user)
         .set(set)
         .returning(users::email)
         .get_result::<String>(conn)
@@ -418,19 +433,34 @@ impl UserRepository for PgUserRepository {
         now: DateTime<Utc>,
     ) -> Result<Option<(User, Vec<Session>)>, CreateUserError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let changeset = UserChangeset::of(changes, now);
         // One transaction: a taken email (the unique constraint decides, and becomes
-        // `EmailTaken` in the conversion from `DbError`) or any other failure leaves the user
-        // and its sessions as they were. An unknown role is a foreign-key violation, reported
-        // as unexpected: the caller checks roles first.
+        // `EmailTaken` in the conversion from `DbError`) or any other failure leaves the user,
+        // its sessions and its tokens as they were. An unknown role is a foreign-key
+        // violation, reported as unexpected: the caller checks roles first.
         let updated = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
-                let found = diesel::update(users::table.find(id.as_uuid()))
-                    .set(changeset)
+                // The old address, read under the row lock (taken first, as everywhere the
+                // user and its tokens change together), so it is the one this update replaces.
+                let Some(old_address) = users::table
+                    .find(id.as_uuid())
+                    .select(users::email_normalized)
+                    .for_update()
+                    .first::<String>(conn)
+                    .await
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let moved = changes
+                    .email
+                    .as_ref()
+                    .is_some_and(|email| email.normalized() != old_address);
+                diesel::update(users::table.find(id.as_uuid()))
+                    .set(UserChangeset::of(changes, moved, now))
                     .execute(conn)
                     .await?;
-                if found == 0 {
-                    return Ok(None);
+                if moved || changes.is_active == Some(false) {
+                    spend_all_tokens(conn, id, now).await?;
                 }
                 let revoked = if revoke_sessions {
                     end_credentials(conn, id, now).await?
@@ -535,24 +565,21 @@ impl UserRepository for PgUserRepository {
     async fn replace_password(
         &self,
         id: UserId,
+        expected_version: i64,
         hash: &PasswordHash,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, PortError> {
+    ) -> Result<Option<Vec<Session>>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
         // One transaction: a failure between the statements must not leave a new password
         // with the old sessions still live, an old reset link working, or no notice queued
         // (or the reverse).
         let revoked = conn
             .transaction::<_, diesel::result::Error, _>(async |conn| {
-                set_password(conn, id, hash, false, now).await
+                set_password(conn, id, Some(expected_version), hash, false, now).await
             })
             .await
             .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(revoked
-            .unwrap_or_default()
-            .into_iter()
-            .map(Session::from)
-            .collect())
+        Ok(revoked.map(|revoked| revoked.into_iter().map(Session::from).collect()))
     }
 }
 

@@ -177,7 +177,7 @@ async fn a_password_change_that_fails_midway_changes_nothing() {
 
     let result = f
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await;
 
     assert!(
@@ -813,8 +813,9 @@ async fn every_revocation_clears_the_sealed_pair() {
     assert_eq!(sealed(&f, other).await, None);
 
     f.users
-        .replace_password(bob.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(bob.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(sealed(&f, by_password).await, None);
     let deactivate = UserChanges {
@@ -963,8 +964,9 @@ async fn every_credentials_change_bumps_the_version_and_refuses_older_logins() {
     assert!(stored);
 
     f.users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(version(&f, &user).await, 1);
     f.sessions.revoke_all(user.id, t0()).await.unwrap();
@@ -1029,8 +1031,9 @@ async fn no_login_racing_a_credentials_change_leaves_a_live_session() {
             tokio::spawn(async move {
                 if round % 2 == 0 {
                     users
-                        .replace_password(id, &PasswordHash::new("$argon2id$new"), t0())
+                        .replace_password(id, checked, &PasswordHash::new("$argon2id$new"), t0())
                         .await
+                        .unwrap()
                         .unwrap();
                 } else {
                     sessions.revoke_all(id, t0()).await.unwrap();
@@ -1286,7 +1289,7 @@ async fn a_password_change_whose_notice_cannot_be_queued_changes_nothing() {
 
     let replaced = f
         .users
-        .replace_password(user.id, &PasswordHash::new("$argon2id$new"), t0())
+        .replace_password(user.id, 0, &PasswordHash::new("$argon2id$new"), t0())
         .await;
     assert!(
         matches!(replaced, Err(PortError::Unexpected(_))),
@@ -1325,6 +1328,71 @@ async fn a_password_change_whose_notice_cannot_be_queued_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(holder.map(|holder| holder.id), Some(user.id));
+}
+
+/// An email change or a deactivation whose links cannot be spent changes nothing: the address,
+/// the verification mark, the activity and the links stay as they were.
+#[tokio::test]
+async fn an_update_whose_links_cannot_be_spent_changes_nothing() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let mark = UserChanges {
+        is_verified: Some(true),
+        ..UserChanges::default()
+    };
+    let (user, _) = f
+        .users
+        .update(user.id, &mark, false, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let reset = link(LinkPurpose::ResetPassword, "reset");
+    let requested = f
+        .links
+        .request_reset(&user.email, &reset, &EmailRateLimit::default(), t0())
+        .await
+        .unwrap();
+    assert_eq!(requested, LinkRequest::Queued);
+    let mut conn = AsyncPgConnection::establish(&f._db.url).await.unwrap();
+    conn.batch_execute(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused'; END $$; \
+         CREATE TRIGGER refuse BEFORE UPDATE ON link_tokens \
+         FOR EACH ROW EXECUTE FUNCTION refuse();",
+    )
+    .await
+    .unwrap();
+
+    for changes in [
+        UserChanges {
+            email: Some(Email::parse("ada@example.org").unwrap()),
+            ..UserChanges::default()
+        },
+        UserChanges {
+            is_active: Some(false),
+            ..UserChanges::default()
+        },
+    ] {
+        let updated = f.users.update(user.id, &changes, true, t0()).await;
+        assert!(
+            matches!(
+                updated,
+                Err(CreateUserError::Port(PortError::Unexpected(_)))
+            ),
+            "{changes:?}: {updated:?}"
+        );
+        assert_eq!(
+            f.users.find_by_id(user.id).await.unwrap(),
+            Some(user.clone())
+        );
+        assert_eq!(version(&f, &user).await, 0);
+        let holder = f
+            .links
+            .holder(LinkPurpose::ResetPassword, &reset.digest, t0())
+            .await
+            .unwrap();
+        assert_eq!(holder.map(|holder| holder.id), Some(user.id));
+    }
 }
 
 /// `rows` emails queued by hand, due one second apart from `t0 - rows s` on.

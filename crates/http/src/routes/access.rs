@@ -310,10 +310,11 @@ pub(crate) async fn log_out_everywhere(
 }
 
 /// Password-reset requests worked on at once, by the whole process. Beyond that a request is
-/// answered all the same and dropped: a flood of them (every one admitted by the per-network
-/// cap, from many networks) cannot pile up tasks and store connections without bound. The
-/// owner of an address whose request was dropped simply asks again.
-const RESET_REQUESTS_IN_PROGRESS: usize = 64;
+/// answered `503` with `Retry-After: 1`, as for a full hash queue, before anything is counted or
+/// looked up (so the answer says nothing about the address): a flood of them (every one
+/// admitted by the per-network cap, from many networks) cannot pile up tasks, nor take more than
+/// a few of the store's connections from logins.
+const RESET_REQUESTS_IN_PROGRESS: usize = 8;
 static RESET_REQUESTS: Semaphore = Semaphore::const_new(RESET_REQUESTS_IN_PROGRESS);
 
 /// The answer is `202` with no body, whatever the address: the work that depends on it (the
@@ -340,24 +341,28 @@ pub(crate) async fn request_password_reset(
         .as_ref()
         .and_then(|object| requests::request_password_reset(Body::new(object, &mut errors), ip));
     let command = errors.finish(command)?;
+    let Ok(permit) = RESET_REQUESTS.try_acquire() else {
+        metrics::password_reset_busy();
+        tracing::warn!("too many password-reset requests in progress; answered busy");
+        return Err(ApiError::Busy);
+    };
     state
         .use_cases
         .request_password_reset
         .admit(&command)
         .await?;
-    reset_after_answering(Arc::clone(&state.use_cases), command);
+    reset_after_answering(Arc::clone(&state.use_cases), command, permit);
     Ok(HttpResponse::Accepted().finish())
 }
 
-/// Runs the reset request off the request path, in the request's span, or drops it when
-/// [`RESET_REQUESTS_IN_PROGRESS`] are running. Its outcome goes to the log and the metrics,
+/// Runs the reset request off the request path, in the request's span, holding one of the
+/// [`RESET_REQUESTS_IN_PROGRESS`] permits until it is done. Its outcome goes to the log and the metrics,
 /// never to the client; the address is not logged.
-fn reset_after_answering(use_cases: Arc<UseCases>, command: commands::RequestPasswordReset) {
-    let Ok(permit) = RESET_REQUESTS.try_acquire() else {
-        metrics::password_reset_dropped();
-        tracing::warn!("too many password-reset requests in progress; this one was dropped");
-        return;
-    };
+fn reset_after_answering(
+    use_cases: Arc<UseCases>,
+    command: commands::RequestPasswordReset,
+    permit: tokio::sync::SemaphorePermit<'static>,
+) {
     let work = async move {
         let _permit = permit;
         match use_cases.request_password_reset.execute(&command).await {
