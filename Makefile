@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt build bench api-fuzz
+.PHONY: help run test lint fmt build bench api-fuzz mutants
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: ## Every test: unit, adapter (real Postgres and Redis) and end-to-end
 
 api-fuzz: ## schemathesis (pinned, in a venv under target/) with --checks all against a running server: it must find nothing
 	tests/schemathesis/run.sh
+
+mutants: ## cargo-mutants on authd-domain, -application, -crypto and -memory (each by its own tests; memory also by the contract suite): fails on any missed mutant or timeout
+	tests/mutants/run.sh $(CRATES)
 
 lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's dependency rule
 	$(CARGO) fmt --all -- --check

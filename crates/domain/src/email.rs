@@ -193,6 +193,53 @@ mod tests {
     }
 
     #[test]
+    fn rejects_angle_brackets_commas_and_semicolons() {
+        for c in ['<', '>', ',', ';'] {
+            assert_eq!(
+                Email::parse(&format!("a{c}b@example.com")).unwrap_err(),
+                EmailError::Malformed,
+                "{c:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_control_characters() {
+        assert_eq!(
+            Email::parse("a\u{7}b@example.com").unwrap_err(),
+            EmailError::Malformed
+        );
+    }
+
+    #[test]
+    fn display_and_string_are_the_address_as_given() {
+        let email = Email::parse(" Ada@Example.com ").unwrap();
+        assert_eq!(email.to_string(), "Ada@Example.com");
+        assert_eq!(String::from(email), "Ada@Example.com");
+    }
+
+    #[test]
+    fn case_variants_are_one_entry_in_a_hash_set() {
+        let set: std::collections::HashSet<Email> = ["Ada@Example.com", "ada@example.COM"]
+            .into_iter()
+            .map(|raw| Email::parse(raw).unwrap())
+            .collect();
+        assert_eq!(set.len(), 1);
+        assert!(set.contains(&Email::parse("ADA@EXAMPLE.COM").unwrap()));
+        assert!(!set.contains(&Email::parse("bob@example.com").unwrap()));
+    }
+
+    #[test]
+    fn different_identities_hash_differently() {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // A fixed-key hasher: the result is the same on every run.
+        let state = BuildHasherDefault::<DefaultHasher>::default();
+        let ada = Email::parse("ada@example.com").unwrap();
+        let bob = Email::parse("bob@example.com").unwrap();
+        assert_ne!(state.hash_one(&ada), state.hash_one(&bob));
+    }
+
+    #[test]
     fn the_length_limit_counts_what_was_sent() {
         let at_limit = format!("a@{}.com", "b".repeat(Email::MAX_LEN - 6));
         assert_eq!(at_limit.chars().count(), Email::MAX_LEN);

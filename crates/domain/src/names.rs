@@ -257,6 +257,53 @@ mod tests {
     }
 
     #[test]
+    fn role_names_stop_at_the_limit() {
+        assert!(RoleName::parse(&"x".repeat(RoleName::MAX_LEN)).is_ok());
+        assert_eq!(
+            RoleName::parse(&"x".repeat(RoleName::MAX_LEN + 1)),
+            Err(RoleTextError::NameTooLong(RoleName::MAX_LEN))
+        );
+    }
+
+    #[test]
+    fn role_descriptions_stop_at_the_limit() {
+        assert!(
+            RoleDescription::parse(&"x".repeat(RoleDescription::MAX_LEN))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            RoleDescription::parse(&"x".repeat(RoleDescription::MAX_LEN + 1)),
+            Err(RoleTextError::DescriptionTooLong(RoleDescription::MAX_LEN))
+        );
+    }
+
+    #[test]
+    fn a_display_name_reads_back_as_the_trimmed_text() {
+        let name = DisplayName::parse(" Ada ").unwrap().unwrap();
+        assert_eq!(name.to_string(), "Ada");
+        assert_eq!(name.as_ref(), "Ada");
+        assert_eq!(name.into_string(), "Ada");
+    }
+
+    #[test]
+    fn a_role_name_reads_back_as_the_trimmed_text() {
+        let name = RoleName::parse(" Editors ").unwrap();
+        assert_eq!(name.to_string(), "Editors");
+        assert_eq!(name.as_ref(), "Editors");
+        assert_eq!(name.clone().into_string(), "Editors");
+        assert_eq!(String::from(name), "Editors");
+    }
+
+    #[test]
+    fn a_role_description_reads_back_as_the_trimmed_text() {
+        let description = RoleDescription::parse(" Edits ").unwrap().unwrap();
+        assert_eq!(description.to_string(), "Edits");
+        assert_eq!(description.as_ref(), "Edits");
+        assert_eq!(description.into_string(), "Edits");
+    }
+
+    #[test]
     fn blank_is_no_name_and_no_description_but_no_role_name() {
         assert_eq!(DisplayName::parse("\u{3000} "), Ok(None));
         assert_eq!(RoleDescription::parse("\n"), Ok(None));

@@ -304,4 +304,33 @@ mod tests {
             "PasswordHash(***)"
         );
     }
+
+    #[test]
+    fn a_password_hash_reads_back_as_the_phc_string() {
+        let phc = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        assert_eq!(PasswordHash::new(phc).as_str(), phc);
+    }
+
+    #[test]
+    fn a_password_hash_debug_hides_the_phc_string() {
+        let debug = format!("{:?}", PasswordHash::new("$argon2id$secret"));
+        assert!(!debug.contains("secret"), "{debug}");
+        assert_eq!(debug, "PasswordHash(***)");
+    }
+
+    #[test]
+    fn a_new_password_debug_hides_the_password() {
+        let password = NewPassword::parse("hunter2hunter2", &PasswordPolicy::default(), None);
+        let debug = format!("{:?}", password.unwrap());
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert_eq!(debug, "NewPassword(***)");
+    }
+
+    #[test]
+    fn a_new_password_other_than_the_email_is_not_the_email() {
+        let email = Email::parse("ada@example.com").unwrap();
+        let password =
+            NewPassword::parse("correct horse", &PasswordPolicy::default(), Some(&email)).unwrap();
+        assert!(!password.is_email(&email));
+    }
 }

@@ -414,6 +414,44 @@ mod tests {
     }
 
     #[test]
+    fn a_link_token_debug_hides_the_token() {
+        let raw = "s".repeat(LinkToken::LEN);
+        let debug = format!("{:?}", LinkToken::parse(&raw).unwrap());
+        assert!(!debug.contains(&raw), "{debug}");
+        assert_eq!(debug, "LinkToken(***)");
+    }
+
+    #[test]
+    fn email_kinds_display_their_stable_names() {
+        assert_eq!(EmailKind::VerifyEmail.to_string(), "verify_email");
+        assert_eq!(EmailKind::ResetPassword.to_string(), "reset_password");
+        assert_eq!(EmailKind::PasswordChanged.to_string(), "password_changed");
+    }
+
+    #[test]
+    fn the_default_rate_limit_is_one_a_minute_and_five_an_hour() {
+        let limit = EmailRateLimit::default();
+        assert_eq!(limit.min_interval(), Duration::from_secs(60));
+        assert_eq!(limit.per_window(), 5);
+        assert_eq!(limit.window(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_link_template_reads_back_as_given() {
+        let raw = "https://app.example/verify?token={token}";
+        assert_eq!(LinkTemplate::parse(raw).unwrap().as_str(), raw);
+    }
+
+    #[test]
+    fn delivery_attempts_default_to_twelve_and_are_at_least_one() {
+        assert_eq!(DeliveryRetry::default().max_attempts(), 12);
+        assert_eq!(
+            DeliveryRetry::new(Duration::from_secs(1), Duration::MAX, 0).max_attempts(),
+            1
+        );
+    }
+
+    #[test]
     fn purposes_and_kinds_round_trip_their_names() {
         for purpose in [LinkPurpose::VerifyEmail, LinkPurpose::ResetPassword] {
             assert_eq!(LinkPurpose::parse(purpose.as_str()), Some(purpose));

@@ -129,6 +129,13 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_slug_displays_and_converts_to_itself() {
+        let slug = RoleSlug::parse("application-access").unwrap();
+        assert_eq!(slug.to_string(), "application-access");
+        assert_eq!(String::from(slug), "application-access");
+    }
 }
 
 /// Why a role's name or description is refused ([`RoleName`](crate::RoleName),

@@ -76,3 +76,27 @@ impl User {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RoleId, RoleName, RoleSlug};
+
+    fn role() -> RoleRef {
+        RoleRef {
+            id: RoleId::generate(),
+            slug: RoleSlug::parse("application-access").unwrap(),
+            name: RoleName::parse("Application access").unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_primary_admin_is_an_active_verified_superuser() {
+        let email = Email::parse("root@example.com").unwrap();
+        let admin = User::primary_admin(email, role(), Utc::now());
+        assert!(admin.is_primary_admin);
+        assert!(admin.is_superuser);
+        assert!(admin.is_verified);
+        assert!(admin.is_active);
+    }
+}
