@@ -35,3 +35,22 @@ pub enum PortError {
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_are_named_in_messages() {
+        assert_eq!(Dependency::Database.to_string(), "database");
+        assert_eq!(Dependency::Cache.to_string(), "cache");
+        assert_eq!(
+            PortError::Unavailable(Dependency::Database).to_string(),
+            "the database is unavailable"
+        );
+        assert_eq!(
+            PortError::Unavailable(Dependency::Cache).to_string(),
+            "the cache is unavailable"
+        );
+    }
+}

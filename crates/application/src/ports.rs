@@ -815,3 +815,15 @@ pub trait Mailer: Send + Sync {
     /// Sends `message`, within the adapter's own timeouts.
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TokenDigest;
+
+    #[test]
+    fn a_digests_debug_hides_its_bytes() {
+        let shown = format!("{:?}", TokenDigest([0xab; 32]));
+        assert_eq!(shown, "TokenDigest(..)");
+        assert!(!shown.contains("171") && !shown.contains("ab"));
+    }
+}

@@ -173,7 +173,9 @@ mod tests {
             .times(1)
             .in_sequence(&mut order)
             .returning(move |_, _| Ok(Some(revoked.clone())));
-        let ttl = remaining(session.expires_at, now());
+        // The mark lives as long as the session would have: `expires_at - now`, six days.
+        let ttl = Duration::from_secs(6 * 24 * 60 * 60);
+        assert_eq!(session.expires_at - now(), chrono::TimeDelta::days(6));
         cache
             .expect_mark_revoked()
             .withf(move |marks| marks == [(id, ttl)])
@@ -307,5 +309,51 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(revoked, vec![session]);
+    }
+
+    #[test]
+    fn the_time_left_is_counted_in_seconds_and_is_never_below_one() {
+        let at = |seconds: i64| now() + chrono::TimeDelta::seconds(seconds);
+        let millis = |ms: i64| now() + chrono::TimeDelta::milliseconds(ms);
+        assert_eq!(remaining(at(90), now()), Duration::from_secs(90));
+        assert_eq!(
+            remaining(millis(2_500), now()),
+            Duration::from_millis(2_500)
+        );
+        assert_eq!(remaining(at(1), now()), Duration::from_secs(1));
+        // Less than a second left, none, or past: one second, so the mark is still stored.
+        assert_eq!(remaining(millis(500), now()), Duration::from_secs(1));
+        assert_eq!(remaining(now(), now()), Duration::from_secs(1));
+        assert_eq!(remaining(at(-60), now()), Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn every_revoked_session_is_marked_for_the_rest_of_its_own_life() {
+        let user = user();
+        let mut soon = live_session(&user);
+        soon.expires_at = now() + chrono::TimeDelta::seconds(90);
+        let later = live_session(&user);
+        let expected = [
+            (soon.id, Duration::from_secs(90)),
+            (later.id, Duration::from_secs(6 * 24 * 60 * 60)),
+        ];
+        let mut sessions = MockSessionRepository::new();
+        sessions.expect_list_live().returning(|_, _| Ok(Vec::new()));
+        let revoked = vec![soon, later];
+        sessions
+            .expect_revoke_all()
+            .times(1)
+            .returning(move |_, _| Ok(revoked.clone()));
+        let mut cache = MockAuthCache::new();
+        cache
+            .expect_mark_revoked()
+            .withf(move |marks| marks == expected)
+            .times(1)
+            .returning(|_| Ok(()));
+        let revoked = Revocation::new(&sessions, &cache)
+            .revoke_all(user.id, now())
+            .await
+            .unwrap();
+        assert_eq!(revoked.len(), 2);
     }
 }

@@ -90,3 +90,24 @@ impl fmt::Debug for TokenPair {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::use_cases::fixtures::{now, pair};
+    use chrono::TimeDelta;
+
+    #[test]
+    fn a_token_pairs_debug_shows_the_times_and_hides_the_tokens() {
+        let shown = format!("{:?}", pair("secret"));
+        assert_eq!(
+            shown,
+            format!(
+                "TokenPair {{ issued_at: {:?}, access_expires_at: {:?}, refresh_expires_at: {:?}, .. }}",
+                now(),
+                now() + TimeDelta::minutes(15),
+                now() + TimeDelta::days(7),
+            )
+        );
+        assert!(!shown.contains("secret"));
+    }
+}

@@ -296,4 +296,11 @@ mod tests {
             }
         ));
     }
+
+    #[test]
+    fn the_seeds_debug_shows_the_email_and_hides_the_password() {
+        let shown = format!("{:?}", seed("root@example.com", PASSWORD));
+        assert_eq!(shown, r#"AdminSeed { email: "root@example.com", .. }"#);
+        assert!(!shown.contains(PASSWORD));
+    }
 }

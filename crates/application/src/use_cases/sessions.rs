@@ -264,10 +264,68 @@ mod tests {
         }
     }
 
-    /// Sessions that have no sealed successor pair to clear.
+    /// The `cleared` counts of the events logged while it is the thread's subscriber.
+    #[derive(Clone, Default)]
+    struct ClearedLog(Arc<std::sync::Mutex<Vec<u64>>>);
+
+    impl ClearedLog {
+        fn counts(&self) -> Vec<u64> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl tracing::Subscriber for ClearedLog {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Cleared(Option<u64>);
+            impl tracing::field::Visit for Cleared {
+                fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+                    if field.name() == "cleared" {
+                        self.0 = Some(value);
+                    }
+                }
+
+                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            }
+            let mut cleared = Cleared(None);
+            event.record(&mut cleared);
+            if let Some(count) = cleared.0 {
+                self.0.lock().unwrap().push(count);
+            }
+        }
+
+        fn enter(&self, _: &tracing::span::Id) {}
+
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// Runs `purge` with a [`ClearedLog`] as the thread's subscriber: its result, and the
+    /// `cleared` counts it logged. Every purge test runs this way: a purge logging with no
+    /// subscriber could register the log's callsite as disabled while a test records.
+    async fn run(purge: PurgeSessions) -> (Result<u64, PurgeError>, Vec<u64>) {
+        let log = ClearedLog::default();
+        let _default = tracing::subscriber::set_default(log.clone());
+        let result = purge.execute().await;
+        (result, log.counts())
+    }
+
+    /// Sessions that have no sealed successor pair to clear: asked once, it clears none (and a
+    /// second question fails the test instead of looping forever).
     fn nothing_sealed(sessions: &mut MockSessionRepository) {
         sessions
             .expect_clear_sealed_successors()
+            .times(1)
             .returning(|_, _| Ok(0));
     }
 
@@ -286,7 +344,9 @@ mod tests {
                 .returning(move |_, _, _| Ok(deleted));
         }
         nothing_sealed(&mut sessions);
-        assert_eq!(purge(sessions, 3).execute().await.unwrap(), 7);
+        let (purged, cleared) = run(purge(sessions, 3)).await;
+        assert_eq!(purged.unwrap(), 7);
+        assert_eq!(cleared, [0]);
     }
 
     #[tokio::test]
@@ -300,7 +360,9 @@ mod tests {
             .expect_clear_sealed_successors()
             .times(1)
             .returning(|_, _| Ok(0));
-        assert_eq!(purge(sessions, 500).execute().await.unwrap(), 0);
+        let (purged, cleared) = run(purge(sessions, 500)).await;
+        assert_eq!(purged.unwrap(), 0);
+        assert_eq!(cleared, [0]);
     }
 
     #[tokio::test]
@@ -316,7 +378,9 @@ mod tests {
             .withf(|_, batch| *batch == 1)
             .times(1)
             .returning(|_, _| Ok(0));
-        assert_eq!(purge(sessions, 0).execute().await.unwrap(), 0);
+        let (purged, cleared) = run(purge(sessions, 0)).await;
+        assert_eq!(purged.unwrap(), 0);
+        assert_eq!(cleared, [0]);
     }
 
     #[tokio::test]
@@ -334,7 +398,9 @@ mod tests {
             .in_sequence(&mut sequence)
             .returning(|_, _, _| Err(PortError::Unavailable(crate::Dependency::Database)));
         sessions.expect_clear_sealed_successors().never();
-        let error = purge(sessions, 2).execute().await.unwrap_err();
+        let (purged, cleared) = run(purge(sessions, 2)).await;
+        assert!(cleared.is_empty());
+        let error = purged.unwrap_err();
         assert_eq!(error.purged, 2);
         assert!(matches!(
             error.error,
@@ -361,7 +427,9 @@ mod tests {
                 .returning(move |_, _| Ok(cleared));
         }
         // The count is of deleted sessions; clearing deletes none.
-        assert_eq!(purge(sessions, 3).execute().await.unwrap(), 1);
+        let (purged, cleared) = run(purge(sessions, 3)).await;
+        assert_eq!(purged.unwrap(), 1);
+        assert_eq!(cleared, [6]);
     }
 
     #[tokio::test]
@@ -375,7 +443,29 @@ mod tests {
             .expect_clear_sealed_successors()
             .times(1)
             .returning(|_, _| Err(PortError::Unavailable(crate::Dependency::Database)));
-        let error = purge(sessions, 500).execute().await.unwrap_err();
+        let (purged, cleared) = run(purge(sessions, 500)).await;
+        assert!(cleared.is_empty());
+        let error = purged.unwrap_err();
         assert_eq!(error.purged, 2);
+    }
+
+    #[tokio::test]
+    async fn a_purge_logs_how_many_sealed_pairs_it_cleared() {
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_purge_ended()
+            .times(1)
+            .returning(|_, _, _| Ok(0));
+        let mut sequence = mockall::Sequence::new();
+        for cleared in [2, 2, 1] {
+            sessions
+                .expect_clear_sealed_successors()
+                .times(1)
+                .in_sequence(&mut sequence)
+                .returning(move |_, _| Ok(cleared));
+        }
+        let (purged, cleared) = run(purge(sessions, 2)).await;
+        assert_eq!(purged.unwrap(), 0);
+        assert_eq!(cleared, [5]);
     }
 }

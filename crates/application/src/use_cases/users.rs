@@ -1087,4 +1087,145 @@ mod tests {
         };
         assert!(revoke.execute(&superuser(), target.id).await.is_ok());
     }
+
+    /// A role repository asked exactly once, for `slug`, that knows only `known`.
+    fn roles_asked_once_for(slug: &'static str, known: &'static str) -> MockRoleRepository {
+        let mut roles = MockRoleRepository::new();
+        roles
+            .expect_find_by_slug()
+            .withf(move |wanted| wanted.as_str() == slug)
+            .times(1)
+            .returning(move |wanted| Ok((wanted.as_str() == known).then(|| role(known))));
+        roles
+    }
+
+    #[tokio::test]
+    async fn whether_a_role_exists_is_the_stores_answer_for_that_slug() {
+        for (slug, exists) in [("editors", true), ("ghosts", false)] {
+            let create = CreateUser {
+                users: Arc::new(MockUserRepository::new()),
+                roles: Arc::new(roles_asked_once_for(slug, "editors")),
+                hasher: Arc::new(MockPasswordHasher::new()),
+                clock: fixed_clock(),
+                settings: settings(),
+            };
+            let found = create
+                .role_exists(&RoleSlug::parse(slug).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(found, exists, "{slug}");
+        }
+    }
+
+    /// [`UpdateUser`] over `users` and `roles`, which `store_errors` is all that may ask.
+    fn checking_fields(users: MockUserRepository, roles: MockRoleRepository) -> UpdateUser {
+        let mut use_case =
+            update_use_case(users, MockSessionRepository::new(), MockAuthCache::new());
+        use_case.roles = Arc::new(roles);
+        use_case.hasher = Arc::new(MockPasswordHasher::new());
+        use_case
+    }
+
+    #[tokio::test]
+    async fn a_failed_patch_reports_an_unknown_role_and_only_an_unknown_one() {
+        let unknown = RoleSlug::parse("ghosts").unwrap();
+        let errors = checking_fields(
+            MockUserRepository::new(),
+            roles_asked_once_for("ghosts", "editors"),
+        )
+        .store_errors(None, Some(&unknown), None, false)
+        .await
+        .unwrap();
+        assert_eq!(
+            errors,
+            StoreFieldErrors {
+                unknown_role: true,
+                password_is_email: false
+            }
+        );
+
+        let known = RoleSlug::parse("editors").unwrap();
+        let errors = checking_fields(
+            MockUserRepository::new(),
+            roles_asked_once_for("editors", "editors"),
+        )
+        .store_errors(None, Some(&known), None, false)
+        .await
+        .unwrap();
+        assert_eq!(errors, StoreFieldErrors::default());
+
+        // No role in the patch: the store is not asked.
+        let mut roles = MockRoleRepository::new();
+        roles.expect_find_by_slug().never();
+        let errors = checking_fields(MockUserRepository::new(), roles)
+            .store_errors(None, None, None, false)
+            .await
+            .unwrap();
+        assert_eq!(errors, StoreFieldErrors::default());
+    }
+
+    #[tokio::test]
+    async fn a_password_is_checked_against_the_kept_email_only_when_the_patch_keeps_it() {
+        let target = member();
+        let is_email = new_password("ADA@example.com");
+        let other = new_password("a new long password");
+        let no_roles = || {
+            let mut roles = MockRoleRepository::new();
+            roles.expect_find_by_slug().never();
+            roles
+        };
+        /// A repository asked once for `target`'s id.
+        fn asked_once(target: &User) -> MockUserRepository {
+            let mut users = MockUserRepository::new();
+            let (id, found) = (target.id, target.clone());
+            users
+                .expect_find_by_id()
+                .withf(move |wanted| *wanted == id)
+                .times(1)
+                .returning(move |_| Ok(Some(found.clone())));
+            users
+        }
+
+        // The patch keeps the email: the user is read, and a password that is its email is one.
+        let errors = checking_fields(asked_once(&target), no_roles())
+            .store_errors(Some(target.id), None, Some(&is_email), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            errors,
+            StoreFieldErrors {
+                unknown_role: false,
+                password_is_email: true
+            }
+        );
+        let errors = checking_fields(asked_once(&target), no_roles())
+            .store_errors(Some(target.id), None, Some(&other), false)
+            .await
+            .unwrap();
+        assert_eq!(errors, StoreFieldErrors::default());
+
+        // The patch changes the email, or has no path id or no password: the user is not read.
+        for (id, password, changes_email) in [
+            (Some(target.id), Some(&is_email), true),
+            (None, Some(&is_email), false),
+            (Some(target.id), None, false),
+        ] {
+            let mut users = MockUserRepository::new();
+            users.expect_find_by_id().never();
+            let errors = checking_fields(users, no_roles())
+                .store_errors(id, None, password, changes_email)
+                .await
+                .unwrap();
+            assert_eq!(errors, StoreFieldErrors::default());
+        }
+
+        // No such user: nothing to compare with.
+        let mut users = MockUserRepository::new();
+        users.expect_find_by_id().times(1).returning(|_| Ok(None));
+        let errors = checking_fields(users, no_roles())
+            .store_errors(Some(target.id), None, Some(&is_email), false)
+            .await
+            .unwrap();
+        assert_eq!(errors, StoreFieldErrors::default());
+    }
 }
