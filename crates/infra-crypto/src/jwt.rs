@@ -767,6 +767,9 @@ mod tests {
             Some("at+jwt "),
             Some("application/jwt"),
             Some("text/at+jwt"),
+            // Twelve characters before the type, like `application/`, but not it.
+            Some("vnd.example/at+jwt"),
+            Some("applicationsat+jwt"),
             Some(""),
         ] {
             let token = with_header_type(&codec, &token, refused);

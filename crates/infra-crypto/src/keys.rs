@@ -276,7 +276,24 @@ mod tests {
             assert_eq!(secret.expose(), URL_SAFE_NO_PAD.decode(&encoded).unwrap());
             assert_eq!(secret.expose().len(), 32);
             assert!(!format!("{key:?}").contains(&encoded));
+            assert_eq!(format!("{secret:?}"), "KeySecret(***)");
+            assert!(format!("{key:?}").contains("secret: Some(KeySecret(***))"));
         }
+    }
+
+    #[test]
+    fn algorithms_display_as_their_jose_names_and_parse_back() {
+        for (algorithm, name) in [
+            (Algorithm::EdDSA, "EdDSA"),
+            (Algorithm::ES256, "ES256"),
+            (Algorithm::HS256, "HS256"),
+        ] {
+            assert_eq!(algorithm.to_string(), name);
+            assert_eq!(algorithm.name(), name);
+            assert_eq!(name.parse::<Algorithm>().unwrap(), algorithm);
+        }
+        assert!("eddsa".parse::<Algorithm>().is_err());
+        assert!("RS256".parse::<Algorithm>().is_err());
     }
 
     #[test]

@@ -280,6 +280,25 @@ mod tests {
         }
     }
 
+    /// Awaits `future`, failing the test if it has not finished within a few seconds: a queue
+    /// that admits a job it should refuse leaves that job waiting behind a held thread, and the
+    /// test must then fail rather than hang.
+    async fn soon<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(5), future)
+            .await
+            .expect("still waiting after 5 s")
+    }
+
+    /// Waits (boundedly) until exactly `count` hashes wait for a thread.
+    async fn until_queued(hasher: &Argon2Hasher, count: usize) {
+        soon(async {
+            while hasher.queued() != count {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
     #[tokio::test]
     async fn hashes_verify_and_wrong_passwords_do_not() {
         let hasher = Argon2Hasher::new(cheap(), 2).unwrap();
@@ -316,26 +335,27 @@ mod tests {
                     .await
             }
         });
-        is_running.await.unwrap();
+        soon(is_running).await.unwrap();
+        assert_eq!(hasher.queued(), 0, "a running hash no longer waits");
         let password = Password::normalize("correct horse");
         let waiting = tokio::spawn({
             let hasher = hasher.clone();
             let password = password.clone();
             async move { hasher.hash(&password).await }
         });
-        while hasher.queued() != 1 {
-            tokio::task::yield_now().await;
-        }
+        until_queued(&hasher, 1).await;
+        // The queue is full at exactly one waiting hash: the next is refused at once.
         assert!(matches!(
-            hasher.verify(&password, None).await,
+            soon(hasher.verify(&password, None)).await,
             Err(PortError::Busy)
         ));
+        assert_eq!(hasher.queued(), 1, "a refused job takes no place");
         release.send(()).unwrap();
-        holder.await.unwrap().unwrap();
-        assert!(waiting.await.unwrap().is_ok());
+        soon(holder).await.unwrap().unwrap();
+        assert!(soon(waiting).await.unwrap().is_ok());
         assert_eq!(hasher.queued(), 0);
         assert_eq!(
-            hasher.verify(&password, None).await.unwrap(),
+            soon(hasher.verify(&password, None)).await.unwrap(),
             PasswordCheck::Mismatch
         );
     }
@@ -356,7 +376,7 @@ mod tests {
                     .await
             }
         });
-        is_running.await.unwrap();
+        soon(is_running).await.unwrap();
         let password = Password::normalize("correct horse");
         let spawn = |check: bool| {
             let hasher = hasher.clone();
@@ -369,23 +389,24 @@ mod tests {
                 }
             })
         };
+        // New hashes are admitted up to exactly half the queue (2 of 4), then refused.
         let waiting = [spawn(false), spawn(false)];
-        while hasher.queued() != 2 {
-            tokio::task::yield_now().await;
-        }
-        assert!(matches!(hasher.hash(&password).await, Err(PortError::Busy)));
-        let checks = [spawn(true), spawn(true)];
-        while hasher.queued() != 4 {
-            tokio::task::yield_now().await;
-        }
+        until_queued(&hasher, 2).await;
         assert!(matches!(
-            hasher.verify(&password, None).await,
+            soon(hasher.hash(&password)).await,
+            Err(PortError::Busy)
+        ));
+        // Checks still have the other half, up to exactly the whole queue.
+        let checks = [spawn(true), spawn(true)];
+        until_queued(&hasher, 4).await;
+        assert!(matches!(
+            soon(hasher.verify(&password, None)).await,
             Err(PortError::Busy)
         ));
         release.send(()).unwrap();
-        holder.await.unwrap().unwrap();
+        soon(holder).await.unwrap().unwrap();
         for task in waiting.into_iter().chain(checks) {
-            assert!(task.await.unwrap().is_ok());
+            assert!(soon(task).await.unwrap().is_ok());
         }
     }
 
@@ -463,6 +484,24 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(kept, 2048);
+    }
+
+    #[test]
+    fn hashes_at_the_current_cost_reuse_the_memory_the_thread_keeps() {
+        // A fresh thread, so no earlier test has left memory behind on it.
+        std::thread::spawn(|| {
+            let first = with_memory(8, 8, |memory| (memory.as_ptr(), memory.len()));
+            let again = with_memory(8, 8, |memory| (memory.as_ptr(), memory.len()));
+            let smaller = with_memory(8, 4, |memory| (memory.as_ptr(), memory.len()));
+            assert_eq!(first.1, 8);
+            assert_eq!(again, first, "memory of exactly the kept size is reused");
+            assert_eq!(smaller, (first.0, 4), "a smaller cost uses the start of it");
+            let larger = with_memory(8, 16, |memory| (memory.as_ptr(), memory.len()));
+            assert_eq!(larger.1, 16);
+            assert_eq!(MEMORY.with_borrow(Vec::len), 8, "a larger cost is not kept");
+        })
+        .join()
+        .unwrap();
     }
 
     #[tokio::test]

@@ -114,9 +114,11 @@ mod tests {
             now: DateTime<Utc>,
         ) -> Result<AccessClaims, TokenRejected> {
             self.checks.fetch_add(1, Ordering::SeqCst);
-            // "short…" tokens live one minute, the others fifteen.
+            // "short…" tokens live one minute, "mid…" ones two, the others fifteen.
             let expires_at = if token.starts_with("short") {
                 self.expires_at - TimeDelta::minutes(14)
+            } else if token.starts_with("mid") {
+                self.expires_at - TimeDelta::minutes(13)
             } else {
                 self.expires_at
             };
@@ -248,5 +250,21 @@ mod tests {
         assert_eq!(caching.verified.lock().unwrap().len(), 3);
         caching.verify_access("long-a", later).unwrap();
         assert_eq!(checks(&inner), 5, "long-a was kept through the sweep");
+    }
+
+    #[test]
+    fn a_sweep_keeps_a_token_past_its_exp_but_within_the_leeway() {
+        let (inner, caching, now) = verifier(4);
+        for token in ["short-a", "short-b", "mid", "long"] {
+            caching.verify_access(token, now).unwrap();
+        }
+        // Half a minute past mid's exp: the short tokens are past exp + leeway and go, mid is
+        // still within the leeway and stays, so the sweep frees half and clears nothing.
+        let later = now + TimeDelta::minutes(2) + TimeDelta::seconds(30);
+        caching.verify_access("long-new", later).unwrap();
+        assert_eq!(caching.verified.lock().unwrap().len(), 3);
+        let mid = caching.verify_access("mid", later).unwrap();
+        assert!(later > mid.expires_at);
+        assert_eq!(checks(&inner), 5, "mid was kept through the sweep");
     }
 }
