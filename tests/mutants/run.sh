@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make mutants`: cargo-mutants on the four crates whose tests must fail when their code is wrong
 # (issue 16): the domain crate other teams embed, the use cases, the token and password crypto,
-# and the in-memory adapters `make run` starts. Each crate's mutants are tested by that crate's
+# and (not yet by default, see below) the in-memory adapters `make run` starts. Each crate's mutants are tested by that crate's
 # own tests; the in-memory adapters also by the port contract suite run on them (the suite is
 # what holds them to the same behaviour as Postgres and Redis). Exits non-zero on any missed
 # mutant or timeout. Exclusions, each with its reason, are in .cargo/mutants.toml.
@@ -21,12 +21,14 @@ declare -A args=(
   [authd-domain]="--features serde"
   [authd-application]=""
   [authd-crypto]=""
-  # The contract suite's in-memory binary only: the Postgres and Redis ones test other adapters.
-  [authd-memory]="--test-package authd-memory --test-package authd-contract -- --lib --test memory"
+  # Not in the default list yet (issue 16 is open): its mutants must also be tested by the
+  # contract suite's in-memory binary, and with cargo-mutants 27.1 `--test-package` still ran
+  # `cargo test --package=authd-memory` alone here, so that binary was not found.
+  [authd-memory]="--test-package authd-memory,authd-contract -- --lib --test memory"
 )
 packages=("$@")
 if [ "${#packages[@]}" -eq 0 ]; then
-  packages=(authd-domain authd-application authd-crypto authd-memory)
+  packages=(authd-domain authd-application authd-crypto)
 fi
 
 status=0
@@ -36,6 +38,7 @@ for package in "${packages[@]}"; do
     exit 2
   fi
   echo "== cargo mutants -p $package ${args[$package]}"
+  mkdir -p "target/mutants/$package"
   # shellcheck disable=SC2086 # the extra arguments are words
   cargo mutants -p "$package" --output "target/mutants/$package" ${args[$package]} || status=$?
 done
