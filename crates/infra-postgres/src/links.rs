@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::errors::DbError;
 use crate::outbox::{bindable, queue};
-use crate::pool::PgPool;
+use crate::pool::{PgPool, execute_batch};
 use crate::roles::RoleRefRow;
 use crate::schema::{link_tokens, roles, users};
 use crate::users::{UserRow, find_with_role, set_password};
@@ -346,12 +346,7 @@ impl LinkTokenRepository for PgLinkTokenRepository {
     }
 
     async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError> {
-        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let deleted = purge_of(before, batch)
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(deleted as u64)
+        execute_batch(&self.pool, purge_of(before, batch)).await
     }
 }
 

@@ -15,7 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::errors::{DbError, corrupt};
-use crate::pool::PgPool;
+use crate::pool::{PgPool, execute_batch};
 use crate::schema::outbox;
 
 /// The longest `last_error` kept, in characters: a mail server's whole transcript is no use
@@ -232,12 +232,7 @@ impl Outbox for PgOutbox {
     }
 
     async fn purge(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, PortError> {
-        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let deleted = purge_of(before, batch)
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(deleted as u64)
+        execute_batch(&self.pool, purge_of(before, batch)).await
     }
 }
 

@@ -216,6 +216,20 @@ impl authd_application::ports::Probe for PgProbe {
     }
 }
 
+/// Runs one batch statement (a purge, a clearing) on a connection from `pool` and returns how
+/// many rows it touched, with the errors translated as everywhere else.
+pub(crate) async fn execute_batch<Q>(pool: &PgPool, statement: Q) -> Result<u64, PortError>
+where
+    Q: diesel_async::methods::ExecuteDsl<AsyncPgConnection> + Send,
+{
+    let mut conn = pool.get().await.map_err(DbError::from_pool)?;
+    let touched = statement
+        .execute(&mut conn)
+        .await
+        .map_err(|error| DbError::from_query(error, &mut conn))?;
+    Ok(touched as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::errors::DbError;
-use crate::pool::PgPool;
+use crate::pool::{PgPool, execute_batch};
 use crate::schema::{sessions, users};
 
 /// The columns of a [`Session`].
@@ -222,12 +222,7 @@ impl SessionRepository for PgSessionRepository {
         revoked_grace: std::time::Duration,
         batch: u32,
     ) -> Result<u64, PortError> {
-        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let deleted = purge_ended_of(now, revoked_grace, batch)
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(deleted as u64)
+        execute_batch(&self.pool, purge_ended_of(now, revoked_grace, batch)).await
     }
 
     async fn clear_sealed_successors(
@@ -235,12 +230,7 @@ impl SessionRepository for PgSessionRepository {
         rotated_before: DateTime<Utc>,
         batch: u32,
     ) -> Result<u64, PortError> {
-        let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        let cleared = clear_sealed_of(rotated_before, batch)
-            .execute(&mut conn)
-            .await
-            .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(cleared as u64)
+        execute_batch(&self.pool, clear_sealed_of(rotated_before, batch)).await
     }
 }
 
