@@ -2,7 +2,8 @@
 //!
 //! One set of tests per port of `authd_application::ports`, written once as functions that
 //! take the adapter, and run against every adapter of that port: the in-memory ones, Postgres
-//! and Redis (the test binaries in `tests/`). An adapter that passes the suite behaves as the
+//! and Redis (each adapter crate's `tests/contract.rs`, so that the suite counts as that
+//! crate's own tests, which is what `make mutants` runs on its mutants). An adapter that passes the suite behaves as the
 //! port's documentation says, so the memory and Postgres stores, or the memory and Redis caches,
 //! can stand in for one another. (After apache/arrow-rs-object-store's `src/integration.rs`.)
 //!
@@ -24,7 +25,8 @@
 //! adapter has; key names and TTLs as Redis stores them; SQL shapes and row locks) is not in
 //! the suite but in each adapter's own tests.
 //!
-//! Depends on the application ports and the domain only; the adapters are dev-dependencies.
+//! Depends on the application ports and the domain only; each adapter crate has this crate as
+//! a dev-dependency.
 
 // Test support: a failed expectation is a panic, as in any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
