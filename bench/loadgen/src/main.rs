@@ -154,7 +154,7 @@ async fn measure(
     }
     let mut summary = recorder.summarize(window);
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-        summary.server_cpu = Some((after - before).as_secs_f64() / window.as_secs_f64());
+        summary.server_cpu = Some(after.saturating_sub(before));
     }
     let rss_after = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
     Ok((

@@ -30,6 +30,13 @@ pub enum Scenario {
     Signup,
 }
 
+/// The mix's parts in percent: me, refresh, login (as drawn by `Scenario::pick`).
+pub const MIX: [(Scenario, f64); 3] = [
+    (Scenario::Me, 90.0),
+    (Scenario::Refresh, 9.0),
+    (Scenario::Login, 1.0),
+];
+
 impl Scenario {
     pub fn name(self) -> &'static str {
         match self {

@@ -46,6 +46,7 @@ impl Recorder {
             max: self.latencies_us.last().copied().map_or(0.0, millis),
             errors,
             statuses: self.statuses,
+            window,
             server_cpu: None,
         }
     }
@@ -76,11 +77,27 @@ pub struct Summary {
     /// Responses that were not 2xx, including requests that got no response.
     pub errors: u64,
     pub statuses: BTreeMap<u16, u64>,
-    /// Share of one core the server used during the window, when its pid is known.
-    pub server_cpu: Option<f64>,
+    /// The measured window.
+    pub window: Duration,
+    /// CPU time (user + system) the server used during the window, when its pid is known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Summary {
+    /// Share of one core the server used during the window (1.0 = one core).
+    pub fn cpu_share(&self) -> Option<f64> {
+        self.server_cpu
+            .map(|cpu| cpu.as_secs_f64() / self.window.as_secs_f64())
+    }
+
+    /// Server CPU time per completed request, in µs: steadier than req/s on a machine whose
+    /// speed varies, and what the CPU targets are written in.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        self.server_cpu
+            .filter(|_| self.requests > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
+
     /// `204×1200 401×3` or `no-response×2`.
     pub fn statuses_text(&self) -> String {
         self.statuses
@@ -131,7 +148,25 @@ mod tests {
 
     #[test]
     fn an_empty_window_has_no_latencies() {
-        let summary = Recorder::default().summarize(Duration::from_secs(1));
+        let mut summary = Recorder::default().summarize(Duration::from_secs(1));
         assert_eq!((summary.requests, summary.p99, summary.max), (0, 0.0, 0.0));
+        summary.server_cpu = Some(Duration::from_millis(10));
+        assert_eq!(summary.cpu_us_per_request(), None);
+    }
+
+    #[test]
+    fn server_cpu_is_read_per_request_and_as_a_share_of_the_window() {
+        let mut recorder = Recorder::default();
+        for _ in 0..4_000 {
+            recorder.record(200, Duration::from_millis(1));
+        }
+        let mut summary = recorder.summarize(Duration::from_secs(2));
+        assert_eq!(
+            (summary.cpu_share(), summary.cpu_us_per_request()),
+            (None, None)
+        );
+        summary.server_cpu = Some(Duration::from_millis(1_500));
+        assert_eq!(summary.cpu_share(), Some(0.75));
+        assert_eq!(summary.cpu_us_per_request(), Some(375.0));
     }
 }
