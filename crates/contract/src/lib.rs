@@ -141,6 +141,8 @@ macro_rules! store_suite {
             [
                 links_signup_queues_one_verification_email_with_the_sealed_token,
                 links_signup_with_a_taken_email_stores_and_queues_nothing,
+                links_signup_with_a_stored_digest_stores_and_queues_nothing,
+                links_deleting_a_user_keeps_the_links_of_others,
                 links_reset_request_without_an_active_account_changes_nothing,
                 links_reset_request_queues_the_email_to_the_address_as_stored,
                 links_reset_requests_are_limited_per_account,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use authd_application::PortError;
 use authd_application::ports::{CreateUserError, LinkRequest, OutboxStats, UserChanges};
 use authd_domain::{EmailKind, LinkPurpose, PasswordHash, User, UserId};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -134,6 +135,55 @@ pub async fn links_signup_with_a_taken_email_stores_and_queues_nothing(store: St
         None
     );
     assert_eq!(store.users.find_by_id(owner.id).await.unwrap(), Some(owner));
+}
+
+/// A signup whose link has the digest of a stored token (the store's key) fails as a store
+/// error, not as a taken email, and leaves nothing: no user, and only the first email.
+pub async fn links_signup_with_a_stored_digest_stores_and_queues_nothing(store: Store<'_>) {
+    let first = store.signup("ada@example.com", "same").await;
+    let role = store.members().await;
+    let second = User::register(email("bob@example.com"), None, role.to_ref(), t0());
+
+    let created = store
+        .users
+        .create(&second, &new_hash(), Some(&verify_link("same")))
+        .await;
+
+    assert!(
+        matches!(
+            created,
+            Err(CreateUserError::Port(PortError::Unexpected(_)))
+        ),
+        "{created:?}"
+    );
+    assert_eq!(store.users.find_by_id(second.id).await.unwrap(), None);
+    assert_eq!(store.depth().await, 1);
+    assert_eq!(
+        store.holder(&verify_link("same"), t0()).await,
+        Some(first.id)
+    );
+}
+
+/// Deleting a user takes its link tokens along and leaves every other user's working.
+pub async fn links_deleting_a_user_keeps_the_links_of_others(store: Store<'_>) {
+    let ada = store.signup("ada@example.com", "ada").await;
+    let bob = store.signup("bob@example.com", "bob").await;
+
+    assert_eq!(
+        store.users.delete(ada.id, t0()).await.unwrap(),
+        Some(vec![])
+    );
+
+    assert_eq!(store.holder(&verify_link("ada"), t0()).await, None);
+    assert_eq!(store.holder(&verify_link("bob"), t0()).await, Some(bob.id));
+    assert_eq!(
+        store
+            .links
+            .verify_email(&verify_link("bob").digest, t0())
+            .await
+            .unwrap(),
+        Some(bob.id)
+    );
 }
 
 /// A reset request for an address without an account, or with an inactive one, is
@@ -1264,15 +1314,17 @@ pub async fn links_purge_deletes_only_tokens_expired_and_made_before_the_cut(sto
     verify("expired", 0, 10).await;
     let at_the_cut = verify("at-the-cut", 1, 120).await;
     let live = verify("live", 2, 200).await;
+    // Long expired, but made at the cut: it still counts towards the email limit, so it stays.
+    verify("made-at-the-cut", 120, 60).await;
     store.reset_requested(&other, "reset", t0()).await;
 
     assert_eq!(store.links.purge(at(120), 100).await.unwrap(), 2);
     assert_eq!(store.links.purge(at(120), 100).await.unwrap(), 0);
     assert_eq!(store.holder(&live, at(119)).await, Some(user.id));
     assert_eq!(store.holder(&at_the_cut, at(119)).await, Some(user.id));
-    assert_eq!(store.links.purge(at(121), 100).await.unwrap(), 1);
+    assert_eq!(store.links.purge(at(121), 100).await.unwrap(), 2);
     assert_eq!(store.holder(&live, at(121)).await, Some(user.id));
-    assert_eq!(store.depth().await, 4);
+    assert_eq!(store.depth().await, 5);
 }
 
 /// The purge deletes at most a batch at a time.

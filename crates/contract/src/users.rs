@@ -1053,6 +1053,12 @@ pub async fn users_create_never_makes_a_second_primary_admin(store: Store<'_>) {
     );
     assert_eq!(store.users.find_by_id(second.id).await.unwrap(), None);
     assert_eq!(store.listed(page(1, 20)).await, (vec![admin.id], 1));
+    // Other accounts are created as ever.
+    let member = store.user("member@example.com").await;
+    assert_eq!(
+        store.users.find_by_id(member.id).await.unwrap(),
+        Some(member)
+    );
 }
 
 /// Of two primary admin creations at once (other emails, or the same one), exactly one wins.

@@ -27,6 +27,11 @@ struct Entries {
 /// The smallest size that triggers a sweep.
 const SWEEP_FLOOR: usize = 10_000;
 
+/// Whether an entry kept until `until` is still there at `now` (Redis's TTL: gone at `until`).
+fn unexpired(until: Instant, now: Instant) -> bool {
+    until > now
+}
+
 impl InMemoryAuthCache {
     /// Live marks last at most `max_session_ttl`, users `user_ttl`, invalidations
     /// `tombstone_ttl`.
@@ -50,8 +55,10 @@ impl InMemoryAuthCache {
         // sweep on every call past a fixed size made each call scan everything).
         let size = entries.sessions.len() + entries.users.len();
         if size > entries.sweep_at.max(SWEEP_FLOOR) {
-            entries.sessions.retain(|_, (_, until)| *until > now);
-            entries.users.retain(|_, (_, until)| *until > now);
+            entries
+                .sessions
+                .retain(|_, (_, until)| unexpired(*until, now));
+            entries.users.retain(|_, (_, until)| unexpired(*until, now));
             entries.sweep_at = 2 * (entries.sessions.len() + entries.users.len());
         }
         f(&mut entries, now)
@@ -73,12 +80,12 @@ impl AuthCache for InMemoryAuthCache {
     async fn lookup(&self, session: SessionId, user: UserId) -> Result<CachedAuth, PortError> {
         Ok(self.with(|entries, now| {
             let session = match entries.sessions.get(&session) {
-                Some((true, until)) if *until > now => SessionMark::Live,
-                Some((false, until)) if *until > now => SessionMark::Revoked,
+                Some((true, until)) if unexpired(*until, now) => SessionMark::Live,
+                Some((false, until)) if unexpired(*until, now) => SessionMark::Revoked,
                 _ => SessionMark::Unknown,
             };
             let user = match entries.users.get(&user) {
-                Some((user, until)) if *until > now => user.clone(),
+                Some((user, until)) if unexpired(*until, now) => user.clone(),
                 _ => None,
             };
             CachedAuth { session, user }
@@ -91,7 +98,7 @@ impl AuthCache for InMemoryAuthCache {
             let taken = entries
                 .sessions
                 .get(&session)
-                .is_some_and(|(_, until)| *until > now);
+                .is_some_and(|(_, until)| unexpired(*until, now));
             if !taken {
                 entries.sessions.insert(session, (true, now + ttl));
             }
@@ -123,7 +130,7 @@ impl AuthCache for InMemoryAuthCache {
             let taken = entries
                 .users
                 .get(&user.id)
-                .is_some_and(|(_, until)| *until > now);
+                .is_some_and(|(_, until)| unexpired(*until, now));
             if !taken {
                 entries
                     .users
@@ -203,5 +210,35 @@ mod tests {
             SWEEP_FLOOR + 8,
             "the expired marks wait for the next sweep instead of costing a scan per call"
         );
+    }
+
+    #[tokio::test]
+    async fn expired_users_are_swept_and_live_users_count_towards_the_next_sweep() {
+        use authd_domain::{Email, RoleId, RoleName, RoleRef, RoleSlug};
+        let cache = InMemoryAuthCache::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+        );
+        let users = |cache: &InMemoryAuthCache| cache.with(|entries, _| entries.users.len());
+        for _ in 0..SWEEP_FLOOR {
+            cache.forget_user(UserId::generate()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let role = RoleRef {
+            id: RoleId::generate(),
+            slug: RoleSlug::parse("application-access").unwrap(),
+            name: RoleName::parse("Application access").unwrap(),
+        };
+        let email = Email::parse("ada@example.com").unwrap();
+        let live = User::register(email, None, role, chrono::Utc::now());
+        cache.put_user(&live).await.unwrap();
+        // This call sweeps: the expired tombstones go, the live profile stays, and with no
+        // sessions at all the next sweep is set from the users alone.
+        cache.forget_sessions(&[]).await.unwrap();
+        assert_eq!(users(&cache), 1);
+        let found = cache.lookup(SessionId::generate(), live.id).await.unwrap();
+        assert_eq!(found.user.map(|user| user.id), Some(live.id));
+        assert_eq!(cache.with(|entries, _| entries.sweep_at), 2);
     }
 }

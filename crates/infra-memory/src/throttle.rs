@@ -333,4 +333,85 @@ mod tests {
         assert_eq!(throttle.admit(&ada(), None).await.unwrap(), deny(1));
         assert!(throttle.state.lock().unwrap().accounts.len() <= 8);
     }
+
+    fn size(throttle: &InMemoryLoginThrottle) -> usize {
+        let state = throttle.state.lock().unwrap();
+        state.accounts.len() + state.networks.len()
+    }
+
+    #[tokio::test]
+    async fn the_table_is_shrunk_only_past_its_capacity_and_to_three_quarters_of_it() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(100),
+            IpCap::new(100, Duration::from_secs(300)),
+            8,
+        );
+        for n in 0..8 {
+            throttle
+                .admit(&account(&format!("user{n}@example.com")), None)
+                .await
+                .unwrap();
+            assert_eq!(size(&throttle), n + 1, "shrunk at {}", n + 1);
+        }
+        throttle.admit(&ada(), None).await.unwrap();
+        assert_eq!(size(&throttle), 6);
+    }
+
+    #[tokio::test]
+    async fn a_shrink_keeps_the_count_of_a_network_whose_window_is_open() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(100),
+            IpCap::new(2, Duration::from_secs(300)),
+            8,
+        );
+        let ip = Some(IpAddr::from([192, 0, 2, 7]));
+        assert_eq!(
+            throttle.admit(&ada(), ip).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        // Enough other accounts to shrink the table several times over.
+        for n in 0..40 {
+            throttle
+                .admit(&account(&format!("user{n}@example.com")), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            throttle.admit(&ada(), ip).await.unwrap(),
+            ThrottleVerdict::Allow
+        );
+        assert!(matches!(
+            throttle.admit(&ada(), ip).await.unwrap(),
+            ThrottleVerdict::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn idle_accounts_are_dropped_after_a_day_as_the_redis_keys_expire() {
+        assert_eq!(IDLE, Duration::from_secs(86_400));
+    }
+
+    #[tokio::test]
+    async fn a_shrink_counts_accounts_and_networks_together_and_evicts_accounts_first() {
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(100),
+            IpCap::new(100, Duration::from_secs(300)),
+            8,
+        );
+        for last in 1..=4 {
+            let ip = Some(IpAddr::from([192, 0, 2, last]));
+            throttle.admit(&ada(), ip).await.unwrap();
+        }
+        for n in 0..4 {
+            throttle
+                .admit(&account(&format!("user{n}@example.com")), None)
+                .await
+                .unwrap();
+        }
+        // Nine entries (five accounts, four networks) shrink to six: three accounts with one
+        // failure go, Ada (four) and every network (windows open, below their cap) stay.
+        let state = throttle.state.lock().unwrap();
+        assert_eq!((state.accounts.len(), state.networks.len()), (2, 4));
+        assert_eq!(state.accounts[&ada()].failures, 4);
+    }
 }
