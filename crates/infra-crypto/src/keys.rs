@@ -7,7 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
-use josekit::jws::{ES256, EdDSA, HS256, JwsSigner, JwsVerifier};
+use josekit::jws::{JwsSigner, JwsVerifier};
+
+use crate::signers::{DalekEd25519Signer, HmacSha256Signer, OpensslEs256Signer};
 
 /// A signing algorithm authd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,23 +93,41 @@ impl SigningKey {
             .algorithm()
             .ok_or_else(|| anyhow!("the key has no \"alg\""))?
             .parse()?;
-        let (signer, verifier, public): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, _) =
+        let (signer, verifier, public, secret): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, _, _) =
             match algorithm {
-                Algorithm::EdDSA => (
-                    Box::new(EdDSA.signer_from_jwk(&jwk)?),
-                    Box::new(EdDSA.verifier_from_jwk(&jwk)?),
-                    Some(jwk.to_public_key()?),
-                ),
-                Algorithm::ES256 => (
-                    Box::new(ES256.signer_from_jwk(&jwk)?),
-                    Box::new(ES256.verifier_from_jwk(&jwk)?),
-                    Some(jwk.to_public_key()?),
-                ),
-                Algorithm::HS256 => (
-                    Box::new(HS256.signer_from_jwk(&jwk)?),
-                    Box::new(HS256.verifier_from_jwk(&jwk)?),
-                    None,
-                ),
+                Algorithm::EdDSA => {
+                    check_shape(&jwk, "OKP", Some("Ed25519"))?;
+                    let d = decoded(&jwk, "d")?;
+                    let key = DalekEd25519Signer::new(kid.clone(), &d, &decoded(&jwk, "x")?)?;
+                    (
+                        Box::new(key.clone()),
+                        Box::new(key),
+                        Some(jwk.to_public_key()?),
+                        d,
+                    )
+                }
+                Algorithm::ES256 => {
+                    check_shape(&jwk, "EC", Some("P-256"))?;
+                    let d = decoded(&jwk, "d")?;
+                    let key = OpensslEs256Signer::new(
+                        kid.clone(),
+                        &d,
+                        &decoded(&jwk, "x")?,
+                        &decoded(&jwk, "y")?,
+                    )?;
+                    (
+                        Box::new(key.clone()),
+                        Box::new(key),
+                        Some(jwk.to_public_key()?),
+                        d,
+                    )
+                }
+                Algorithm::HS256 => {
+                    check_shape(&jwk, "oct", None)?;
+                    let k = decoded(&jwk, "k")?;
+                    let key = HmacSha256Signer::new(kid.clone(), &k)?;
+                    (Box::new(key.clone()), Box::new(key), None, k)
+                }
             };
         // josekit's public form keeps only the key material and `use`; a JWKS entry also needs
         // the `kid` tokens name and the `alg` it is pinned to.
@@ -116,16 +136,7 @@ impl SigningKey {
             public.set_algorithm(algorithm.name());
             public
         });
-        let secret_parameter = match algorithm {
-            Algorithm::EdDSA | Algorithm::ES256 => "d",
-            Algorithm::HS256 => "k",
-        };
-        let secret = jwk
-            .parameter(secret_parameter)
-            .and_then(serde_json::Value::as_str)
-            .and_then(|encoded| URL_SAFE_NO_PAD.decode(encoded).ok())
-            .filter(|bytes| !bytes.is_empty())
-            .map(KeySecret);
+        let secret = Some(KeySecret(secret));
         Ok(Self {
             kid,
             algorithm,
@@ -163,6 +174,39 @@ impl SigningKey {
     pub(crate) fn secret(&self) -> Option<&KeySecret> {
         self.secret.as_ref()
     }
+}
+
+/// What josekit's `signer_from_jwk` and `verifier_from_jwk` checked before the signers here
+/// replaced them: the key type (and curve) of the algorithm, a `use` of "sig" if given, and
+/// `key_ops`, if given, allowing both "sign" and "verify".
+fn check_shape(jwk: &Jwk, kty: &str, crv: Option<&str>) -> anyhow::Result<()> {
+    if jwk.key_type() != kty {
+        bail!("the key's \"kty\" is {:?}, not {kty:?}", jwk.key_type());
+    }
+    if crv.is_some() && jwk.curve() != crv {
+        bail!("the key's \"crv\" is {:?}, not {crv:?}", jwk.curve());
+    }
+    if let Some(key_use) = jwk.key_use().filter(|key_use| *key_use != "sig") {
+        bail!("the key's \"use\" is {key_use:?}, not \"sig\"");
+    }
+    for operation in ["sign", "verify"] {
+        if !jwk.is_for_key_operation(operation) {
+            bail!("the key's \"key_ops\" do not allow {operation:?}");
+        }
+    }
+    Ok(())
+}
+
+/// A base64url parameter the key must have, decoded (josekit's parser has checked the
+/// encoding of those it knows).
+fn decoded(jwk: &Jwk, name: &str) -> anyhow::Result<Vec<u8>> {
+    let encoded = jwk
+        .parameter(name)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| anyhow!("the key has no {name:?}"))?;
+    URL_SAFE_NO_PAD
+        .decode(encoded)
+        .with_context(|| format!("the key's {name:?} is not base64url"))
 }
 
 /// The keys in use: the first signs, all verify (the others are being rotated out).
@@ -305,6 +349,170 @@ mod tests {
         jwk.set_algorithm("EdDSA");
         assert!(SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).is_ok());
         assert!(SigningKey::from_jwk_bytes(b"not json").is_err());
+    }
+
+    /// A generated key of `algorithm`, edited, then loaded; the error's text on failure.
+    fn load_edited(
+        algorithm: Algorithm,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<SigningKey, String> {
+        let mut jwk: serde_json::Value =
+            serde_json::from_str(&generate_key(algorithm).unwrap()).unwrap();
+        edit(jwk.as_object_mut().unwrap());
+        SigningKey::from_jwk_bytes(jwk.to_string().as_bytes()).map_err(|error| format!("{error:#}"))
+    }
+
+    fn assert_refused(result: Result<SigningKey, String>, naming: &str) {
+        match result {
+            Ok(key) => panic!("{key:?} loaded"),
+            Err(error) => assert!(error.contains(naming), "{error:?} does not name {naming}"),
+        }
+    }
+
+    #[test]
+    fn keys_must_be_for_signing_and_verifying() {
+        for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256] {
+            assert_refused(
+                load_edited(algorithm, |jwk| {
+                    jwk.insert("use".into(), "enc".into());
+                }),
+                "\"use\" is \"enc\"",
+            );
+            assert_refused(
+                load_edited(algorithm, |jwk| {
+                    jwk.insert("key_ops".into(), serde_json::json!(["sign"]));
+                }),
+                "do not allow \"verify\"",
+            );
+            assert_refused(
+                load_edited(algorithm, |jwk| {
+                    jwk.insert("key_ops".into(), serde_json::json!(["verify"]));
+                }),
+                "do not allow \"sign\"",
+            );
+            assert!(
+                load_edited(algorithm, |jwk| {
+                    jwk.insert("key_ops".into(), serde_json::json!(["verify", "sign"]));
+                    jwk.remove("use");
+                })
+                .is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn keys_must_have_the_type_and_curve_of_their_algorithm() {
+        let relabelled = |from, to: Algorithm| {
+            load_edited(from, |jwk| {
+                jwk.insert("alg".into(), to.name().into());
+            })
+        };
+        assert_refused(
+            relabelled(Algorithm::ES256, Algorithm::EdDSA),
+            "\"kty\" is \"EC\"",
+        );
+        assert_refused(
+            relabelled(Algorithm::EdDSA, Algorithm::ES256),
+            "\"kty\" is \"OKP\"",
+        );
+        assert_refused(
+            relabelled(Algorithm::EdDSA, Algorithm::HS256),
+            "\"kty\" is \"OKP\"",
+        );
+        assert_refused(
+            relabelled(Algorithm::HS256, Algorithm::EdDSA),
+            "\"kty\" is \"oct\"",
+        );
+        let other_curve = |jwk: Jwk, algorithm: Algorithm| {
+            let mut jwk = jwk;
+            jwk.set_key_id("k1");
+            jwk.set_algorithm(algorithm.name());
+            SigningKey::from_jwk_bytes(jwk.to_string().as_bytes())
+                .map_err(|error| error.to_string())
+        };
+        assert_refused(
+            other_curve(
+                Jwk::generate_ed_key(EdCurve::Ed448).unwrap(),
+                Algorithm::EdDSA,
+            ),
+            "\"crv\" is Some(\"Ed448\")",
+        );
+        assert_refused(
+            other_curve(
+                Jwk::generate_ec_key(EcCurve::P384).unwrap(),
+                Algorithm::ES256,
+            ),
+            "\"crv\" is Some(\"P-384\")",
+        );
+    }
+
+    #[test]
+    fn keys_must_carry_their_parameters() {
+        for (algorithm, parameter) in [
+            (Algorithm::EdDSA, "d"),
+            (Algorithm::EdDSA, "x"),
+            (Algorithm::ES256, "d"),
+            (Algorithm::ES256, "x"),
+            (Algorithm::ES256, "y"),
+            (Algorithm::HS256, "k"),
+        ] {
+            assert_refused(
+                load_edited(algorithm, |jwk| {
+                    jwk.remove(parameter);
+                }),
+                &format!("the key has no \"{parameter}\""),
+            );
+            // josekit's parser already refuses one that is not base64url.
+            assert!(
+                load_edited(algorithm, |jwk| {
+                    jwk.insert(parameter.into(), "not base64!".into());
+                })
+                .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn keys_whose_public_part_is_not_their_private_part_are_refused() {
+        let other: serde_json::Value =
+            serde_json::from_str(&generate_key(Algorithm::EdDSA).unwrap()).unwrap();
+        assert_refused(
+            load_edited(Algorithm::EdDSA, |jwk| {
+                jwk.insert("x".into(), other["x"].clone());
+            }),
+            "\"x\" is not the public key of its \"d\"",
+        );
+        let other: serde_json::Value =
+            serde_json::from_str(&generate_key(Algorithm::ES256).unwrap()).unwrap();
+        assert_refused(
+            load_edited(Algorithm::ES256, |jwk| {
+                jwk.insert("x".into(), other["x"].clone());
+                jwk.insert("y".into(), other["y"].clone());
+            }),
+            "are not the public key of its \"d\"",
+        );
+        assert_refused(
+            load_edited(Algorithm::HS256, |jwk| {
+                jwk.insert("k".into(), URL_SAFE_NO_PAD.encode([1; 31]).into());
+            }),
+            "at least 32 bytes, not 31",
+        );
+    }
+
+    #[test]
+    fn loaded_keys_sign_what_their_verifier_accepts() {
+        for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256] {
+            let key =
+                SigningKey::from_jwk_bytes(generate_key(algorithm).unwrap().as_bytes()).unwrap();
+            for part in [key.signer().algorithm(), key.verifier().algorithm()] {
+                assert_eq!(part.name(), algorithm.name());
+            }
+            assert_eq!(key.signer().key_id(), Some(key.kid()));
+            assert_eq!(key.verifier().key_id(), Some(key.kid()));
+            let signature = key.signer().sign(b"message").unwrap();
+            key.verifier().verify(b"message", &signature).unwrap();
+            assert!(key.verifier().verify(b"massage", &signature).is_err());
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod jwt;
 mod keys;
 mod links;
 mod password;
+mod signers;
 mod verified;
 
 pub use jwt::{JoseTokenCodec, TokenSettings};

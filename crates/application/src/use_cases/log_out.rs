@@ -33,14 +33,21 @@ impl LogOut {
         refresh_token: Option<&str>,
     ) -> Result<(), LogoutError> {
         let now = self.clock.now();
+        let revocation = Revocation::new(&*self.sessions, &*self.cache);
         let from_access = access_token
             .and_then(|token| self.verifier.verify_access(token, now).ok())
             .map(|claims| claims.session_id);
+        if let Some(session) = from_access {
+            if revocation.revoke(session, now).await?.is_some() {
+                return Ok(());
+            }
+        }
+        // Only now the refresh token's signature: the access token was missing, unusable
+        // (expired, say) or named a session that is no longer live.
         let from_refresh = refresh_token
             .and_then(|token| self.verifier.verify_refresh(token, now).ok())
             .map(|claims| claims.session_id);
-        let revocation = Revocation::new(&*self.sessions, &*self.cache);
-        for session in [from_access, from_refresh].into_iter().flatten() {
+        if let Some(session) = from_refresh {
             if revocation.revoke(session, now).await?.is_some() {
                 return Ok(());
             }
@@ -72,7 +79,7 @@ mod tests {
     use crate::Dependency;
     use crate::ports::{MockAuthCache, MockSessionRepository, MockTokenVerifier, TokenRejected};
     use crate::use_cases::fixtures::*;
-    use authd_domain::{SessionId, TokenId};
+    use authd_domain::{Session, SessionId, TokenId};
     use mockall::predicate::eq;
 
     fn log_out(
@@ -95,25 +102,35 @@ mod tests {
         cache
     }
 
+    /// A session store expecting exactly these revocations, each answering whether the
+    /// session was live.
+    fn revoking(expected: Vec<(Session, bool)>) -> MockSessionRepository {
+        let mut sessions = MockSessionRepository::new();
+        for (session, live) in expected {
+            sessions
+                .expect_revoke()
+                .with(eq(session.id), eq(now()))
+                .times(1)
+                .returning(move |_, _| Ok(live.then(|| session.clone())));
+        }
+        sessions
+    }
+
     #[tokio::test]
-    async fn access_token_names_the_session() {
+    async fn access_token_names_the_session_and_the_refresh_token_is_not_verified() {
         let user = user();
         let session = live_session(&user);
         let claims = access_claims(&user, session.id);
         let mut verifier = MockTokenVerifier::new();
         verifier
             .expect_verify_access()
-            .returning(move |_, _| Ok(claims.clone()));
-        let mut sessions = MockSessionRepository::new();
-        let revoked = session.clone();
-        sessions
-            .expect_revoke()
-            .with(eq(session.id), eq(now()))
+            .with(eq("a"), eq(now()))
             .times(1)
-            .returning(move |_, _| Ok(Some(revoked.clone())));
+            .returning(move |_, _| Ok(claims.clone()));
+        verifier.expect_verify_refresh().times(0);
         assert!(
-            log_out(verifier, sessions, relaxed_cache())
-                .execute(Some("a"), None)
+            log_out(verifier, revoking(vec![(session, true)]), relaxed_cache())
+                .execute(Some("a"), Some("r"))
                 .await
                 .is_ok()
         );
@@ -127,20 +144,59 @@ mod tests {
         let mut verifier = MockTokenVerifier::new();
         verifier
             .expect_verify_access()
+            .times(1)
             .returning(|_, _| Err(TokenRejected("expired".into())));
         verifier
             .expect_verify_refresh()
-            .returning(move |_, _| Ok(claims.clone()));
-        let mut sessions = MockSessionRepository::new();
-        let revoked = session.clone();
-        sessions
-            .expect_revoke()
-            .with(eq(session.id), eq(now()))
+            .with(eq("r"), eq(now()))
             .times(1)
-            .returning(move |_, _| Ok(Some(revoked.clone())));
+            .returning(move |_, _| Ok(claims.clone()));
+        assert!(
+            log_out(verifier, revoking(vec![(session, true)]), relaxed_cache())
+                .execute(Some("a"), Some("r"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn access_token_of_a_session_no_longer_live_falls_back_to_the_refresh_token() {
+        let user = user();
+        let (gone, live) = (live_session(&user), live_session(&user));
+        let access = access_claims(&user, gone.id);
+        let refresh = refresh_claims(&live, TokenId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .times(1)
+            .returning(move |_, _| Ok(access.clone()));
+        verifier
+            .expect_verify_refresh()
+            .times(1)
+            .returning(move |_, _| Ok(refresh.clone()));
+        let sessions = revoking(vec![(gone, false), (live, true)]);
         assert!(
             log_out(verifier, sessions, relaxed_cache())
                 .execute(Some("a"), Some("r"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn refresh_token_alone_names_the_session() {
+        let user = user();
+        let session = live_session(&user);
+        let claims = refresh_claims(&session, TokenId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier.expect_verify_access().times(0);
+        verifier
+            .expect_verify_refresh()
+            .times(1)
+            .returning(move |_, _| Ok(claims.clone()));
+        assert!(
+            log_out(verifier, revoking(vec![(session, true)]), relaxed_cache())
+                .execute(None, Some("r"))
                 .await
                 .is_ok()
         );
@@ -158,6 +214,42 @@ mod tests {
         sessions.expect_revoke().returning(|_, _| Ok(None));
         let error = log_out(verifier, sessions, relaxed_cache())
             .execute(Some("a"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LogoutError::NoSession));
+
+        // Both tokens verify, neither session is live any more.
+        let (first, second) = (live_session(&user), live_session(&user));
+        let access = access_claims(&user, first.id);
+        let refresh = refresh_claims(&second, TokenId::generate());
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .times(1)
+            .returning(move |_, _| Ok(access.clone()));
+        verifier
+            .expect_verify_refresh()
+            .times(1)
+            .returning(move |_, _| Ok(refresh.clone()));
+        let sessions = revoking(vec![(first, false), (second, false)]);
+        let error = log_out(verifier, sessions, relaxed_cache())
+            .execute(Some("a"), Some("r"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, LogoutError::NoSession));
+
+        // Both tokens unusable.
+        let mut verifier = MockTokenVerifier::new();
+        verifier
+            .expect_verify_access()
+            .times(1)
+            .returning(|_, _| Err(TokenRejected("expired".into())));
+        verifier
+            .expect_verify_refresh()
+            .times(1)
+            .returning(|_, _| Err(TokenRejected("expired".into())));
+        let error = log_out(verifier, MockSessionRepository::new(), MockAuthCache::new())
+            .execute(Some("a"), Some("r"))
             .await
             .unwrap_err();
         assert!(matches!(error, LogoutError::NoSession));
