@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
-use crate::report::{Report, Row};
-use crate::scenario::{Client, Scenario};
+use crate::report::{Instance, Report, Row};
+use crate::scenario::{Client, LOGOUT_EVERY, Scenario, Window};
 use crate::stats::Recorder;
 
 #[derive(Debug, Parser)]
@@ -39,6 +39,16 @@ struct Cli {
     /// The server's pid, to report its memory and CPU use.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// host:port of a second server on the same Postgres and Redis, for `two-instances`.
+    #[arg(long)]
+    second_address: Option<String>,
+    /// The second server's pid.
+    #[arg(long)]
+    second_server_pid: Option<u32>,
+    /// In `two-instances`, about one step in this many is a logout, its check on the other
+    /// server, and a new login (one Argon2 hash: keep it rare).
+    #[arg(long, default_value_t = LOGOUT_EVERY)]
+    logout_every: u64,
     /// Argon2id memory cost of the server, for the one-core hash-rate baseline.
     #[arg(long, env = "AUTHD_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     argon2_memory_kib: u32,
@@ -81,6 +91,12 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     } else {
         cli.scenarios.clone()
     };
+    // Fail before any load rather than after minutes of it.
+    anyhow::ensure!(
+        !scenarios.contains(&Scenario::TwoInstances) || cli.second_address.is_some(),
+        "two-instances needs a second server: pass --second-address (bench/run.sh starts one), \
+         or leave the scenario out with --scenarios"
+    );
     let mut report = Report::new(cli.clients, cli.warmup, cli.duration);
     report.idle_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
 
@@ -94,7 +110,11 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         })
         .collect();
     for enrolment in enrolments {
-        clients.push(enrolment.await??);
+        let mut client = enrolment.await??;
+        if let Some(second) = &cli.second_address {
+            client.add_instance(second);
+        }
+        clients.push(client);
     }
     report.enrolled_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
 
@@ -137,13 +157,26 @@ async fn measure(
     let end = measure_from + window;
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| tokio::spawn(client.run(scenario, measure_from, end)))
+        .map(|client| {
+            let window = Window {
+                from: measure_from,
+                end,
+            };
+            tokio::spawn(client.run(scenario, cli.logout_every, window))
+        })
         .collect();
 
+    let pids = server_pids(scenario, cli);
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = cli.server_pid.and_then(server::cpu_time);
+    let cpu_before: Vec<_> = pids
+        .iter()
+        .map(|pid| pid.and_then(server::cpu_time))
+        .collect();
     tokio::time::sleep_until(end.into()).await;
-    let cpu_after = cli.server_pid.and_then(server::cpu_time);
+    let cpu_after: Vec<_> = pids
+        .iter()
+        .map(|pid| pid.and_then(server::cpu_time))
+        .collect();
 
     let mut recorder = Recorder::default();
     let mut clients = Vec::with_capacity(tasks.len());
@@ -153,18 +186,46 @@ async fn measure(
         recorder.merge(recorded);
     }
     let mut summary = recorder.summarize(window);
-    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-        summary.server_cpu = Some(after.saturating_sub(before));
-    }
-    let rss_after = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
+    let cpu: Vec<Option<Duration>> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(before, after)| Some(after.as_ref()?.saturating_sub(*before.as_ref()?)))
+        .collect();
+    // The total only when every server's is known: half of it would pass for all.
+    summary.server_cpu = cpu.iter().copied().sum();
+    let rss: Vec<Option<u64>> = pids
+        .iter()
+        .map(|pid| pid.and_then(server::memory).map(|(rss, _)| rss))
+        .collect();
+    let instances = if scenario == Scenario::TwoInstances {
+        (0..pids.len())
+            .map(|at| Instance {
+                requests: summary.per_instance[at.min(1)],
+                server_cpu: cpu[at],
+                rss_after: rss[at],
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok((
         clients,
         Row {
             scenario,
             summary,
-            rss_after,
+            rss_after: rss[0],
+            instances,
         },
     ))
+}
+
+/// The servers a scenario loads: both in `two-instances`, else the first.
+fn server_pids(scenario: Scenario, cli: &Cli) -> Vec<Option<u32>> {
+    if scenario == Scenario::TwoInstances {
+        vec![cli.server_pid, cli.second_server_pid]
+    } else {
+        vec![cli.server_pid]
+    }
 }
 
 fn unix_seconds() -> u64 {

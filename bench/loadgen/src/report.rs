@@ -1,6 +1,7 @@
 //! The table `make bench` prints, with each target of BENCHMARKS.md checked.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use crate::scenario::{MIX, Scenario};
 use crate::stats::Summary;
@@ -12,6 +13,17 @@ pub struct Row {
     pub scenario: Scenario,
     pub summary: Summary,
     /// The server's resident memory at the end of the scenario, in bytes.
+    pub rss_after: Option<u64>,
+    /// Each server's part (`two-instances` only; empty otherwise).
+    pub instances: Vec<Instance>,
+}
+
+/// One server's part of a `two-instances` row.
+pub struct Instance {
+    /// Requests it answered in the window, revocation checks included.
+    pub requests: u64,
+    /// Its CPU time during the window.
+    pub server_cpu: Option<Duration>,
     pub rss_after: Option<u64>,
 }
 
@@ -104,6 +116,14 @@ impl Report {
                 target: "0 errors".to_owned(),
                 met: s.errors == 0 && s.requests > 0,
             }),
+            // A run without a check, or with a server that answered nothing, proved nothing.
+            Scenario::TwoInstances => Some(Verdict {
+                target: "0 errors, 0 revoked tokens accepted by the other instance".to_owned(),
+                met: s.errors == 0
+                    && s.revoked_accepted() == 0
+                    && s.checks_made() > 0
+                    && s.per_instance.iter().all(|&requests| requests > 0),
+            }),
             Scenario::Health => None,
         }
     }
@@ -185,6 +205,7 @@ impl Report {
                 s.max,
                 s.statuses_text(),
             );
+            render_instances(&mut out, row);
         }
         if let Some(rate) = self.argon2_per_second {
             let _ = writeln!(
@@ -228,6 +249,45 @@ impl Report {
     }
 }
 
+/// Under a `two-instances` row: each server's req/s and CPU, then the revocation checks.
+fn render_instances(out: &mut String, row: &Row) {
+    if row.instances.is_empty() {
+        return;
+    }
+    let window = row.summary.window.as_secs_f64();
+    for (at, instance) in row.instances.iter().enumerate() {
+        let cpu_us = instance
+            .server_cpu
+            .filter(|_| instance.requests > 0)
+            .map_or_else(
+                || "?".to_owned(),
+                |cpu| format!("{:.0}", cpu.as_secs_f64() * 1e6 / instance.requests as f64),
+            );
+        let share = instance.server_cpu.map_or_else(
+            || "?".to_owned(),
+            |cpu| format!("{:.0} %", cpu.as_secs_f64() / window * 100.0),
+        );
+        let rss = instance.rss_after.map_or_else(
+            || "?".to_owned(),
+            |rss| format!("{:.1} MB", rss as f64 / MB),
+        );
+        let _ = writeln!(
+            out,
+            "| ↳ instance {} | {:.0} | {cpu_us} | | | | | {share} | {rss} | | | |",
+            at + 1,
+            instance.requests as f64 / window,
+        );
+    }
+    let s = &row.summary;
+    let _ = writeln!(
+        out,
+        "| ↳ logout checks (401 expected) | {} made | | | | | | | | {} | revoked accepted: {} | |",
+        s.checks_made(),
+        s.checks_text(),
+        s.revoked_accepted(),
+    );
+}
+
 fn mark(met: bool) -> &'static str {
     if met { "yes" } else { "**no**" }
 }
@@ -252,6 +312,38 @@ mod tests {
             scenario,
             summary,
             rss_after: None,
+            instances: Vec::new(),
+        }
+    }
+
+    /// A `two-instances` row: `count` `me` requests on each server, `checks` checks (one
+    /// half on each) answered `check_status`, `cpu_us` µs of each server's CPU per request.
+    fn two_instances(count: u32, checks: u32, check_status: u16, cpu_us: u64) -> Row {
+        let mut recorder = Recorder::default();
+        for at in [0, 1] {
+            for _ in 0..count {
+                recorder.record_on(at, 200, Duration::from_millis(1));
+            }
+        }
+        for check in 0..checks {
+            recorder.record_check(check as usize % 2, check_status, Duration::from_millis(2));
+        }
+        let mut summary = recorder.summarize(Duration::from_secs(1));
+        let instances: Vec<Instance> = summary
+            .per_instance
+            .iter()
+            .map(|&requests| Instance {
+                requests,
+                server_cpu: Some(Duration::from_micros(cpu_us * requests)),
+                rss_after: Some(40_000_000),
+            })
+            .collect();
+        summary.server_cpu = instances.iter().map(|instance| instance.server_cpu).sum();
+        Row {
+            scenario: Scenario::TwoInstances,
+            summary,
+            rss_after: Some(40_000_000),
+            instances,
         }
     }
 
@@ -341,6 +433,51 @@ mod tests {
         run.peak_rss = Some(100_000_000);
         assert!(!run.all_met());
         assert!(run.render().contains("TARGETS MISSED"));
+    }
+
+    #[test]
+    fn two_instances_is_met_only_with_checks_made_all_refused_and_no_errors() {
+        assert!(report(vec![two_instances(5_000, 10, 401, 50)]).all_met());
+        // A revoked token accepted by the other server.
+        let accepted = report(vec![two_instances(5_000, 10, 200, 50)]);
+        assert!(!accepted.all_met());
+        assert!(accepted.render().contains("revoked accepted: 10"));
+        // A check without an answer checked nothing.
+        assert!(!report(vec![two_instances(5_000, 10, 500, 50)]).all_met());
+        // No check in the window.
+        assert!(!report(vec![two_instances(5_000, 0, 401, 50)]).all_met());
+        // A server that answered nothing.
+        let mut lopsided = two_instances(5_000, 10, 401, 50);
+        lopsided.summary.per_instance[1] = 0;
+        assert!(!report(vec![lopsided]).all_met());
+        let mut with_an_error = two_instances(5_000, 10, 401, 50);
+        with_an_error.summary.errors = 1;
+        assert!(!report(vec![with_an_error]).all_met());
+    }
+
+    #[test]
+    fn two_instances_shows_both_throughputs_cpu_summed_and_the_checks() {
+        let table = report(vec![two_instances(5_000, 10, 401, 50)]).render();
+        // 10,010 requests over both; 50 µs each of CPU, summed over both servers: 50 %.
+        assert!(
+            table.contains("| two-instances | 10010 | 50 | 1.00 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 50 % | 40.0 MB | 200×10000 |"), "{table}");
+        assert!(
+            table.contains("| ↳ instance 1 | 5005 | 50 | | | | | 25 % | 40.0 MB |"),
+            "{table}"
+        );
+        assert!(table.contains("| ↳ instance 2 | 5005 | 50 |"), "{table}");
+        assert!(
+            table.contains("| ↳ logout checks (401 expected) | 10 made |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 401×10 | revoked accepted: 0 |"),
+            "{table}"
+        );
+        assert!(table.contains("every target met"), "{table}");
     }
 
     #[test]
