@@ -6,7 +6,8 @@ use std::time::Duration;
 use authd_application::ports::{IssuedLink, LinkRequest, Rotation, TokenDigest, UserQuery};
 use authd_domain::{
     DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role,
-    RoleDescription, RoleId, RoleName, RoleSlug, Session, SessionLifetime, SessionId, TokenId, User, UserId,
+    RoleDescription, RoleId, RoleName, RoleSlug, Session, SessionId, SessionLifetime, TokenId,
+    User, UserId,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 

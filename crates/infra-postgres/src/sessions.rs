@@ -355,7 +355,6 @@ fn clear_sealed_of(
     .set(sessions::sealed_successor.eq(None::<String>))
 }
 
-
 /// The exchange of a refresh token as one statement: the compare-and-set on the session row
 /// (`current_refresh_jti` is the presented token, the session live and the token's user's),
 /// joined with the user and its role, so that the same round trip checks the user is active and
