@@ -1,35 +1,31 @@
 //! The minting of a token pair, shared by login and refresh.
 
-use authd_domain::{SessionId, TokenId, User};
+use authd_domain::{SessionId, User};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use crate::PortError;
 use crate::ports::TokenIssuer;
-use crate::tokens::{AccessClaims, RefreshClaims, TokenPair};
+use crate::tokens::{AccessClaims, PairIds, RefreshClaims, TokenPair};
 
-/// A freshly signed pair and the `jti` of its refresh token.
-pub(crate) struct Minted {
-    pub pair: TokenPair,
-    pub refresh_jti: TokenId,
-}
-
-/// Signs a pair for `user` in `session`. JWT times are whole seconds, so `now` is truncated;
-/// the access token never outlives the refresh token (nor, so, the session).
+/// Signs the pair `ids` names for `user` in `session`. The refresh token expires at
+/// `refresh_expires_at` (in whole seconds, as JWT times are); the access token `access_ttl`
+/// after issue, but never after the refresh token (nor, so, the session). The same arguments
+/// give the same claims, so a repeat inside the grace window signs the same pair again.
 pub(crate) fn mint_pair(
     issuer: &dyn TokenIssuer,
     user: &User,
     session: SessionId,
-    now: DateTime<Utc>,
+    ids: &PairIds,
     access_ttl: TimeDelta,
     refresh_expires_at: DateTime<Utc>,
-) -> Result<Minted, PortError> {
-    let now = now.trunc_subsecs(0);
+) -> Result<TokenPair, PortError> {
+    let now = ids.issued_at;
     let refresh_expires_at = refresh_expires_at.trunc_subsecs(0);
     let access_expires_at = (now + access_ttl).min(refresh_expires_at);
     let access = AccessClaims {
         user_id: user.id,
         session_id: session,
-        token_id: TokenId::generate(),
+        token_id: ids.access,
         issued_at: now,
         expires_at: access_expires_at,
         email: user.email.as_str().to_owned(),
@@ -39,18 +35,15 @@ pub(crate) fn mint_pair(
     let refresh = RefreshClaims {
         user_id: user.id,
         session_id: session,
-        token_id: TokenId::generate(),
+        token_id: ids.refresh,
         issued_at: now,
         expires_at: refresh_expires_at,
     };
-    Ok(Minted {
-        pair: TokenPair {
-            issued_at: now,
-            access_token: issuer.sign_access(&access)?,
-            access_expires_at,
-            refresh_token: issuer.sign_refresh(&refresh)?,
-            refresh_expires_at,
-        },
-        refresh_jti: refresh.token_id,
+    Ok(TokenPair {
+        issued_at: now,
+        access_token: issuer.sign_access(&access)?,
+        access_expires_at,
+        refresh_token: issuer.sign_refresh(&refresh)?,
+        refresh_expires_at,
     })
 }

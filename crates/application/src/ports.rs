@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use authd_domain::{
     DisplayName, Email, EmailId, EmailKind, EmailRateLimit, LinkPurpose, LinkToken, Password,
     PasswordHash, Role, RoleDescription, RoleId, RoleName, RoleSlug, RotationState, Session,
-    SessionId, TokenId, User, UserId,
+    SessionId, SessionLifetime, TokenId, User, UserId,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::PortError;
-use crate::tokens::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
+use crate::tokens::{AccessClaims, DeviceClaims, PairIds, RefreshClaims};
 
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
@@ -271,16 +271,38 @@ pub struct SessionRecord {
 pub struct Rotation {
     /// The session.
     pub session_id: SessionId,
+    /// The user the presented token names: a session of another user does not rotate.
+    pub user_id: UserId,
     /// The refresh token being exchanged.
     pub presented: TokenId,
     /// The successor refresh token.
     pub successor: TokenId,
-    /// Its expiry: the session's new `expires_at`.
-    pub successor_expires_at: DateTime<Utc>,
-    /// The successor pair, sealed for the grace window.
+    /// The lifetimes that set the session's new `expires_at` ([`Rotation::successor_expiry`]).
+    pub lifetime: SessionLifetime,
+    /// The successor pair's ids, sealed for the grace window ([`TokenIssuer::seal`]).
     pub sealed_successor: String,
     /// When the exchange happens (`last_used_at`, `rotated_at`).
     pub now: DateTime<Utc>,
+}
+
+impl Rotation {
+    /// The session's new `expires_at`, for a session created at `created_at`: a refresh
+    /// token's lifetime from now, never past the session's absolute end, in whole seconds (as
+    /// the successor's `exp` claim).
+    pub fn successor_expiry(&self, created_at: DateTime<Utc>) -> DateTime<Utc> {
+        let end = self.lifetime.absolute_end(created_at);
+        self.lifetime.refresh_expiry(self.now, end).trunc_subsecs(0)
+    }
+}
+
+/// A rotation that took place: the session's new expiry and its user as stored now, read by the
+/// same atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// The session's new `expires_at` ([`Rotation::successor_expiry`]).
+    pub expires_at: DateTime<Utc>,
+    /// The session's user (active, or the rotation would not have happened).
+    pub user: User,
 }
 
 /// Sessions and their rotation state: the source of truth.
@@ -305,10 +327,13 @@ pub trait SessionRepository: Send + Sync {
     /// The user's live sessions at `now`, newest first.
     async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, PortError>;
 
-    /// Exchanges the refresh token as one atomic compare-and-set: applies `rotation` and
-    /// returns `true` only when the session is live and `rotation.presented` is its current
-    /// token; otherwise changes nothing and returns `false` (a concurrent exchange won).
-    async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError>;
+    /// Exchanges the refresh token as one atomic compare-and-set, in one round trip to the
+    /// store: applies `rotation` only when the session is live at `rotation.now`, belongs to
+    /// `rotation.user_id`, has `rotation.presented` as its current token, and its user is
+    /// active; then returns the session's new expiry and its user. Otherwise it changes nothing
+    /// and returns `None`: a concurrent exchange won, the session ended, or its user is
+    /// inactive or gone ([`find`](Self::find) tells which).
+    async fn rotate(&self, rotation: &Rotation) -> Result<Option<Rotated>, PortError>;
 
     /// Revokes the session, returning it when it was live at `now` (`None` otherwise). Its
     /// sealed successor pair is cleared with it.
@@ -490,18 +515,18 @@ pub trait TokenIssuer: Send + Sync {
     fn sign_refresh(&self, claims: &RefreshClaims) -> Result<String, PortError>;
     /// A signed device token (the `device_token` cookie's value).
     fn sign_device(&self, claims: &DeviceClaims) -> Result<String, PortError>;
-    /// Encrypts `pair`, the successor of `refresh_token` in `session`, with a key derived from
-    /// that token and salted with the session: nothing stored with the session (a database
-    /// dump) derives the key, only the token's holder.
+    /// Encrypts `successor`, the ids of the pair that succeeds `refresh_token` in `session`,
+    /// with a key derived from that token and salted with the session: nothing stored with the
+    /// session (a database dump) derives the key, only the token's holder.
     fn seal(
         &self,
-        pair: &TokenPair,
+        successor: &PairIds,
         refresh_token: &str,
         session: SessionId,
     ) -> Result<String, PortError>;
     /// Decrypts what [`seal`](Self::seal) made with the same `refresh_token` and `session`;
     /// `None` for anything else.
-    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<TokenPair>;
+    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<PairIds>;
 }
 
 /// Verifies tokens: signature, pinned algorithm, known `kid`, and every required claim.

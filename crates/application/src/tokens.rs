@@ -5,7 +5,7 @@
 use std::fmt;
 
 use authd_domain::{SessionId, TokenId, UserId};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 /// The claims of an access token beyond `iss`, `aud` and `typ`, which the codec adds and checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,30 @@ pub struct DeviceClaims {
 impl DeviceClaims {
     /// How long a device cookie lives: a year, as the contract's `Max-Age=31536000`.
     pub const LIFETIME: TimeDelta = TimeDelta::seconds(31_536_000);
+}
+
+/// The identity of a token pair, fixed before it is signed: the `jti` of each token and their
+/// common issue time. A rotation stores its successor's sealed, so that a repeat inside the
+/// grace window signs the very same pair again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairIds {
+    /// The access token's `jti`.
+    pub access: TokenId,
+    /// The refresh token's `jti`.
+    pub refresh: TokenId,
+    /// When both are issued, in whole seconds (as JWT times are).
+    pub issued_at: DateTime<Utc>,
+}
+
+impl PairIds {
+    /// Fresh ids for a pair issued at `now`, truncated to whole seconds.
+    pub fn generate(now: DateTime<Utc>) -> Self {
+        Self {
+            access: TokenId::generate(),
+            refresh: TokenId::generate(),
+            issued_at: now.trunc_subsecs(0),
+        }
+    }
 }
 
 /// An access and a refresh token issued together. `Debug` hides the tokens.

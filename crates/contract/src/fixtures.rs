@@ -6,7 +6,8 @@ use std::time::Duration;
 use authd_application::ports::{IssuedLink, LinkRequest, Rotation, TokenDigest, UserQuery};
 use authd_domain::{
     DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role,
-    RoleDescription, RoleId, RoleName, RoleSlug, Session, SessionId, TokenId, User, UserId,
+    RoleDescription, RoleId, RoleName, RoleSlug, Session, SessionId, SessionLifetime, TokenId,
+    User, UserId,
 };
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
@@ -136,13 +137,20 @@ pub(crate) fn new_session(user: &User, created: TimeDelta, expires: TimeDelta) -
     }
 }
 
-/// An exchange of `presented` at `now`, with a fresh successor and sealed pair.
-pub(crate) fn rotation(session: SessionId, presented: TokenId, now: DateTime<Utc>) -> Rotation {
+/// The lifetimes the rotations here use: refresh tokens live 7 days, sessions 30.
+pub(crate) fn lifetime() -> SessionLifetime {
+    SessionLifetime::new(TimeDelta::days(7), TimeDelta::days(30))
+}
+
+/// An exchange of `presented` in `session` (by its user) at `now`, with a fresh successor and
+/// sealed ids.
+pub(crate) fn rotation(session: &Session, presented: TokenId, now: DateTime<Utc>) -> Rotation {
     Rotation {
-        session_id: session,
+        session_id: session.id,
+        user_id: session.user_id,
         presented,
         successor: TokenId::generate(),
-        successor_expires_at: now + TimeDelta::days(7),
+        lifetime: lifetime(),
         sealed_successor: format!("sealed-{}", TokenId::generate()),
         now,
     }
@@ -368,9 +376,10 @@ impl Store<'_> {
             .await;
         assert!(
             self.sessions
-                .rotate(&rotation(session.id, jti, rotated))
+                .rotate(&rotation(&session, jti, rotated))
                 .await
                 .unwrap()
+                .is_some()
         );
         session.id
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use authd_application::ports::{SessionRecord, UserChanges};
+use authd_application::ports::{Rotation, SessionRecord, UserChanges};
 use authd_domain::{PasswordHash, RotationState, Session, SessionId, TokenId, UserId};
 use chrono::TimeDelta;
 use futures_util::future::join_all;
@@ -339,16 +339,22 @@ pub async fn sessions_revoke_all_revokes_the_live_ones_and_bumps_the_version(sto
 }
 
 /// A refresh token is exchanged once: the rotation applies only while the presented token is
-/// current and the session live, and sets every field it names.
+/// current and the session live, sets every field it names, and answers with the new expiry and
+/// the user as stored.
 pub async fn sessions_rotate_is_a_compare_and_set(store: Store<'_>) {
     let user = store.user("ada@example.com").await;
     let (session, first) = store
         .session(&user, TimeDelta::zero(), TimeDelta::days(1))
         .await;
     let now = at(10);
-    let exchange = rotation(session.id, first, now);
+    let exchange = rotation(&session, first, now);
 
-    assert!(store.sessions.rotate(&exchange).await.unwrap());
+    let rotated = store.sessions.rotate(&exchange).await.unwrap().unwrap();
+    assert_eq!(rotated.expires_at, now + TimeDelta::days(7));
+    assert_eq!(
+        Some(rotated.user),
+        store.users.find_by_id(user.id).await.unwrap()
+    );
 
     let record = store.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(
@@ -356,7 +362,7 @@ pub async fn sessions_rotate_is_a_compare_and_set(store: Store<'_>) {
         SessionRecord {
             session: Session {
                 last_used_at: now,
-                expires_at: exchange.successor_expires_at,
+                expires_at: now + TimeDelta::days(7),
                 ..session.clone()
             },
             rotation: RotationState {
@@ -369,29 +375,89 @@ pub async fn sessions_rotate_is_a_compare_and_set(store: Store<'_>) {
     );
 
     // The same token again (another successor): refused, and nothing changes.
-    let replay = rotation(session.id, first, now + TimeDelta::seconds(1));
-    assert!(!store.sessions.rotate(&replay).await.unwrap());
+    let replay = rotation(&session, first, now + TimeDelta::seconds(1));
+    assert_eq!(store.sessions.rotate(&replay).await.unwrap(), None);
     assert_eq!(
         store.sessions.find(session.id).await.unwrap().unwrap(),
         record
     );
     // A token the session never had: refused.
-    let forged = rotation(session.id, TokenId::generate(), now);
-    assert!(!store.sessions.rotate(&forged).await.unwrap());
+    let forged = rotation(&session, TokenId::generate(), now);
+    assert_eq!(store.sessions.rotate(&forged).await.unwrap(), None);
     assert_eq!(
         store.sessions.find(session.id).await.unwrap().unwrap(),
         record
     );
 
     // The successor is the one that can be exchanged now.
-    let next = rotation(session.id, exchange.successor, at(11));
-    assert!(store.sessions.rotate(&next).await.unwrap());
+    let next = rotation(&session, exchange.successor, at(11));
+    let rotated = store.sessions.rotate(&next).await.unwrap().unwrap();
+    assert_eq!(rotated.expires_at, at(11) + TimeDelta::days(7));
     let record = store.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(record.rotation.previous, Some(exchange.successor));
     assert_eq!(record.rotation.current, next.successor);
     assert_eq!(record.rotation.rotated_at, Some(at(11)));
+    assert_eq!(record.session.expires_at, at(11) + TimeDelta::days(7));
     assert_eq!(record.sealed_successor, Some(next.sealed_successor));
     assert_eq!(record.session.created_at, session.created_at);
+}
+
+/// The successor lives a refresh token's lifetime, but never past the session's absolute end
+/// (30 days after login), and in whole seconds, as its `exp` claim: a rotation 29 days after a
+/// login at .4 s past a second ends the session a day later, at the whole second.
+pub async fn sessions_a_rotation_stops_at_the_sessions_end_in_whole_seconds(store: Store<'_>) {
+    let user = store.user("ada@example.com").await;
+    let created = -TimeDelta::days(29) + TimeDelta::milliseconds(400);
+    let (session, first) = store.session(&user, created, TimeDelta::days(1)).await;
+    let exchange = rotation(&session, first, t0() + TimeDelta::milliseconds(250));
+    let rotated = store.sessions.rotate(&exchange).await.unwrap().unwrap();
+    assert_eq!(rotated.expires_at, t0() + TimeDelta::days(1));
+    let record = store.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(record.session.expires_at, t0() + TimeDelta::days(1));
+    assert_eq!(record.rotation.rotated_at, Some(exchange.now));
+}
+
+/// Only the session's own user rotates it, and only while active: a token naming another user
+/// or the session of a deactivated user changes nothing.
+pub async fn sessions_a_rotation_needs_the_sessions_own_active_user(store: Store<'_>) {
+    let ada = store.user("ada@example.com").await;
+    let bob = store.user("bob@example.com").await;
+    let (session, first) = store
+        .session(&ada, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let before = store.sessions.find(session.id).await.unwrap().unwrap();
+    let by_bob = Rotation {
+        user_id: bob.id,
+        ..rotation(&session, first, at(1))
+    };
+    assert_eq!(store.sessions.rotate(&by_bob).await.unwrap(), None);
+    assert_eq!(
+        store.sessions.find(session.id).await.unwrap().unwrap(),
+        before
+    );
+
+    let deactivate = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    store
+        .users
+        .update(ada.id, &deactivate, true, at(1))
+        .await
+        .unwrap();
+    let after_deactivation = store.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .sessions
+            .rotate(&rotation(&session, first, at(2)))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.sessions.find(session.id).await.unwrap().unwrap(),
+        after_deactivation
+    );
 }
 
 /// Of four exchanges of one token at once, exactly one wins, and its successor is stored.
@@ -401,7 +467,7 @@ pub async fn sessions_of_concurrent_rotations_exactly_one_wins(store: Store<'_>)
         let (session, first) = store
             .session(&user, TimeDelta::zero(), TimeDelta::days(1))
             .await;
-        let contenders: Vec<_> = (0..4).map(|_| rotation(session.id, first, t0())).collect();
+        let contenders: Vec<_> = (0..4).map(|_| rotation(&session, first, t0())).collect();
 
         let wins: Vec<bool> = join_all(
             contenders
@@ -410,7 +476,7 @@ pub async fn sessions_of_concurrent_rotations_exactly_one_wins(store: Store<'_>)
         )
         .await
         .into_iter()
-        .map(Result::unwrap)
+        .map(|rotated| rotated.unwrap().is_some())
         .collect();
 
         assert_eq!(wins.iter().filter(|won| **won).count(), 1, "{wins:?}");
@@ -440,22 +506,15 @@ pub async fn sessions_revoked_or_expired_cannot_rotate(store: Store<'_>) {
         .session(&user, -TimeDelta::days(2), TimeDelta::zero())
         .await;
 
-    assert!(
-        !store
-            .sessions
-            .rotate(&rotation(revoked.id, revoked_jti, t0()))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .sessions
-            .rotate(&rotation(expired.id, expired_jti, t0()))
-            .await
-            .unwrap()
-    );
-    let unknown = rotation(SessionId::generate(), TokenId::generate(), t0());
-    assert!(!store.sessions.rotate(&unknown).await.unwrap());
+    for (session, jti) in [(&revoked, revoked_jti), (&expired, expired_jti)] {
+        let exchange = rotation(session, jti, t0());
+        assert_eq!(store.sessions.rotate(&exchange).await.unwrap(), None);
+    }
+    let unknown = Rotation {
+        session_id: SessionId::generate(),
+        ..rotation(&revoked, TokenId::generate(), t0())
+    };
+    assert_eq!(store.sessions.rotate(&unknown).await.unwrap(), None);
     assert_eq!(store.sessions.find(unknown.session_id).await.unwrap(), None);
     for (id, jti) in [(revoked.id, revoked_jti), (expired.id, expired_jti)] {
         let record = store.sessions.find(id).await.unwrap().unwrap();
@@ -470,17 +529,8 @@ pub async fn sessions_revoked_or_expired_cannot_rotate(store: Store<'_>) {
         assert_eq!(record.sealed_successor, None);
     }
     // Just before it expires, the expiring one still rotates.
-    assert!(
-        store
-            .sessions
-            .rotate(&rotation(
-                expired.id,
-                expired_jti,
-                t0() - TimeDelta::seconds(1)
-            ))
-            .await
-            .unwrap()
-    );
+    let in_time = rotation(&expired, expired_jti, t0() - TimeDelta::seconds(1));
+    assert!(store.sessions.rotate(&in_time).await.unwrap().is_some());
 }
 
 /// The purge deletes the sessions expired at `now` and those revoked more than the grace

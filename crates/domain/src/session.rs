@@ -71,6 +71,16 @@ impl SessionLifetime {
     pub fn refresh_expiry(&self, issued_at: DateTime<Utc>, end: DateTime<Utc>) -> DateTime<Utc> {
         (issued_at + self.refresh_ttl).min(end)
     }
+
+    /// How long each refresh token lives.
+    pub fn refresh_ttl(&self) -> TimeDelta {
+        self.refresh_ttl
+    }
+
+    /// How long a session lives at most, from login.
+    pub fn max_age(&self) -> TimeDelta {
+        self.max_age
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +100,13 @@ mod tests {
             revoked_at: revoked.then_some(now),
         };
         (session, now)
+    }
+
+    #[test]
+    fn a_lifetime_gives_back_its_two_durations() {
+        let lifetime = SessionLifetime::new(TimeDelta::days(7), TimeDelta::days(30));
+        assert_eq!(lifetime.refresh_ttl(), TimeDelta::days(7));
+        assert_eq!(lifetime.max_age(), TimeDelta::days(30));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use anyhow::anyhow;
 use authd_application::PortError;
 use authd_application::ports::{TokenIssuer, TokenRejected, TokenVerifier};
-use authd_application::{AccessClaims, DeviceClaims, RefreshClaims, TokenPair};
+use authd_application::{AccessClaims, DeviceClaims, PairIds, RefreshClaims};
 use authd_domain::{SessionId, TokenId, UserId};
 use chrono::{DateTime, TimeDelta, Utc};
 use hkdf::Hkdf;
@@ -246,38 +246,34 @@ impl TokenIssuer for JoseTokenCodec {
     }
 
     /// A compact JWE (`dir`, A256GCM) under a key derived with HKDF-SHA256 from `refresh_token`,
-    /// salted with `session` (see `sealing_key`): the stored pair is useless to anyone reading
-    /// the database without the refresh token it replaced.
+    /// salted with `session` (see `sealing_key`): the stored ids are useless to anyone reading
+    /// the database without the refresh token they succeed.
     fn seal(
         &self,
-        pair: &TokenPair,
+        successor: &PairIds,
         refresh_token: &str,
         session: SessionId,
     ) -> Result<String, PortError> {
-        let sealed = SealedPair {
-            issued_at: pair.issued_at.timestamp(),
-            access_token: pair.access_token.clone(),
-            access_expires_at: pair.access_expires_at.timestamp(),
-            refresh_token: pair.refresh_token.clone(),
-            refresh_expires_at: pair.refresh_expires_at.timestamp(),
+        let sealed = SealedIds {
+            access_jti: successor.access.as_uuid(),
+            refresh_jti: successor.refresh.as_uuid(),
+            issued_at: successor.issued_at.timestamp(),
         };
         let plaintext =
             serde_json::to_vec(&sealed).map_err(|error| PortError::Unexpected(error.into()))?;
         let key = sealing_key(refresh_token, session)
             .map_err(|error| PortError::Unexpected(anyhow!("deriving the sealing key: {error}")))?;
         seal_with(&key, &plaintext)
-            .map_err(|error| PortError::Unexpected(error.context("sealing a token pair")))
+            .map_err(|error| PortError::Unexpected(error.context("sealing a successor's ids")))
     }
 
-    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<TokenPair> {
+    fn unseal(&self, sealed: &str, refresh_token: &str, session: SessionId) -> Option<PairIds> {
         let plaintext = unseal_with(&sealing_key(refresh_token, session).ok()?, sealed)?;
-        let pair: SealedPair = serde_json::from_slice(&plaintext).ok()?;
-        Some(TokenPair {
-            issued_at: DateTime::from_timestamp(pair.issued_at, 0)?,
-            access_token: pair.access_token,
-            access_expires_at: DateTime::from_timestamp(pair.access_expires_at, 0)?,
-            refresh_token: pair.refresh_token,
-            refresh_expires_at: DateTime::from_timestamp(pair.refresh_expires_at, 0)?,
+        let ids: SealedIds = serde_json::from_slice(&plaintext).ok()?;
+        Some(PairIds {
+            access: TokenId::from_uuid(ids.access_jti),
+            refresh: TokenId::from_uuid(ids.refresh_jti),
+            issued_at: DateTime::from_timestamp(ids.issued_at, 0)?,
         })
     }
 }
@@ -322,12 +318,10 @@ pub(crate) fn unseal_with(key: &[u8; 32], sealed: &str) -> Option<Vec<u8>> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SealedPair {
+struct SealedIds {
+    access_jti: uuid::Uuid,
+    refresh_jti: uuid::Uuid,
     issued_at: i64,
-    access_token: String,
-    access_expires_at: i64,
-    refresh_token: String,
-    refresh_expires_at: i64,
 }
 
 impl TokenVerifier for JoseTokenCodec {
@@ -632,24 +626,20 @@ mod tests {
         assert!(before.verify_access(&fresh, now()).is_err());
     }
 
-    fn sample_pair() -> TokenPair {
-        TokenPair {
-            issued_at: now(),
-            access_token: "a.b.c".into(),
-            access_expires_at: now(),
-            refresh_token: "d.e.f".into(),
-            refresh_expires_at: now() + TimeDelta::days(7),
-        }
+    fn sample_ids() -> PairIds {
+        PairIds::generate(now())
     }
 
     #[test]
-    fn a_sealed_pair_opens_only_with_the_token_and_session_it_was_sealed_with() {
+    fn sealed_ids_open_only_with_the_token_and_session_they_were_sealed_with() {
         let codec = codec(vec![key(Algorithm::EdDSA)]);
-        let pair = sample_pair();
+        let ids = sample_ids();
         let session = SessionId::generate();
-        let sealed = codec.seal(&pair, "old-refresh", session).unwrap();
-        assert!(!sealed.contains("a.b.c"));
-        assert_eq!(codec.unseal(&sealed, "old-refresh", session), Some(pair));
+        let sealed = codec.seal(&ids, "old-refresh", session).unwrap();
+        for id in [ids.access.to_string(), ids.refresh.to_string()] {
+            assert!(!sealed.contains(&id));
+        }
+        assert_eq!(codec.unseal(&sealed, "old-refresh", session), Some(ids));
         assert_eq!(codec.unseal(&sealed, "another-token", session), None);
         assert_eq!(
             codec.unseal(&sealed, "old-refresh", SessionId::generate()),
@@ -680,7 +670,7 @@ mod tests {
         use sha2::Digest;
         let codec = codec(vec![key(Algorithm::EdDSA)]);
         let session = SessionId::generate();
-        let sealed = codec.seal(&sample_pair(), "old-refresh", session).unwrap();
+        let sealed = codec.seal(&sample_ids(), "old-refresh", session).unwrap();
         let key = sealing_key("old-refresh", session).unwrap();
         let (_, header) =
             josekit::jwe::deserialize_compact(&sealed, &Dir.decrypter_from_bytes(key).unwrap())

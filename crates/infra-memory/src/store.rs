@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use authd_application::PortError;
 use authd_application::ports::{
     CreateRoleError, CreateUserError, Credentials, IssuedLink, LinkRequest, LinkTokenRepository,
-    Outbox, OutboxEmail, OutboxStats, RoleChanges, RoleDeletion, RoleRepository, Rotation,
+    Outbox, OutboxEmail, OutboxStats, RoleChanges, RoleDeletion, RoleRepository, Rotated, Rotation,
     SessionRecord, SessionRepository, TokenDigest, UserChanges, UserPage, UserQuery,
     UserRepository,
 };
@@ -660,23 +660,32 @@ impl SessionRepository for InMemoryStore {
         Ok(self.data().live_sessions(user, now))
     }
 
-    async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError> {
+    async fn rotate(&self, rotation: &Rotation) -> Result<Option<Rotated>, PortError> {
         let mut data = self.data();
-        let Some(record) = data.sessions.get_mut(&rotation.session_id) else {
-            return Ok(false);
+        let user = match data.sessions.get(&rotation.session_id) {
+            Some(record) if record.session.user_id == rotation.user_id => data
+                .users
+                .get(&rotation.user_id)
+                .map(|(user, _)| data.user(user))
+                .filter(|user| user.is_active),
+            _ => None,
+        };
+        let (Some(user), Some(record)) = (user, data.sessions.get_mut(&rotation.session_id)) else {
+            return Ok(None);
         };
         if !record.session.is_live(rotation.now) || record.rotation.current != rotation.presented {
-            return Ok(false);
+            return Ok(None);
         }
+        let expires_at = rotation.successor_expiry(record.session.created_at);
         record.rotation = RotationState {
             current: rotation.successor,
             previous: Some(rotation.presented),
             rotated_at: Some(rotation.now),
         };
         record.session.last_used_at = rotation.now;
-        record.session.expires_at = rotation.successor_expires_at;
+        record.session.expires_at = expires_at;
         record.sealed_successor = Some(rotation.sealed_successor.clone());
-        Ok(true)
+        Ok(Some(Rotated { expires_at, user }))
     }
 
     async fn revoke(

@@ -2,17 +2,22 @@
 
 use async_trait::async_trait;
 use authd_application::PortError;
-use authd_application::ports::{Rotation, SessionRecord, SessionRepository};
+use authd_application::ports::{Rotated, Rotation, SessionRecord, SessionRepository};
 use authd_domain::{RotationState, Session, SessionId, TokenId, UserId};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::pg::Pg;
+use diesel::pg::data_types::PgInterval;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{BigInt, Bool, Interval, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::errors::DbError;
 use crate::pool::{PgPool, execute_batch};
+use crate::roles::RoleRefRow;
 use crate::schema::{sessions, users};
+use crate::users::UserRow;
 
 /// The columns of a [`Session`].
 #[derive(Queryable, Selectable)]
@@ -160,29 +165,33 @@ impl SessionRepository for PgSessionRepository {
         Ok(rows.into_iter().map(Session::from).collect())
     }
 
-    async fn rotate(&self, rotation: &Rotation) -> Result<bool, PortError> {
+    async fn rotate(&self, rotation: &Rotation) -> Result<Option<Rotated>, PortError> {
         let mut conn = self.pool.get().await.map_err(DbError::from_pool)?;
-        // One conditional UPDATE is the compare-and-set: when two exchanges of the same token
-        // race, the second waits on the row lock, Postgres re-checks its WHERE against the
-        // committed row, and it matches nothing because the current jti has moved on.
-        let changed = diesel::update(
-            sessions::table
-                .find(rotation.session_id.as_uuid())
-                .filter(sessions::current_refresh_jti.eq(rotation.presented.as_uuid()))
-                .filter(live_at(rotation.now)),
-        )
-        .set((
-            sessions::current_refresh_jti.eq(rotation.successor.as_uuid()),
-            sessions::previous_refresh_jti.eq(rotation.presented.as_uuid()),
-            sessions::rotated_at.eq(rotation.now),
-            sessions::last_used_at.eq(rotation.now),
-            sessions::expires_at.eq(rotation.successor_expires_at),
-            sessions::sealed_successor.eq(&rotation.sealed_successor),
-        ))
-        .execute(&mut conn)
-        .await
-        .map_err(|error| DbError::from_query(error, &mut conn))?;
-        Ok(changed == 1)
+        let lifetime = rotation.lifetime;
+        let statement = RotateStatement {
+            session: rotation.session_id.as_uuid(),
+            user: rotation.user_id.as_uuid(),
+            presented: rotation.presented.as_uuid(),
+            successor: rotation.successor.as_uuid(),
+            sealed_successor: &rotation.sealed_successor,
+            now: rotation.now,
+            refresh_expiry: (rotation.now + lifetime.refresh_ttl()).trunc_subsecs(0),
+            max_age: PgInterval::from_microseconds(
+                lifetime.max_age().num_microseconds().unwrap_or(i64::MAX),
+            ),
+        };
+        let row = statement
+            .get_result::<(UserRow, RoleRefRow, DateTime<Utc>)>(&mut conn)
+            .await
+            .optional()
+            .map_err(|error| DbError::from_query(error, &mut conn))?;
+        row.map(|(user, role, expires_at)| {
+            Ok(Rotated {
+                expires_at,
+                user: user.into_user(role)?,
+            })
+        })
+        .transpose()
     }
 
     async fn revoke(
@@ -344,6 +353,86 @@ fn clear_sealed_of(
             .filter(sessions::rotated_at.assume_not_null().lt(rotated_before)),
     )
     .set(sessions::sealed_successor.eq(None::<String>))
+}
+
+/// The exchange of a refresh token as one statement: the compare-and-set on the session row
+/// (`current_refresh_jti` is the presented token, the session live and the token's user's),
+/// joined with the user and its role, so that the same round trip checks the user is active and
+/// returns what the successor pair is signed with. When two exchanges of one token race, the
+/// second waits on the row lock, Postgres re-checks its `WHERE` against the committed row, and it
+/// matches nothing because the current token has moved on.
+///
+/// The new `expires_at` is `Rotation::successor_expiry` in SQL: the refresh lifetime from now
+/// (`refresh_expiry`, whole seconds already) or the session's absolute end, whichever is first,
+/// truncated to the second. diesel's DSL has no `UPDATE … FROM`; this fragment has a static
+/// query id, so its prepared statement is cached like the DSL's (`sql_query` is prepared anew
+/// on every call: a second round trip).
+struct RotateStatement<'a> {
+    session: Uuid,
+    user: Uuid,
+    presented: Uuid,
+    successor: Uuid,
+    sealed_successor: &'a str,
+    now: DateTime<Utc>,
+    refresh_expiry: DateTime<Utc>,
+    max_age: PgInterval,
+}
+
+impl QueryId for RotateStatement<'_> {
+    type QueryId = RotateStatement<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for RotateStatement<'_> {
+    type SqlType = (
+        (
+            SqlUuid,
+            Text,
+            Nullable<Text>,
+            Bool,
+            Bool,
+            Bool,
+            Bool,
+            Timestamptz,
+            Timestamptz,
+        ),
+        (SqlUuid, Text, Text),
+        Timestamptz,
+    );
+}
+
+impl QueryFragment<Pg> for RotateStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE sessions SET current_refresh_jti = ");
+        out.push_bind_param::<SqlUuid, _>(&self.successor)?;
+        out.push_sql(", previous_refresh_jti = sessions.current_refresh_jti, rotated_at = ");
+        out.push_bind_param::<Timestamptz, _>(&self.now)?;
+        out.push_sql(", last_used_at = ");
+        out.push_bind_param::<Timestamptz, _>(&self.now)?;
+        out.push_sql(", expires_at = LEAST(");
+        out.push_bind_param::<Timestamptz, _>(&self.refresh_expiry)?;
+        out.push_sql(", date_trunc('second', sessions.created_at + ");
+        out.push_bind_param::<Interval, _>(&self.max_age)?;
+        out.push_sql(")), sealed_successor = ");
+        out.push_bind_param::<Text, _>(self.sealed_successor)?;
+        out.push_sql(
+            " FROM users JOIN roles ON roles.id = users.role_id \
+             WHERE users.id = sessions.user_id AND users.is_active AND sessions.id = ",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.session)?;
+        out.push_sql(" AND sessions.user_id = ");
+        out.push_bind_param::<SqlUuid, _>(&self.user)?;
+        out.push_sql(" AND sessions.current_refresh_jti = ");
+        out.push_bind_param::<SqlUuid, _>(&self.presented)?;
+        out.push_sql(" AND sessions.revoked_at IS NULL AND sessions.expires_at > ");
+        out.push_bind_param::<Timestamptz, _>(&self.now)?;
+        out.push_sql(
+            " RETURNING users.id, users.email, users.name, users.is_active, users.is_superuser, \
+             users.is_verified, users.is_primary_admin, users.created_at, users.updated_at, \
+             roles.id, roles.slug, roles.name, sessions.expires_at",
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use authd_application::ports::{
 use authd_application::{Dependency, PortError};
 use authd_domain::{
     DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role, RoleName,
-    RoleSlug, Session, SessionId, TokenId, User, UserId,
+    RoleSlug, Session, SessionId, SessionLifetime, TokenId, User, UserId,
 };
 use authd_postgres::testing::{TestDatabase, empty_database, fresh_database};
 use authd_postgres::{
@@ -143,12 +143,13 @@ impl Fixture {
     }
 }
 
-fn rotation(session: SessionId, presented: TokenId, now: DateTime<Utc>) -> Rotation {
+fn rotation(session: &Session, presented: TokenId, now: DateTime<Utc>) -> Rotation {
     Rotation {
-        session_id: session,
+        session_id: session.id,
+        user_id: session.user_id,
         presented,
         successor: TokenId::generate(),
-        successor_expires_at: now + TimeDelta::days(7),
+        lifetime: SessionLifetime::new(TimeDelta::days(7), TimeDelta::days(30)),
         sealed_successor: format!("sealed-{}", TokenId::generate()),
         now,
     }
@@ -747,12 +748,8 @@ async fn rotated_session(f: &Fixture, user: &User, rotated: TimeDelta) -> Sessio
         .session(user, -TimeDelta::hours(1), TimeDelta::days(1))
         .await;
     let at = t0() + rotated;
-    assert!(
-        f.sessions
-            .rotate(&rotation(session.id, jti, at))
-            .await
-            .unwrap()
-    );
+    let rotated = f.sessions.rotate(&rotation(&session, jti, at)).await;
+    assert!(rotated.unwrap().is_some());
     session.id
 }
 

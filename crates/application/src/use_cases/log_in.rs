@@ -11,7 +11,7 @@ use crate::ports::{
     ThrottleKey, ThrottleVerdict, TokenIssuer, TokenVerifier, UserRepository,
 };
 use crate::revocation::remaining;
-use crate::tokens::TokenPair;
+use crate::tokens::{PairIds, TokenPair};
 use crate::{AuthSettings, PortError};
 
 /// The longest user agent kept with a session.
@@ -200,11 +200,12 @@ impl LogIn {
         let lifetime = self.settings.lifetime;
         let id = SessionId::generate();
         let expires_at = lifetime.refresh_expiry(now, lifetime.absolute_end(now));
-        let minted = mint_pair(
+        let ids = PairIds::generate(now);
+        let pair = mint_pair(
             self.issuer.as_ref(),
             user,
             id,
-            now,
+            &ids,
             self.settings.access_ttl,
             expires_at,
         )?;
@@ -213,7 +214,7 @@ impl LogIn {
             user_id: user.id,
             created_at: now,
             last_used_at: now,
-            expires_at: minted.pair.refresh_expires_at,
+            expires_at: pair.refresh_expires_at,
             user_agent: request
                 .user_agent
                 .as_deref()
@@ -223,7 +224,7 @@ impl LogIn {
         };
         if !self
             .sessions
-            .create(&session, minted.refresh_jti, credentials_version)
+            .create(&session, ids.refresh, credentials_version)
             .await?
         {
             return Err(LoginError::CredentialsChanged);
@@ -236,7 +237,7 @@ impl LogIn {
         {
             tracing::warn!(%error, "could not cache the new session");
         }
-        Ok((session, minted.pair))
+        Ok((session, pair))
     }
 
     /// Stores a hash with the current parameters, only over the hash the password was checked

@@ -1,13 +1,15 @@
 use std::sync::Arc;
 
-use authd_domain::RefreshVerdict;
+use authd_domain::{RefreshVerdict, User};
+use chrono::{DateTime, Utc};
 
 use crate::minting::mint_pair;
 use crate::ports::{
-    AuthCache, Clock, Rotation, SessionRepository, TokenIssuer, TokenVerifier, UserRepository,
+    AuthCache, Clock, Rotation, SessionRecord, SessionRepository, TokenIssuer, TokenVerifier,
+    UserRepository,
 };
 use crate::revocation::Revocation;
-use crate::tokens::TokenPair;
+use crate::tokens::{PairIds, RefreshClaims, TokenPair};
 use crate::{AuthSettings, PortError};
 
 /// Why a refresh failed. All but `Port` are a 401 to the client.
@@ -29,10 +31,11 @@ pub enum RefreshError {
 
 /// Exchanges a refresh token for a successor pair.
 ///
-/// The exchange is a compare-and-set on the session row, so of several concurrent refreshes
-/// with one token exactly one mints the successor pair. It stores that pair sealed with the
-/// token it replaced; the others, and any repeat inside the grace window, unseal and return
-/// the same pair. After the window the old token is theft and the session ends.
+/// The exchange is one compare-and-set on the session row, which also reads the user, so the
+/// common case costs one round trip to the store. Of several concurrent refreshes with one
+/// token exactly one rotates; it stores the successor pair's ids sealed with the token it
+/// replaced. The others, and any repeat inside the grace window, unseal them and sign the same
+/// pair again. After the window the old token is theft and the session ends.
 pub struct Refresh {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
@@ -52,92 +55,105 @@ impl Refresh {
             .verify_refresh(refresh_token, now)
             .map_err(|rejected| RefreshError::Invalid(rejected.0))?;
 
-        // A lost compare-and-set means another request rotated first: judge once more
-        // against what it wrote (it will be a replay inside the window).
-        for _ in 0..2 {
-            let record = self
-                .sessions
-                .find(claims.session_id)
-                .await?
-                .filter(|record| record.session.user_id == claims.user_id)
-                .ok_or(RefreshError::Revoked)?;
-            let verdict = record.session.judge_refresh(
-                &record.rotation,
-                claims.token_id,
-                now,
-                self.settings.refresh_grace,
-            );
-            match verdict {
-                RefreshVerdict::Dead => return Err(RefreshError::Revoked),
-                RefreshVerdict::Replay => {
-                    return record
-                        .sealed_successor
-                        .and_then(|sealed| {
-                            self.issuer
-                                .unseal(&sealed, refresh_token, claims.session_id)
-                        })
-                        .ok_or(RefreshError::Revoked);
-                }
-                RefreshVerdict::Reuse => {
-                    tracing::warn!(
-                        user_id = %claims.user_id,
-                        session_id = %claims.session_id,
-                        "refresh token reuse detected; revoking the session"
-                    );
-                    Revocation::new(&*self.sessions, &*self.cache)
-                        .revoke(claims.session_id, now)
-                        .await?;
-                    return Err(RefreshError::Reused);
-                }
-                RefreshVerdict::Rotate => {
-                    let user = self
-                        .users
-                        .find_by_id(claims.user_id)
-                        .await?
-                        .filter(|user| user.is_active)
-                        .ok_or(RefreshError::Revoked)?;
-                    let lifetime = self.settings.lifetime;
-                    let end = lifetime.absolute_end(record.session.created_at);
-                    let minted = mint_pair(
-                        self.issuer.as_ref(),
-                        &user,
-                        claims.session_id,
-                        now,
-                        self.settings.access_ttl,
-                        lifetime.refresh_expiry(now, end),
-                    )?;
-                    let rotation = Rotation {
-                        session_id: claims.session_id,
-                        presented: claims.token_id,
-                        successor: minted.refresh_jti,
-                        successor_expires_at: minted.pair.refresh_expires_at,
-                        sealed_successor: self.issuer.seal(
-                            &minted.pair,
-                            refresh_token,
-                            claims.session_id,
-                        )?,
-                        now,
-                    };
-                    if self.sessions.rotate(&rotation).await? {
-                        return Ok(minted.pair);
-                    }
-                }
+        // Most tokens presented are current: rotate at once, and judge only when that fails.
+        let successor = PairIds::generate(now);
+        let rotation = Rotation {
+            session_id: claims.session_id,
+            user_id: claims.user_id,
+            presented: claims.token_id,
+            successor: successor.refresh,
+            lifetime: self.settings.lifetime,
+            sealed_successor: self
+                .issuer
+                .seal(&successor, refresh_token, claims.session_id)?,
+            now,
+        };
+        if let Some(rotated) = self.sessions.rotate(&rotation).await? {
+            return Ok(self.mint(&rotated.user, &claims, &successor, rotated.expires_at)?);
+        }
+
+        let record = self
+            .sessions
+            .find(claims.session_id)
+            .await?
+            .filter(|record| record.session.user_id == claims.user_id)
+            .ok_or(RefreshError::Revoked)?;
+        let verdict = record.session.judge_refresh(
+            &record.rotation,
+            claims.token_id,
+            now,
+            self.settings.refresh_grace,
+        );
+        match verdict {
+            // Current yet not rotated: the session's user is inactive or gone.
+            RefreshVerdict::Rotate | RefreshVerdict::Dead => Err(RefreshError::Revoked),
+            RefreshVerdict::Replay => self.repeat(&record, refresh_token, &claims).await,
+            RefreshVerdict::Reuse => {
+                tracing::warn!(
+                    user_id = %claims.user_id,
+                    session_id = %claims.session_id,
+                    "refresh token reuse detected; revoking the session"
+                );
+                Revocation::new(&*self.sessions, &*self.cache)
+                    .revoke(claims.session_id, now)
+                    .await?;
+                Err(RefreshError::Reused)
             }
         }
-        Err(RefreshError::Revoked)
+    }
+
+    /// The pair the last rotation issued, signed again from its sealed ids, the session's
+    /// expiry and the user as stored.
+    async fn repeat(
+        &self,
+        record: &SessionRecord,
+        refresh_token: &str,
+        claims: &RefreshClaims,
+    ) -> Result<TokenPair, RefreshError> {
+        let successor = record
+            .sealed_successor
+            .as_deref()
+            .and_then(|sealed| self.issuer.unseal(sealed, refresh_token, claims.session_id))
+            .ok_or(RefreshError::Revoked)?;
+        let user = self
+            .users
+            .find_by_id(claims.user_id)
+            .await?
+            .filter(|user| user.is_active)
+            .ok_or(RefreshError::Revoked)?;
+        Ok(self.mint(&user, claims, &successor, record.session.expires_at)?)
+    }
+
+    fn mint(
+        &self,
+        user: &User,
+        claims: &RefreshClaims,
+        successor: &PairIds,
+        expires_at: DateTime<Utc>,
+    ) -> Result<TokenPair, PortError> {
+        mint_pair(
+            self.issuer.as_ref(),
+            user,
+            claims.session_id,
+            successor,
+            self.settings.access_ttl,
+            expires_at,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::Dependency;
     use crate::ports::{
         MockAuthCache, MockSessionRepository, MockTokenIssuer, MockTokenVerifier,
-        MockUserRepository, SessionRecord, TokenRejected,
+        MockUserRepository, Rotated, TokenRejected,
     };
     use crate::use_cases::fixtures::*;
-    use authd_domain::{RotationState, TokenId, User};
+    use authd_domain::{RotationState, Session, SessionId, TokenId, UserId};
     use chrono::TimeDelta;
     use mockall::Sequence;
 
@@ -150,9 +166,9 @@ mod tests {
     }
 
     impl Mocks {
-        /// A verifier that accepts the token as `jti` of the record's session, and a store
-        /// that returns `record` on every read.
-        fn presenting(jti: TokenId, record: SessionRecord) -> Self {
+        /// A verifier that accepts the token as `jti` of `session`, and an issuer that seals
+        /// any ids as "sealed". Nothing else is expected yet.
+        fn presenting(jti: TokenId, session: &Session) -> Self {
             let mut mocks = Self {
                 users: MockUserRepository::new(),
                 sessions: MockSessionRepository::new(),
@@ -160,32 +176,58 @@ mod tests {
                 issuer: MockTokenIssuer::new(),
                 verifier: MockTokenVerifier::new(),
             };
-            let claims = refresh_claims(&record.session, jti);
+            let claims = refresh_claims(session, jti);
             mocks
                 .verifier
                 .expect_verify_refresh()
+                .withf(|token, at| token == "refresh-old" && *at == now())
                 .returning(move |_, _| Ok(claims.clone()));
             mocks
-                .sessions
-                .expect_find()
-                .returning(move |_| Ok(Some(record.clone())));
+                .issuer
+                .expect_seal()
+                .returning(|_, _, _| Ok("sealed".into()));
             mocks
         }
 
-        fn minting(mut self, user: &User) -> Self {
-            let user = user.clone();
-            self.users
-                .expect_find_by_id()
-                .returning(move |_| Ok(Some(user.clone())));
+        /// The rotation fails, and the store then holds `record`.
+        fn not_rotating(mut self, record: SessionRecord) -> Self {
+            self.sessions
+                .expect_rotate()
+                .times(1)
+                .returning(|_| Ok(None));
+            self.sessions
+                .expect_find()
+                .times(1)
+                .returning(move |_| Ok(Some(record.clone())));
+            self
+        }
+
+        /// An issuer that signs `ids`' tokens as "access-<access jti>" and
+        /// "refresh-<refresh jti>", checking the claims `user` and the expiries give them.
+        fn signing(mut self, user: &User, refresh_expires_at: DateTime<Utc>) -> Self {
+            let (id, email) = (user.id, user.email.as_str().to_owned());
+            let access_expires_at = (now() + settings().access_ttl).min(refresh_expires_at);
             self.issuer
                 .expect_sign_access()
-                .returning(|_| Ok("access-new".into()));
+                .withf(move |claims| {
+                    claims.user_id == id
+                        && claims.email == email
+                        && claims.role == "application-access"
+                        && !claims.is_superuser
+                        && claims.issued_at == now()
+                        && claims.expires_at == access_expires_at
+                })
+                .times(1)
+                .returning(|claims| Ok(format!("access-{}", claims.token_id)));
             self.issuer
                 .expect_sign_refresh()
-                .returning(|_| Ok("refresh-new".into()));
-            self.issuer
-                .expect_seal()
-                .returning(|_, _, _| Ok("sealed".into()));
+                .withf(move |claims| {
+                    claims.user_id == id
+                        && claims.issued_at == now()
+                        && claims.expires_at == refresh_expires_at
+                })
+                .times(1)
+                .returning(|claims| Ok(format!("refresh-{}", claims.token_id)));
             self
         }
 
@@ -202,8 +244,10 @@ mod tests {
         }
     }
 
+    /// `session` after an exchange of `previous` for `current`, `ago` before now, its
+    /// successor's ids sealed as "sealed".
     fn rotated(
-        session: authd_domain::Session,
+        session: Session,
         current: TokenId,
         previous: TokenId,
         ago: TimeDelta,
@@ -220,112 +264,152 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn current_token_is_exchanged_for_a_new_pair() {
+    async fn a_current_token_rotates_in_one_step_and_the_pair_is_minted_for_the_user_it_read() {
         let user = user();
-        let record = record(live_session(&user));
-        let current = record.rotation.current;
-        let session_id = record.session.id;
-        let mut mocks = Mocks::presenting(current, record).minting(&user);
+        let session = live_session(&user);
+        let (presented, session_id) = (TokenId::generate(), session.id);
+        let expires_at = now() + TimeDelta::days(7);
+        let mut mocks = Mocks::presenting(presented, &session);
+        // This test's issuer records the ids it seals.
+        mocks.issuer = MockTokenIssuer::new();
+        mocks = mocks.signing(&user, expires_at);
+        let sealed_ids = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&sealed_ids);
+        mocks
+            .issuer
+            .expect_seal()
+            .withf(move |_, token, session| token == "refresh-old" && *session == session_id)
+            .times(1)
+            .returning(move |ids, _, _| {
+                *seen.lock().unwrap() = Some(*ids);
+                Ok("sealed".into())
+            });
+        let seen = Arc::clone(&sealed_ids);
+        let user_id = user.id;
+        let stored = user.clone();
         mocks
             .sessions
             .expect_rotate()
             .withf(move |rotation| {
+                let ids: PairIds = seen.lock().unwrap().unwrap();
                 rotation.session_id == session_id
-                    && rotation.presented == current
+                    && rotation.user_id == user_id
+                    && rotation.presented == presented
+                    && rotation.successor == ids.refresh
+                    && ids.issued_at == now()
+                    && ids.access != ids.refresh
+                    && rotation.lifetime == settings().lifetime
                     && rotation.sealed_successor == "sealed"
-                    && rotation.successor_expires_at == now() + TimeDelta::days(7)
+                    && rotation.now == now()
             })
             .times(1)
-            .returning(|_| Ok(true));
+            .returning(move |_| {
+                Ok(Some(Rotated {
+                    expires_at,
+                    user: stored.clone(),
+                }))
+            });
+        mocks.sessions.expect_find().never();
+        mocks.users.expect_find_by_id().never();
         let pair = mocks.build().execute("refresh-old").await.unwrap();
-        assert_eq!(pair.access_token, "access-new");
-        assert_eq!(pair.refresh_token, "refresh-new");
+        let ids = sealed_ids.lock().unwrap().unwrap();
+        assert_eq!(pair.access_token, format!("access-{}", ids.access));
+        assert_eq!(pair.refresh_token, format!("refresh-{}", ids.refresh));
+        assert_eq!(pair.issued_at, now());
+        assert_eq!(pair.refresh_expires_at, expires_at);
+        assert_eq!(pair.access_expires_at, now() + TimeDelta::minutes(15));
     }
 
-    #[tokio::test]
-    async fn successor_never_outlives_the_session() {
-        let user = user();
-        let mut session = live_session(&user);
-        session.created_at = now() - TimeDelta::days(29);
-        let record = record(session);
-        let current = record.rotation.current;
-        let mut mocks = Mocks::presenting(current, record).minting(&user);
-        mocks.sessions.expect_rotate().returning(|_| Ok(true));
-        let pair = mocks.build().execute("refresh-old").await.unwrap();
-        assert_eq!(pair.refresh_expires_at, now() + TimeDelta::days(1));
-        assert!(pair.access_expires_at <= pair.refresh_expires_at);
-    }
-
-    #[tokio::test]
-    async fn repeat_inside_the_window_returns_the_sealed_pair() {
-        let user = user();
-        let old = TokenId::generate();
-        let record = rotated(
-            live_session(&user),
-            TokenId::generate(),
-            old,
-            TimeDelta::seconds(3),
+    #[test]
+    fn the_successor_lives_a_refresh_ttl_but_never_past_the_session_in_whole_seconds() {
+        let rotation = |now: DateTime<Utc>| Rotation {
+            session_id: SessionId::generate(),
+            user_id: UserId::generate(),
+            presented: TokenId::generate(),
+            successor: TokenId::generate(),
+            lifetime: settings().lifetime,
+            sealed_successor: String::new(),
+            now,
+        };
+        let late = now() + TimeDelta::milliseconds(700);
+        assert_eq!(
+            rotation(late).successor_expiry(now() - TimeDelta::days(1)),
+            now() + TimeDelta::days(7)
         );
-        let session_id = record.session.id;
-        let mut mocks = Mocks::presenting(old, record);
+        let created = now() - TimeDelta::days(29) + TimeDelta::milliseconds(400);
+        assert_eq!(
+            rotation(now()).successor_expiry(created),
+            now() + TimeDelta::days(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeat_inside_the_window_signs_the_sealed_ids_again() {
+        let user = user();
+        let (old, current) = (TokenId::generate(), TokenId::generate());
+        let record = rotated(live_session(&user), current, old, TimeDelta::seconds(3));
+        let (session_id, expires_at) = (record.session.id, record.session.expires_at);
+        let mut mocks = Mocks::presenting(old, &record.session)
+            .not_rotating(record)
+            .signing(&user, expires_at);
+        let ids = PairIds {
+            access: TokenId::generate(),
+            refresh: current,
+            issued_at: now(),
+        };
         mocks
             .issuer
             .expect_unseal()
             .withf(move |sealed, token, session| {
                 sealed == "sealed" && token == "refresh-old" && *session == session_id
             })
-            .returning(|_, _, _| Some(pair("successor")));
-        mocks.sessions.expect_rotate().never();
+            .times(1)
+            .returning(move |_, _, _| Some(ids));
+        let (user_id, stored) = (user.id, user.clone());
+        mocks
+            .users
+            .expect_find_by_id()
+            .withf(move |id| *id == user_id)
+            .times(1)
+            .returning(move |_| Ok(Some(stored.clone())));
         let pair = mocks.build().execute("refresh-old").await.unwrap();
-        assert_eq!(pair.refresh_token, "refresh-successor");
+        assert_eq!(pair.access_token, format!("access-{}", ids.access));
+        assert_eq!(pair.refresh_token, format!("refresh-{current}"));
+        assert_eq!(pair.refresh_expires_at, expires_at);
     }
 
     #[tokio::test]
-    async fn losing_a_concurrent_exchange_returns_the_winners_pair() {
-        let user = user();
-        let session = live_session(&user);
-        let presented = TokenId::generate();
-        let before = SessionRecord {
-            session: session.clone(),
-            rotation: RotationState {
-                current: presented,
-                previous: None,
-                rotated_at: None,
-            },
-            sealed_successor: None,
-        };
-        let after = rotated(session, TokenId::generate(), presented, TimeDelta::zero());
-        let mut mocks = Mocks::presenting(presented, before.clone()).minting(&user);
-        mocks.sessions = MockSessionRepository::new();
-        let mut reads = Sequence::new();
-        mocks
-            .sessions
-            .expect_find()
-            .times(1)
-            .in_sequence(&mut reads)
-            .returning(move |_| Ok(Some(before.clone())));
-        mocks
-            .sessions
-            .expect_rotate()
-            .times(1)
-            .in_sequence(&mut reads)
-            .returning(|_| Ok(false));
-        mocks
-            .sessions
-            .expect_find()
-            .times(1)
-            .in_sequence(&mut reads)
-            .returning(move |_| Ok(Some(after.clone())));
+    async fn a_repeat_is_refused_when_its_sealed_ids_do_not_open_or_its_user_is_inactive() {
+        let mut user = user();
+        let old = TokenId::generate();
+        let record = rotated(
+            live_session(&user),
+            TokenId::generate(),
+            old,
+            TimeDelta::zero(),
+        );
+        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record.clone());
+        mocks.issuer.expect_unseal().returning(|_, _, _| None);
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
+        assert!(matches!(error, RefreshError::Revoked), "{error:?}");
+
+        user.is_active = false;
+        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record);
+        let ids = PairIds::generate(now());
         mocks
             .issuer
             .expect_unseal()
-            .returning(|_, _, _| Some(pair("winner")));
-        let pair = mocks.build().execute("refresh-old").await.unwrap();
-        assert_eq!(pair.access_token, "access-winner");
+            .returning(move |_, _, _| Some(ids));
+        mocks
+            .users
+            .expect_find_by_id()
+            .returning(move |_| Ok(Some(user.clone())));
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
+        assert!(matches!(error, RefreshError::Revoked), "{error:?}");
     }
 
     #[tokio::test]
-    async fn repeat_after_the_window_revokes_the_session() {
+    async fn a_repeat_after_the_window_revokes_the_session() {
         let user = user();
         let old = TokenId::generate();
         let record = rotated(
@@ -336,7 +420,7 @@ mod tests {
         );
         let session_id = record.session.id;
         let revoked = record.session.clone();
-        let mut mocks = Mocks::presenting(old, record);
+        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record);
         // Order matters: the cache mark goes first, then the store decides.
         let mut order = Sequence::new();
         mocks
@@ -348,7 +432,7 @@ mod tests {
         mocks
             .sessions
             .expect_revoke()
-            .withf(move |id, _| *id == session_id)
+            .withf(move |id, at| *id == session_id && *at == now())
             .times(1)
             .in_sequence(&mut order)
             .returning(move |_, _| Ok(Some(revoked.clone())));
@@ -359,66 +443,74 @@ mod tests {
             .in_sequence(&mut order)
             .returning(|_| Ok(()));
         let error = mocks.build().execute("refresh-old").await.unwrap_err();
-        assert!(matches!(error, RefreshError::Reused));
+        assert!(matches!(error, RefreshError::Reused), "{error:?}");
     }
 
     #[tokio::test]
-    async fn invalid_token_is_refused_without_a_store_read() {
-        let mut mocks = Mocks::presenting(TokenId::generate(), record(live_session(&user())));
+    async fn an_invalid_token_is_refused_without_a_store_call() {
+        let mut mocks = Mocks::presenting(TokenId::generate(), &live_session(&user()));
         mocks.verifier = MockTokenVerifier::new();
         mocks
             .verifier
             .expect_verify_refresh()
             .returning(|_, _| Err(TokenRejected("expired".into())));
-        mocks.sessions = MockSessionRepository::new();
-        let error = mocks.build().execute("junk").await.unwrap_err();
-        assert!(matches!(error, RefreshError::Invalid(_)));
-    }
-
-    #[tokio::test]
-    async fn revoked_or_missing_session_is_refused() {
-        let user = user();
-        let mut session = live_session(&user);
-        session.revoked_at = Some(now());
-        let record = record(session);
-        let current = record.rotation.current;
-        let error = Mocks::presenting(current, record)
-            .build()
-            .execute("t")
-            .await
-            .unwrap_err();
-        assert!(matches!(error, RefreshError::Revoked));
-
-        let mut mocks = Mocks::presenting(current, self::record(live_session(&user)));
-        mocks.sessions = MockSessionRepository::new();
-        mocks.sessions.expect_find().returning(|_| Ok(None));
-        let error = mocks.build().execute("t").await.unwrap_err();
-        assert!(matches!(error, RefreshError::Revoked));
-    }
-
-    #[tokio::test]
-    async fn inactive_user_cannot_refresh() {
-        let mut user = user();
-        user.is_active = false;
-        let record = record(live_session(&user));
-        let current = record.rotation.current;
-        let mut mocks = Mocks::presenting(current, record).minting(&user);
         mocks.sessions.expect_rotate().never();
-        let error = mocks.build().execute("t").await.unwrap_err();
-        assert!(matches!(error, RefreshError::Revoked));
+        mocks.sessions.expect_find().never();
+        let error = mocks.build().execute("junk").await.unwrap_err();
+        assert!(matches!(error, RefreshError::Invalid(reason) if reason == "expired"));
     }
 
     #[tokio::test]
-    async fn store_outage_is_a_port_error() {
+    async fn a_token_that_did_not_rotate_is_refused_without_revoking_anything() {
         let user = user();
-        let record = record(live_session(&user));
-        let current = record.rotation.current;
-        let mut mocks = Mocks::presenting(current, record).minting(&user);
+        let mut revoked = live_session(&user);
+        revoked.revoked_at = Some(now());
+        let mut of_another_user = live_session(&user);
+        of_another_user.user_id = UserId::generate();
+        // Still current (its user is inactive, so the store did not rotate), revoked, or
+        // another user's: each is refused, and nothing is revoked or signed.
+        for session in [live_session(&user), revoked, of_another_user] {
+            let record = record(session);
+            let current = record.rotation.current;
+            let claims_session = Session {
+                user_id: user.id,
+                ..record.session.clone()
+            };
+            let mut mocks = Mocks::presenting(current, &claims_session).not_rotating(record);
+            mocks.sessions.expect_revoke().never();
+            mocks.users.expect_find_by_id().never();
+            let error = mocks.build().execute("refresh-old").await.unwrap_err();
+            assert!(matches!(error, RefreshError::Revoked), "{error:?}");
+        }
+
+        let mut mocks = Mocks::presenting(TokenId::generate(), &live_session(&user));
+        mocks.sessions.expect_rotate().returning(|_| Ok(None));
+        mocks.sessions.expect_find().returning(|_| Ok(None));
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
+        assert!(matches!(error, RefreshError::Revoked), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_is_a_port_error() {
+        let session = live_session(&user());
+        let mut mocks = Mocks::presenting(TokenId::generate(), &session);
         mocks
             .sessions
             .expect_rotate()
             .returning(|_| Err(PortError::Unavailable(Dependency::Database)));
-        let error = mocks.build().execute("t").await.unwrap_err();
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
+        assert!(matches!(
+            error,
+            RefreshError::Port(PortError::Unavailable(Dependency::Database))
+        ));
+
+        let mut mocks = Mocks::presenting(TokenId::generate(), &session);
+        mocks.sessions.expect_rotate().returning(|_| Ok(None));
+        mocks
+            .sessions
+            .expect_find()
+            .returning(|_| Err(PortError::Unavailable(Dependency::Database)));
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
         assert!(matches!(
             error,
             RefreshError::Port(PortError::Unavailable(Dependency::Database))
