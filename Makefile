@@ -20,7 +20,7 @@ test: ## Every test: unit, adapter (real Postgres and Redis) and end-to-end
 api-fuzz: ## schemathesis (pinned, in a venv under target/) with --checks all against a running server: it must find nothing
 	tests/schemathesis/run.sh
 
-mutants: ## cargo-mutants on authd-domain, -application and -crypto, each by its own tests: fails on any missed mutant or timeout
+mutants: ## cargo-mutants on authd-domain, -application, -crypto and -memory, each by its own tests: fails on any missed mutant or timeout
 	tests/mutants/run.sh $(CRATES)
 
 lint: ## Formatting, clippy (warnings are errors), docs, and the domain crate's dependency rule

@@ -12,9 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if ! command -v cargo-mutants >/dev/null; then
-  echo "cargo-mutants is missing; installing it"
-  cargo install cargo-mutants --locked
+# The version whose behaviour this script and .cargo/mutants.toml were written against.
+version=27.1.0
+if ! cargo mutants --version 2>/dev/null | grep -qF "$version"; then
+  echo "cargo-mutants $version is missing; installing it"
+  cargo install cargo-mutants --locked --version "$version"
 fi
 
 declare -A args=(

@@ -417,6 +417,47 @@ pub async fn sessions_a_rotation_stops_at_the_sessions_end_in_whole_seconds(stor
     assert_eq!(record.rotation.rotated_at, Some(exchange.now));
 }
 
+/// A rotation returns its user whole, each flag and time in its place: checked on a superuser
+/// whose address is not verified and on a verified member, both changed after they were made.
+pub async fn sessions_a_rotation_returns_its_user_as_stored(store: Store<'_>) {
+    for (address, superuser) in [("ada@example.com", true), ("bob@example.com", false)] {
+        let user = store.user(address).await;
+        let changes = UserChanges {
+            is_superuser: Some(superuser),
+            is_verified: Some(!superuser),
+            ..UserChanges::default()
+        };
+        let (changed, _) = store
+            .users
+            .update(user.id, &changes, false, at(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                changed.is_superuser,
+                changed.is_verified,
+                changed.updated_at
+            ),
+            (superuser, !superuser, at(5))
+        );
+        let (session, first) = store
+            .session(&changed, TimeDelta::minutes(6), TimeDelta::days(1))
+            .await;
+        let rotated = store
+            .sessions
+            .rotate(&rotation(&session, first, at(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rotated.user, changed);
+        assert_eq!(
+            Some(rotated.user),
+            store.users.find_by_id(user.id).await.unwrap()
+        );
+    }
+}
+
 /// Only the session's own user rotates it, and only while active: a token naming another user
 /// or the session of a deactivated user changes nothing.
 pub async fn sessions_a_rotation_needs_the_sessions_own_active_user(store: Store<'_>) {

@@ -87,41 +87,54 @@ impl Refresh {
         match verdict {
             // Current yet not rotated: the session's user is inactive or gone.
             RefreshVerdict::Rotate | RefreshVerdict::Dead => Err(RefreshError::Revoked),
-            RefreshVerdict::Replay => self.repeat(&record, refresh_token, &claims).await,
-            RefreshVerdict::Reuse => {
-                tracing::warn!(
-                    user_id = %claims.user_id,
-                    session_id = %claims.session_id,
-                    "refresh token reuse detected; revoking the session"
-                );
-                Revocation::new(&*self.sessions, &*self.cache)
-                    .revoke(claims.session_id, now)
-                    .await?;
-                Err(RefreshError::Reused)
-            }
+            RefreshVerdict::Replay => match record.sealed_successor.as_deref() {
+                // Cleared by the purge of an instance whose clock runs ahead: too late.
+                None => Err(RefreshError::Revoked),
+                Some(sealed) => {
+                    match self.issuer.unseal(sealed, refresh_token, claims.session_id) {
+                        Some(successor) => self.repeat(&record, &claims, &successor).await,
+                        // The exchanged `jti` in another string than the one exchanged (an ES256
+                        // signature with its `s` negated verifies too): not its holder's repeat.
+                        None => self.end_reused(&claims, now).await,
+                    }
+                }
+            },
+            RefreshVerdict::Reuse => self.end_reused(&claims, now).await,
         }
     }
 
-    /// The pair the last rotation issued, signed again from its sealed ids, the session's
-    /// expiry and the user as stored.
+    /// The pair the last rotation issued, signed again from its ids, the session's expiry and
+    /// the user as stored.
     async fn repeat(
         &self,
         record: &SessionRecord,
-        refresh_token: &str,
         claims: &RefreshClaims,
+        successor: &PairIds,
     ) -> Result<TokenPair, RefreshError> {
-        let successor = record
-            .sealed_successor
-            .as_deref()
-            .and_then(|sealed| self.issuer.unseal(sealed, refresh_token, claims.session_id))
-            .ok_or(RefreshError::Revoked)?;
         let user = self
             .users
             .find_by_id(claims.user_id)
             .await?
             .filter(|user| user.is_active)
             .ok_or(RefreshError::Revoked)?;
-        Ok(self.mint(&user, claims, &successor, record.session.expires_at)?)
+        Ok(self.mint(&user, claims, successor, record.session.expires_at)?)
+    }
+
+    /// Theft: the whole session ends.
+    async fn end_reused(
+        &self,
+        claims: &RefreshClaims,
+        now: DateTime<Utc>,
+    ) -> Result<TokenPair, RefreshError> {
+        tracing::warn!(
+            user_id = %claims.user_id,
+            session_id = %claims.session_id,
+            "refresh token reuse detected; revoking the session"
+        );
+        Revocation::new(&*self.sessions, &*self.cache)
+            .revoke(claims.session_id, now)
+            .await?;
+        Err(RefreshError::Reused)
     }
 
     fn mint(
@@ -379,7 +392,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_repeat_is_refused_when_its_sealed_ids_do_not_open_or_its_user_is_inactive() {
+    async fn a_repeat_is_refused_when_its_ids_are_gone_or_its_user_is_inactive() {
         let mut user = user();
         let old = TokenId::generate();
         let record = rotated(
@@ -388,8 +401,13 @@ mod tests {
             old,
             TimeDelta::zero(),
         );
-        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record.clone());
-        mocks.issuer.expect_unseal().returning(|_, _, _| None);
+        let cleared = SessionRecord {
+            sealed_successor: None,
+            ..record.clone()
+        };
+        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(cleared);
+        mocks.issuer.expect_unseal().never();
+        mocks.sessions.expect_revoke().never();
         let error = mocks.build().execute("refresh-old").await.unwrap_err();
         assert!(matches!(error, RefreshError::Revoked), "{error:?}");
 
@@ -404,8 +422,37 @@ mod tests {
             .users
             .expect_find_by_id()
             .returning(move |_| Ok(Some(user.clone())));
+        mocks.sessions.expect_revoke().never();
         let error = mocks.build().execute("refresh-old").await.unwrap_err();
         assert!(matches!(error, RefreshError::Revoked), "{error:?}");
+    }
+
+    /// Another string with the exchanged `jti` (a malleated signature) does not open the ids
+    /// sealed with the exchanged token: theft, and the session ends.
+    #[tokio::test]
+    async fn a_repeat_whose_ids_do_not_open_with_it_is_reuse() {
+        let user = user();
+        let old = TokenId::generate();
+        let record = rotated(
+            live_session(&user),
+            TokenId::generate(),
+            old,
+            TimeDelta::zero(),
+        );
+        let (session_id, revoked) = (record.session.id, record.session.clone());
+        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record);
+        mocks.issuer.expect_unseal().returning(|_, _, _| None);
+        mocks.cache.expect_forget_sessions().returning(|_| Ok(()));
+        mocks
+            .sessions
+            .expect_revoke()
+            .withf(move |id, at| *id == session_id && *at == now())
+            .times(1)
+            .returning(move |_, _| Ok(Some(revoked.clone())));
+        mocks.cache.expect_mark_revoked().returning(|_| Ok(()));
+        mocks.users.expect_find_by_id().never();
+        let error = mocks.build().execute("refresh-old").await.unwrap_err();
+        assert!(matches!(error, RefreshError::Reused), "{error:?}");
     }
 
     #[tokio::test]
