@@ -1,5 +1,6 @@
 //! The periodic purge of ended sessions, started with the server and stopped with it.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use authd_application::use_cases::PurgeSessions;
@@ -14,13 +15,30 @@ pub(crate) const PURGE_BATCH: u32 = 500;
 /// Runs `purge` now and then every `every`, on the current (actix) runtime, until the returned
 /// handle is aborted. A failed run is logged and the next one tries again.
 pub(crate) fn spawn(purge: PurgeSessions, every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+    let purge = Rc::new(purge);
+    periodically(every, move || {
+        let purge = Rc::clone(&purge);
+        async move { run_once(&purge).await }
+    })
+}
+
+/// Runs `run` now and then every `period`, on the current (actix) runtime, until the returned
+/// handle is aborted: the loop of every periodic task of the server.
+pub(crate) fn periodically<F, Run>(
+    period: Duration,
+    mut run: F,
+) -> actix_web::rt::task::JoinHandle<()>
+where
+    F: FnMut() -> Run + 'static,
+    Run: Future<Output = ()> + 'static,
+{
     actix_web::rt::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        let mut ticks = tokio::time::interval(period);
         // After a slow run, wait a whole period rather than catching up in a burst.
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            run_once(&purge).await;
+            run().await;
         }
     })
 }

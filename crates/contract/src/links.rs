@@ -184,6 +184,15 @@ pub async fn links_deleting_a_user_keeps_the_links_of_others(store: Store<'_>) {
             .unwrap(),
         Some(bob.id)
     );
+    // Ada's token went with her: past both expiries, only Bob's is left to purge.
+    assert_eq!(
+        store
+            .links
+            .purge(t0() + TimeDelta::days(2), 100)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 /// A reset request for an address without an account, or with an inactive one, is

@@ -481,11 +481,14 @@ pub async fn sessions_a_rotation_needs_the_sessions_own_active_user(store: Store
         is_active: Some(false),
         ..UserChanges::default()
     };
+    // Without revoking: the session stays live, so only the user's state can refuse it.
     store
         .users
-        .update(ada.id, &deactivate, true, at(1))
+        .update(ada.id, &deactivate, false, at(1))
         .await
+        .unwrap()
         .unwrap();
+    assert_eq!(store.live_ids(&ada).await, vec![session.id]);
     let after_deactivation = store.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(
         store

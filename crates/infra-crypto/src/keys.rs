@@ -9,7 +9,9 @@ use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{JwsSigner, JwsVerifier};
 
-use crate::signers::{DalekEd25519Signer, HmacSha256Signer, OpensslEs256Signer};
+use crate::signers::{
+    DalekEd25519Signer, HmacSha256Signer, OpensslEs256Signer, Prepared, Primitive,
+};
 
 /// A signing algorithm authd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,42 +95,26 @@ impl SigningKey {
             .algorithm()
             .ok_or_else(|| anyhow!("the key has no \"alg\""))?
             .parse()?;
-        let (signer, verifier, public, secret): (Box<dyn JwsSigner>, Box<dyn JwsVerifier>, _, _) =
-            match algorithm {
-                Algorithm::EdDSA => {
-                    check_shape(&jwk, "OKP", Some("Ed25519"))?;
-                    let d = decoded(&jwk, "d")?;
-                    let key = DalekEd25519Signer::new(kid.clone(), &d, &decoded(&jwk, "x")?)?;
-                    (
-                        Box::new(key.clone()),
-                        Box::new(key),
-                        Some(jwk.to_public_key()?),
-                        d,
-                    )
-                }
-                Algorithm::ES256 => {
-                    check_shape(&jwk, "EC", Some("P-256"))?;
-                    let d = decoded(&jwk, "d")?;
-                    let key = OpensslEs256Signer::new(
-                        kid.clone(),
-                        &d,
-                        &decoded(&jwk, "x")?,
-                        &decoded(&jwk, "y")?,
-                    )?;
-                    (
-                        Box::new(key.clone()),
-                        Box::new(key),
-                        Some(jwk.to_public_key()?),
-                        d,
-                    )
-                }
-                Algorithm::HS256 => {
-                    check_shape(&jwk, "oct", None)?;
-                    let k = decoded(&jwk, "k")?;
-                    let key = HmacSha256Signer::new(kid.clone(), &k)?;
-                    (Box::new(key.clone()), Box::new(key), None, k)
-                }
-            };
+        let ((signer, verifier), public, secret) = match algorithm {
+            Algorithm::EdDSA => {
+                check_shape(&jwk, "OKP", Some("Ed25519"))?;
+                let d = decoded(&jwk, "d")?;
+                let key = DalekEd25519Signer::new(kid.clone(), &d, &decoded(&jwk, "x")?)?;
+                (both(key), Some(jwk.to_public_key()?), d)
+            }
+            Algorithm::ES256 => {
+                check_shape(&jwk, "EC", Some("P-256"))?;
+                let d = decoded(&jwk, "d")?;
+                let (x, y) = (decoded(&jwk, "x")?, decoded(&jwk, "y")?);
+                let key = OpensslEs256Signer::new(kid.clone(), &d, &x, &y)?;
+                (both(key), Some(jwk.to_public_key()?), d)
+            }
+            Algorithm::HS256 => {
+                check_shape(&jwk, "oct", None)?;
+                let k = decoded(&jwk, "k")?;
+                (both(HmacSha256Signer::new(kid.clone(), &k)?), None, k)
+            }
+        };
         // josekit's public form keeps only the key material and `use`; a JWKS entry also needs
         // the `kid` tokens name and the `alg` it is pinned to.
         let public = public.map(|mut public: Jwk| {
@@ -174,6 +160,11 @@ impl SigningKey {
     pub(crate) fn secret(&self) -> Option<&KeySecret> {
         self.secret.as_ref()
     }
+}
+
+/// A prepared key as the JWS signer and verifier josekit takes.
+fn both<P: Primitive>(key: Prepared<P>) -> (Box<dyn JwsSigner>, Box<dyn JwsVerifier>) {
+    (Box::new(key.clone()), Box::new(key))
 }
 
 /// What josekit's `signer_from_jwk` and `verifier_from_jwk` checked before the signers here

@@ -2,13 +2,12 @@
 //! prepared once when it is loaded. josekit's own implementations set up a new OpenSSL context
 //! (and look the algorithm up) on every call, and compare HMACs with a plain `!=`.
 //!
-//! One type per algorithm implements both traits; the key ring boxes a clone of it as signer and
-//! as verifier. None prints its secret.
+//! One [`Primitive`] per algorithm; [`Prepared`] implements both traits for each, and the key ring
+//! boxes a clone of it as signer and as verifier. None prints its secret.
 
 use std::fmt;
 
 use anyhow::{anyhow, bail};
-use ed25519_dalek::Signer as _;
 use hmac::{KeyInit as _, Mac as _};
 use josekit::JoseError;
 use josekit::jws::{ES256, EdDSA, HS256, JwsAlgorithm, JwsSigner, JwsVerifier};
@@ -25,13 +24,80 @@ fn invalid(error: impl Into<anyhow::Error>) -> JoseError {
     JoseError::InvalidSignature(error.into())
 }
 
+/// One algorithm's signature primitive on a key prepared once. [`Prepared`] gives it josekit's
+/// two traits, its `kid` and a `Debug` that hides the key.
+pub(crate) trait Primitive: Clone + Send + Sync + 'static {
+    /// The name its `Debug` output shows.
+    const NAME: &'static str;
+    /// The byte length of its signatures.
+    const SIGNATURE_LEN: usize;
+    /// The JOSE algorithm it implements.
+    fn algorithm() -> &'static dyn JwsAlgorithm;
+    /// The signature of `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError>;
+    /// Whether `signature` is this key's over `message`.
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError>;
+}
+
+/// A prepared key with its `kid`: the JWS signer and verifier the key ring boxes.
+#[derive(Clone)]
+pub(crate) struct Prepared<P> {
+    kid: String,
+    key: P,
+}
+
+impl<P: Primitive> fmt::Debug for Prepared<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(P::NAME)
+            .field("kid", &self.kid)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+impl<P: Primitive> JwsSigner for Prepared<P> {
+    fn algorithm(&self) -> &dyn JwsAlgorithm {
+        P::algorithm()
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.kid)
+    }
+
+    fn signature_len(&self) -> usize {
+        P::SIGNATURE_LEN
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
+        self.key.sign(message)
+    }
+
+    fn box_clone(&self) -> Box<dyn JwsSigner> {
+        Box::new(self.clone())
+    }
+}
+
+impl<P: Primitive> JwsVerifier for Prepared<P> {
+    fn algorithm(&self) -> &dyn JwsAlgorithm {
+        P::algorithm()
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.kid)
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+        self.key.verify(message, signature)
+    }
+
+    fn box_clone(&self) -> Box<dyn JwsVerifier> {
+        Box::new(self.clone())
+    }
+}
+
 /// EdDSA over Ed25519 with `ed25519-dalek`, verifying with `verify_strict` (which also refuses
 /// small-order points, never part of a signature this key made).
-#[derive(Clone)]
-pub(crate) struct DalekEd25519Signer {
-    kid: String,
-    key: ed25519_dalek::SigningKey,
-}
+pub(crate) type DalekEd25519Signer = Prepared<ed25519_dalek::SigningKey>;
 
 impl DalekEd25519Signer {
     /// The key of a JWK's private `d`, which must be the secret of its public `x`.
@@ -47,149 +113,79 @@ impl DalekEd25519Signer {
     }
 }
 
-impl fmt::Debug for DalekEd25519Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DalekEd25519Signer")
-            .field("kid", &self.kid)
-            .field("key", &"***")
-            .finish()
-    }
-}
+impl Primitive for ed25519_dalek::SigningKey {
+    const NAME: &'static str = "DalekEd25519Signer";
+    const SIGNATURE_LEN: usize = ed25519_dalek::SIGNATURE_LENGTH;
 
-impl JwsSigner for DalekEd25519Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
+    fn algorithm() -> &'static dyn JwsAlgorithm {
         &EdDSA
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-
-    fn signature_len(&self) -> usize {
-        ed25519_dalek::SIGNATURE_LENGTH
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
-        Ok(self.key.sign(message).to_bytes().to_vec())
-    }
-
-    fn box_clone(&self) -> Box<dyn JwsSigner> {
-        Box::new(self.clone())
-    }
-}
-
-impl JwsVerifier for DalekEd25519Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
-        &EdDSA
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
+        Ok(ed25519_dalek::Signer::sign(self, message)
+            .to_bytes()
+            .to_vec())
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
         let signature = ed25519_dalek::Signature::from_slice(signature).map_err(invalid)?;
-        self.key.verify_strict(message, &signature).map_err(invalid)
-    }
-
-    fn box_clone(&self) -> Box<dyn JwsVerifier> {
-        Box::new(self.clone())
+        self.verify_strict(message, &signature).map_err(invalid)
     }
 }
 
 /// HS256 with the `hmac` crate: the secret is keyed once, each call starts from a clone of that
 /// state, and verification compares in constant time.
-#[derive(Clone)]
-pub(crate) struct HmacSha256Signer {
-    kid: String,
-    mac: hmac::Hmac<sha2::Sha256>,
-}
+pub(crate) type HmacSha256Signer = Prepared<hmac::Hmac<sha2::Sha256>>;
+
+/// The length of an HS256 tag, and the least length of its secret (as josekit requires).
+const HMAC_LEN: usize = 32;
 
 impl HmacSha256Signer {
-    /// The length of the tag, and the least length of the secret (as josekit requires).
-    const LEN: usize = 32;
-
     /// The key of a JWK's `k`, of at least 32 bytes.
     pub(crate) fn new(kid: String, k: &[u8]) -> anyhow::Result<Self> {
-        if k.len() < Self::LEN {
+        if k.len() < HMAC_LEN {
             bail!(
                 "an HS256 secret has at least {} bytes, not {}",
-                Self::LEN,
+                HMAC_LEN,
                 k.len()
             );
         }
         Ok(Self {
             kid,
-            mac: hmac::Hmac::new_from_slice(k)?,
+            key: hmac::Hmac::new_from_slice(k)?,
         })
     }
 }
 
-impl fmt::Debug for HmacSha256Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HmacSha256Signer")
-            .field("kid", &self.kid)
-            .field("key", &"***")
-            .finish()
-    }
-}
+impl Primitive for hmac::Hmac<sha2::Sha256> {
+    const NAME: &'static str = "HmacSha256Signer";
+    const SIGNATURE_LEN: usize = HMAC_LEN;
 
-impl JwsSigner for HmacSha256Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
+    fn algorithm() -> &'static dyn JwsAlgorithm {
         &HS256
     }
 
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-
-    fn signature_len(&self) -> usize {
-        Self::LEN
-    }
-
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
-        let mut mac = self.mac.clone();
+        let mut mac = self.clone();
         mac.update(message);
         Ok(mac.finalize().into_bytes().to_vec())
     }
 
-    fn box_clone(&self) -> Box<dyn JwsSigner> {
-        Box::new(self.clone())
-    }
-}
-
-impl JwsVerifier for HmacSha256Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
-        &HS256
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
-        let mut mac = self.mac.clone();
+        let mut mac = self.clone();
         mac.update(message);
         mac.verify_slice(signature).map_err(invalid)
-    }
-
-    fn box_clone(&self) -> Box<dyn JwsVerifier> {
-        Box::new(self.clone())
     }
 }
 
 /// ES256 with OpenSSL's ECDSA on an EC key built once (josekit's goes through a new EVP context
 /// per call); signatures are JOSE's `r || s`, 32 bytes each.
-#[derive(Clone)]
-pub(crate) struct OpensslEs256Signer {
-    kid: String,
-    key: EcKey<Private>,
-}
+pub(crate) type OpensslEs256Signer = Prepared<EcKey<Private>>;
+
+/// Half an ES256 signature: the byte length of `r`, of `s`, and of a P-256 coordinate.
+const ES256_HALF: usize = 32;
 
 impl OpensslEs256Signer {
-    /// Half a signature: the byte length of `r`, of `s`, and of a P-256 coordinate.
-    const HALF: usize = 32;
-
     /// The key of a JWK's private `d` and public point (`x`, `y`), which must match.
     pub(crate) fn new(kid: String, d: &[u8], x: &[u8], y: &[u8]) -> anyhow::Result<Self> {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -209,78 +205,43 @@ impl OpensslEs256Signer {
     }
 }
 
-impl fmt::Debug for OpensslEs256Signer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpensslEs256Signer")
-            .field("kid", &self.kid)
-            .field("key", &"***")
-            .finish()
-    }
-}
+impl Primitive for EcKey<Private> {
+    const NAME: &'static str = "OpensslEs256Signer";
+    const SIGNATURE_LEN: usize = 2 * ES256_HALF;
 
-impl JwsSigner for OpensslEs256Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
+    fn algorithm() -> &'static dyn JwsAlgorithm {
         &ES256
     }
 
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-
-    fn signature_len(&self) -> usize {
-        2 * Self::HALF
-    }
-
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
-        let half = Self::HALF as i32;
-        let signature = EcdsaSig::sign(&sha256(message), &self.key).map_err(invalid)?;
+        let half = ES256_HALF as i32;
+        let signature = EcdsaSig::sign(&sha256(message), self).map_err(invalid)?;
         let mut jose = signature.r().to_vec_padded(half).map_err(invalid)?;
         jose.extend(signature.s().to_vec_padded(half).map_err(invalid)?);
         Ok(jose)
     }
 
-    fn box_clone(&self) -> Box<dyn JwsSigner> {
-        Box::new(self.clone())
-    }
-}
-
-impl JwsVerifier for OpensslEs256Signer {
-    fn algorithm(&self) -> &dyn JwsAlgorithm {
-        &ES256
-    }
-
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
-        if signature.len() != 2 * Self::HALF {
+        if signature.len() != 2 * ES256_HALF {
             return Err(invalid(anyhow!(
                 "an ES256 signature has {} bytes, not {}",
-                2 * Self::HALF,
+                2 * ES256_HALF,
                 signature.len()
             )));
         }
-        let (r, s) = signature.split_at(Self::HALF);
+        let (r, s) = signature.split_at(ES256_HALF);
         let signature = EcdsaSig::from_private_components(
             BigNum::from_slice(r).map_err(invalid)?,
             BigNum::from_slice(s).map_err(invalid)?,
         )
         .map_err(invalid)?;
-        if signature
-            .verify(&sha256(message), &self.key)
-            .map_err(invalid)?
-        {
+        if signature.verify(&sha256(message), self).map_err(invalid)? {
             return Ok(());
         }
         // OpenSSL may leave the reason (`r` or `s` out of range) on this thread's error queue,
         // where a later OpenSSL call on the thread (a TLS read, say) could take it as its own.
         drop(ErrorStack::get());
         Err(invalid(anyhow!("the signature does not match")))
-    }
-
-    fn box_clone(&self) -> Box<dyn JwsVerifier> {
-        Box::new(self.clone())
     }
 }
 

@@ -225,6 +225,8 @@ async fn credentials_are_never_sent_without_tls() {
         .unwrap();
 
     let err = mailer.send(&message).await.unwrap_err();
+    // Refused for want of TLS, not for any other reason (this server offers no AUTH either).
+    assert!(err.0.contains("STARTTLS"), "{err}");
     assert!(!err.0.contains("secret"), "{err}");
 
     let plain = SmtpMailer::new(

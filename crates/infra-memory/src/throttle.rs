@@ -386,9 +386,21 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn idle_accounts_are_dropped_after_a_day_as_the_redis_keys_expire() {
+    #[tokio::test]
+    async fn idle_accounts_are_dropped_after_a_day_as_the_redis_keys_expire() {
         assert_eq!(IDLE, Duration::from_secs(86_400));
+        let throttle = InMemoryLoginThrottle::new(
+            LoginBackoff::new(100),
+            IpCap::new(100, Duration::from_secs(300)),
+            8,
+        );
+        throttle.admit(&ada(), None).await.unwrap();
+        let mut state = throttle.state.lock().unwrap();
+        let touched = state.accounts[&ada()].touched;
+        throttle.shrink(&mut state, touched + IDLE - Duration::from_secs(1));
+        assert!(state.accounts.contains_key(&ada()), "dropped before a day");
+        throttle.shrink(&mut state, touched + IDLE);
+        assert!(!state.accounts.contains_key(&ada()), "kept after a day");
     }
 
     #[tokio::test]

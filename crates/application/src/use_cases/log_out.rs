@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use authd_domain::SessionId;
+
 use crate::PortError;
 use crate::ports::{AuthCache, Clock, SessionRepository, TokenVerifier};
 use crate::revocation::Revocation;
@@ -34,20 +36,20 @@ impl LogOut {
     ) -> Result<(), LogoutError> {
         let now = self.clock.now();
         let revocation = Revocation::new(&*self.sessions, &*self.cache);
-        let from_access = access_token
-            .and_then(|token| self.verifier.verify_access(token, now).ok())
-            .map(|claims| claims.session_id);
-        if let Some(session) = from_access {
-            if revocation.revoke(session, now).await?.is_some() {
-                return Ok(());
-            }
-        }
-        // Only now the refresh token's signature: the access token was missing, unusable
-        // (expired, say) or named a session that is no longer live.
-        let from_refresh = refresh_token
-            .and_then(|token| self.verifier.verify_refresh(token, now).ok())
-            .map(|claims| claims.session_id);
-        if let Some(session) = from_refresh {
+        // Lazily, so that the refresh token's signature is checked only when the access token
+        // was missing, unusable (expired, say) or named a session that is no longer live.
+        let from_access = || {
+            access_token
+                .and_then(|token| self.verifier.verify_access(token, now).ok())
+                .map(|claims| claims.session_id)
+        };
+        let from_refresh = || {
+            refresh_token
+                .and_then(|token| self.verifier.verify_refresh(token, now).ok())
+                .map(|claims| claims.session_id)
+        };
+        let named: [&dyn Fn() -> Option<SessionId>; 2] = [&from_access, &from_refresh];
+        for session in named.into_iter().filter_map(|named| named()) {
             if revocation.revoke(session, now).await?.is_some() {
                 return Ok(());
             }
