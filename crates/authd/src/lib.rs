@@ -9,6 +9,7 @@ pub mod logging;
 mod outbox;
 mod purge;
 pub mod settings;
+mod workers;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -71,8 +72,10 @@ impl Application {
 
     /// As [`build`](Self::build), on a listener bound by the caller (tests bind port 0).
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
-        let (store, pool) = store(&settings).await?;
+        let registry = workers::PoolRegistry::default();
+        let (store, pool) = store(&settings, &registry).await?;
         let (cache, redis) = cache(&settings).await?;
+        let connections = worker_connections(&settings, &registry);
         let leeway = TimeDelta::seconds(60);
         let ring = keys(&settings)?;
         let link_tokens = Arc::new(
@@ -133,8 +136,7 @@ impl Application {
             purge::PURGE_BATCH,
         );
         bootstrap(&settings, &ports, &auth).await?;
-        let use_cases = use_cases(&ports, &auth);
-        let render = metrics_renderer(pool.clone())?;
+        let render = metrics_renderer(registry)?;
         let (metrics_server, metrics_port) = match settings.metrics_listen {
             Some(address) => {
                 let metrics_listener = TcpListener::bind(address)
@@ -151,9 +153,7 @@ impl Application {
             }
             None => (None, None),
         };
-        let state = authd_http::AppState {
-            use_cases: Arc::new(use_cases),
-            settings: Arc::new(authd_http::HttpSettings {
+        let http_settings = Arc::new(authd_http::HttpSettings {
                 cookies: authd_http::CookieSettings {
                     secure: settings.cookie_secure,
                 },
@@ -166,11 +166,25 @@ impl Application {
                     allowed_origins: settings.allowed_origins.clone(),
                 },
                 password_policy: auth.password_policy,
-            }),
-        };
+        });
 
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || authd_http::app(state.clone()))
+        let server = HttpServer::new(move || {
+            // On the worker's own thread: see `workers`.
+            let worker = connections.for_this_worker(&ports);
+            let state = authd_http::AppState {
+                use_cases: Arc::new(use_cases(&worker.ports, &auth)),
+                settings: http_settings.clone(),
+            };
+            let redis = worker.redis;
+            authd_http::app(state).data_factory(move || {
+                let redis = redis.clone();
+                async move {
+                    workers::open(redis).await;
+                    Ok::<_, std::convert::Infallible>(workers::Opened)
+                }
+            })
+        })
             .workers(settings.workers)
             .shutdown_timeout(settings.shutdown_timeout.as_secs())
             // `main` turns SIGTERM and Ctrl-C into a graceful stop; a library must not grab
@@ -291,18 +305,15 @@ fn install_metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// Renders `/metrics`, reading the pool gauges at scrape time.
-fn metrics_renderer(
-    pool: Option<authd_postgres::PgPool>,
-) -> anyhow::Result<authd_http::RenderMetrics> {
+/// Renders `/metrics`, reading the pool gauges (every pool of the server, summed) at scrape
+/// time.
+fn metrics_renderer(pools: workers::PoolRegistry) -> anyhow::Result<authd_http::RenderMetrics> {
     let handle = metrics_handle()?;
     Ok(Arc::new(move || {
-        if let Some(pool) = &pool {
-            let status = pool.status();
+        if let Some(status) = pools.status() {
             metrics::gauge!("authd_db_pool_size").set(status.size as f64);
             metrics::gauge!("authd_db_pool_max_size").set(status.max_size as f64);
-            metrics::gauge!("authd_db_pool_in_use")
-                .set(status.size.saturating_sub(status.available) as f64);
+            metrics::gauge!("authd_db_pool_in_use").set(status.in_use as f64);
             metrics::gauge!("authd_db_pool_waiting").set(status.waiting as f64);
         }
         // Rendering folds the buffered histogram samples in itself.
@@ -381,10 +392,12 @@ fn use_cases(ports: &Ports, auth: &AuthSettings) -> authd_http::UseCases {
     }
 }
 
-/// The store's ports: Postgres (migrated first) when `DATABASE_URL` is set, memory otherwise.
-/// The Postgres pool comes back too, for its gauges and to be closed at shutdown.
+/// The store's ports for start-up and the background jobs: Postgres (migrated first) when
+/// `DATABASE_URL` is set, memory otherwise. The Postgres pool comes back too, to be closed at
+/// shutdown; it is registered for the gauges.
 async fn store(
     settings: &Settings,
+    registry: &workers::PoolRegistry,
 ) -> anyhow::Result<(StorePorts, Option<authd_postgres::PgPool>)> {
     let Some(url) = &settings.database_url else {
         tracing::warn!(
@@ -401,14 +414,54 @@ async fn store(
     let pool = authd_postgres::connect(
         url.expose(),
         authd_postgres::PoolSettings {
-            max_size: settings.db_pool_size,
-            statement_timeout: settings.db_statement_timeout,
-            ..authd_postgres::PoolSettings::default()
+            max_size: workers::BACKGROUND_DB_CONNECTIONS,
+            ..pool_settings(settings)
         },
     )
-    .await
     .context("DATABASE_URL")?;
+    registry.add(&pool);
     Ok((authd_postgres::store_ports(&pool), Some(pool)))
+}
+
+fn pool_settings(settings: &Settings) -> authd_postgres::PoolSettings {
+    authd_postgres::PoolSettings {
+        max_size: workers::per_worker(settings.db_pool_size, settings.workers),
+        statement_timeout: settings.db_statement_timeout,
+        ..authd_postgres::PoolSettings::default()
+    }
+}
+
+/// What each HTTP worker opens for itself (see `workers`): Postgres and Redis, where set.
+fn worker_connections(
+    settings: &Settings,
+    registry: &workers::PoolRegistry,
+) -> workers::WorkerConnections {
+    workers::WorkerConnections {
+        postgres: settings
+            .database_url
+            .as_ref()
+            .map(|url| workers::Postgres {
+                url: url.expose().to_owned(),
+                pool: pool_settings(settings),
+                registry: registry.clone(),
+            }),
+        redis: settings.redis_url.as_ref().map(|url| workers::Redis {
+            settings: authd_redis::RedisSettings {
+                connections: 1,
+                ..redis_settings(settings, url)
+            },
+            backoff: LoginBackoff::new(settings.login_max_failures),
+            ip_cap: IpCap::new(settings.login_ip_max_failures, IP_WINDOW),
+        }),
+    }
+}
+
+fn redis_settings(settings: &Settings, url: &Secret) -> authd_redis::RedisSettings {
+    authd_redis::RedisSettings {
+        url: url.expose().to_owned(),
+        prefix: settings.redis_prefix.clone(),
+        ..authd_redis::RedisSettings::default()
+    }
 }
 
 /// The cache's ports: Redis when `REDIS_URL` is set, memory (this process alone) otherwise.
@@ -426,12 +479,7 @@ async fn cache(
         }
         return Ok((authd_memory::cache_ports(backoff, ip_cap), None));
     };
-    let client = authd_redis::connect(&authd_redis::RedisSettings {
-        url: url.expose().to_owned(),
-        prefix: settings.redis_prefix.clone(),
-        ..authd_redis::RedisSettings::default()
-    })
-    .await?;
+    let client = authd_redis::connect(&redis_settings(settings, url)).await?;
     let ports = authd_redis::cache_ports(&client, &settings.redis_prefix, backoff, ip_cap);
     Ok((ports, Some(client)))
 }

@@ -41,7 +41,7 @@ pub mod testing;
 pub use links::PgLinkTokenRepository;
 pub use migrations::run_migrations;
 pub use outbox::PgOutbox;
-pub use pool::{PgManager, PgPool, PgProbe, PoolSettings, connect, ping};
+pub use pool::{PgManager, PgPool, PgProbe, PoolSettings, WeakPgPool, connect, ping};
 pub use roles::PgRoleRepository;
 pub use sessions::PgSessionRepository;
 pub use users::PgUserRepository;

@@ -19,6 +19,9 @@ use crate::errors::DbError;
 /// A pool of Postgres connections, shared by every adapter of this crate.
 pub type PgPool = deadpool::managed::Pool<PgManager>;
 
+/// A [`PgPool`] that does not keep it alive (`upgrade` it while it lives).
+pub type WeakPgPool = deadpool::managed::WeakPool<PgManager>;
+
 /// A connection lent by a [`PgPool`].
 pub(crate) type PooledConnection = Object<PgManager>;
 
@@ -126,7 +129,8 @@ fn session_setup(statement_timeout: Duration) -> String {
 }
 
 /// Builds the pool. No connection is opened here: they are made on first use, so the server
-/// can start while Postgres is down and answer 503 until it comes back.
+/// can start while Postgres is down and answer 503 until it comes back. A connection's I/O
+/// task runs on the runtime of the call that opened it.
 ///
 /// Idle connections are handed out without a test query (Fast recycling): a dead one fails its
 /// first query, which reports the database unavailable, and the pool then discards it.
@@ -135,7 +139,7 @@ fn session_setup(statement_timeout: Duration) -> String {
 /// [`PoolSettings::statement_timeout`]) when it is opened, so no statement can hold a request
 /// (or a connection) longer than that; a cancelled statement is reported as the database being
 /// unavailable, and [`ping`] reports the same for a short while after.
-pub async fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<PgPool> {
+pub fn connect(url: &str, settings: PoolSettings) -> anyhow::Result<PgPool> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     let setup = session_setup(settings.statement_timeout);

@@ -50,7 +50,7 @@ impl TestDatabase {
 
     /// A pool on it with the default settings.
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
-        connect(&self.url, PoolSettings::default()).await
+        connect(&self.url, PoolSettings::default())
     }
 
     /// Runs one SQL statement, for a test that must set up a state no endpoint can make yet.

@@ -47,7 +47,7 @@ async fn fixture() -> Fixture {
 /// [`fixture`] on a pool with these settings.
 async fn fixture_with(settings: PoolSettings) -> Fixture {
     let db = fresh_database().await.unwrap();
-    let pool = connect(&db.url, settings).await.unwrap();
+    let pool = connect(&db.url, settings).unwrap();
     let roles = PgRoleRepository::new(pool.clone());
     let role = roles
         .ensure(
@@ -460,7 +460,6 @@ async fn a_closed_port_is_unavailable_quickly() {
         "postgres://postgres@127.0.0.1:1/postgres",
         PoolSettings::default(),
     )
-    .await
     .unwrap();
 
     let pinged = ping(&pool).await;
@@ -1417,7 +1416,7 @@ async fn concurrent_claims_get_disjoint_emails() {
     // Two instances: two pools of their own.
     let mut claimers = Vec::new();
     for _ in 0..2 {
-        let pool = connect(&f._db.url, PoolSettings::default()).await.unwrap();
+        let pool = connect(&f._db.url, PoolSettings::default()).unwrap();
         let outbox = PgOutbox::new(pool);
         claimers.push(tokio::spawn(async move {
             let mut claimed = Vec::new();

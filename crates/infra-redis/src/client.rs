@@ -14,8 +14,8 @@ use fred::types::config::UnresponsiveConfig;
 
 use crate::errors::port_error;
 
-/// Connections in the pool. fred multiplexes many concurrent commands on each connection, so a
-/// few are enough to spread the parsing over cores.
+/// Connections in the pool by default. fred multiplexes many concurrent commands on each
+/// connection, so a few are enough to spread the parsing over cores.
 const POOL_SIZE: usize = 4;
 
 /// Reconnection back-off: 50 ms doubling to at most 2 s, forever (0 = no limit), so the service
@@ -38,6 +38,10 @@ pub struct RedisSettings {
     /// Longest wait for a TCP connection and its handshake; also the longest [`connect`] waits
     /// for the first connection before returning anyway. Default 2 s.
     pub connect_timeout: Duration,
+    /// Connections of the pool (at least one). Default 4. Each connection's I/O task runs on
+    /// the runtime that called [`connect`] or [`start`]: a pool made for one single-threaded
+    /// runtime needs only one.
+    pub connections: usize,
 }
 
 impl Default for RedisSettings {
@@ -47,6 +51,7 @@ impl Default for RedisSettings {
             prefix: "authd".to_owned(),
             command_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
+            connections: POOL_SIZE,
         }
     }
 }
@@ -59,6 +64,7 @@ impl fmt::Debug for RedisSettings {
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -82,6 +88,13 @@ fn redacted(url: &str) -> String {
 /// the background (exponential back-off capped at 2 s) until Redis is back. Fails only on a
 /// configuration error (a bad URL). Call [`disconnect`] at shutdown.
 pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
+    let pool = build(settings)?;
+    open(&pool, settings).await;
+    Ok(pool)
+}
+
+/// The first half of [`connect`]: the client, not connected yet. Fails only on a bad URL.
+pub fn build(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let mut config = Config::from_url(&settings.url).with_context(|| {
         format!(
             "REDIS_URL is not a valid Redis URL: {}",
@@ -120,14 +133,19 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
             2,
         ));
     let pool = builder
-        .build_pool(POOL_SIZE)
+        .build_pool(settings.connections.max(1))
         .context("could not build the Redis client")?;
+    Ok(pool)
+}
 
+/// The second half of [`connect`]: starts the connections of `pool` (from [`build`] with these
+/// settings) on the current runtime, whose thread then does all their I/O, and waits as
+/// [`connect`] does.
+pub async fn open(pool: &Pool, settings: &RedisSettings) {
     // Subscribed before connecting, so the first failure cannot be missed.
     let mut errors = pool.clients().first().map(EventInterface::error_rx);
     // The routing tasks run detached for the life of the pool; the handle is not needed.
     drop(pool.connect());
-
     let all_connected = async {
         while !pool.clients().iter().all(ClientLike::is_connected) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -159,7 +177,6 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
             "Redis did not answer in time; starting anyway and reconnecting in the background"
         ),
     }
-    Ok(pool)
 }
 
 /// One `PING`: `Ok` when Redis answers, `Unavailable(Cache)` when it cannot be reached (for the
