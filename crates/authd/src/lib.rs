@@ -154,18 +154,18 @@ impl Application {
             None => (None, None),
         };
         let http_settings = Arc::new(authd_http::HttpSettings {
-                cookies: authd_http::CookieSettings {
-                    secure: settings.cookie_secure,
-                },
-                trusted_proxies: settings.trusted_proxies.clone(),
-                body_limit: settings.body_limit,
-                jwks,
-                metrics: metrics_server.is_none().then_some(render),
-                browsers: authd_http::BrowserPolicy {
-                    public_url: settings.public_url.clone(),
-                    allowed_origins: settings.allowed_origins.clone(),
-                },
-                password_policy: auth.password_policy,
+            cookies: authd_http::CookieSettings {
+                secure: settings.cookie_secure,
+            },
+            trusted_proxies: settings.trusted_proxies.clone(),
+            body_limit: settings.body_limit,
+            jwks,
+            metrics: metrics_server.is_none().then_some(render),
+            browsers: authd_http::BrowserPolicy {
+                public_url: settings.public_url.clone(),
+                allowed_origins: settings.allowed_origins.clone(),
+            },
+            password_policy: auth.password_policy,
         });
 
         let port = listener.local_addr()?.port();
@@ -185,13 +185,13 @@ impl Application {
                 }
             })
         })
-            .workers(settings.workers)
-            .shutdown_timeout(settings.shutdown_timeout.as_secs())
-            // `main` turns SIGTERM and Ctrl-C into a graceful stop; a library must not grab
-            // the process's signals (the test suite runs many servers in one process).
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        .workers(settings.workers)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // `main` turns SIGTERM and Ctrl-C into a graceful stop; a library must not grab
+        // the process's signals (the test suite runs many servers in one process).
+        .disable_signals()
+        .listen(listener)?
+        .run();
         tracing::info!(port, workers = settings.workers, "authd listening");
         Ok(Self {
             server,
@@ -437,14 +437,11 @@ fn worker_connections(
     registry: &workers::PoolRegistry,
 ) -> workers::WorkerConnections {
     workers::WorkerConnections {
-        postgres: settings
-            .database_url
-            .as_ref()
-            .map(|url| workers::Postgres {
-                url: url.expose().to_owned(),
-                pool: pool_settings(settings),
-                registry: registry.clone(),
-            }),
+        postgres: settings.database_url.as_ref().map(|url| workers::Postgres {
+            url: url.expose().to_owned(),
+            pool: pool_settings(settings),
+            registry: registry.clone(),
+        }),
         redis: settings.redis_url.as_ref().map(|url| workers::Redis {
             settings: authd_redis::RedisSettings {
                 connections: 1,

@@ -91,6 +91,15 @@ impl Email {
 
 /// NFC, lowercased, NFC again (lowercasing can leave a sequence that composes differently).
 fn identity(text: &str) -> String {
+    // ASCII is its own NFC, and its Unicode lowercase is its ASCII lowercase. Most addresses
+    // are ASCII, and every cached user's address is parsed again on every request.
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    unicode_identity(text)
+}
+
+fn unicode_identity(text: &str) -> String {
     text.nfc()
         .collect::<String>()
         .to_lowercase()
@@ -164,6 +173,19 @@ mod tests {
         let state = RandomState::new();
         assert_eq!(state.hash_one(&composed), state.hash_one(&decomposed));
         assert_ne!(composed, Email::parse("elodie@example.fr").unwrap());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_shortcut_gives_the_full_normalisation(text in "[ -~]{0,40}") {
+            proptest::prop_assert_eq!(identity(&text), unicode_identity(&text));
+        }
+    }
+
+    #[test]
+    fn ascii_addresses_compare_lowercased() {
+        let email = Email::parse("Ada.Lovelace@Example.ORG").unwrap();
+        assert_eq!(email.normalized(), "ada.lovelace@example.org");
     }
 
     #[test]
