@@ -55,6 +55,7 @@ fn help_documents_every_setting_of_the_operator_contract() {
         "AUTHD_BODY_LIMIT_BYTES",
         "AUTHD_METRICS_LISTEN",
         "AUTHD_LOG_FORMAT",
+        "AUTHD_ACCESS_LOG_SAMPLE",
     ] {
         assert!(help.contains(variable), "{variable} is missing from --help");
     }
@@ -603,4 +604,51 @@ async fn no_secret_reaches_the_logs() {
         "a password hash reached the logs"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[actix_web::test]
+async fn the_access_log_samples_successful_reads_and_keeps_every_other_line() {
+    use crate::helpers::{Body, Browser};
+    // One worker: the sampling counts per worker, so the lines kept are exactly known.
+    let mut server = Process::start(&[
+        ("AUTHD_WORKERS", "1".into()),
+        ("AUTHD_ACCESS_LOG_SAMPLE", "3".into()),
+    ]);
+    let browser = Browser::new(&server.base);
+    for _ in 0..7 {
+        assert_eq!(
+            browser
+                .send("GET", "/health", &[], Body::Empty)
+                .await
+                .status,
+            200
+        );
+    }
+    for _ in 0..2 {
+        let me = browser
+            .send("GET", "/api/access/me", &[], Body::Empty)
+            .await;
+        assert_eq!(me.status, 401);
+    }
+    let reset = browser
+        .send(
+            "POST",
+            "/api/access/password-reset",
+            &[],
+            Body::Json(serde_json::json!({"email": "nobody@example.com"})),
+        )
+        .await;
+    assert_eq!(reset.status, 202);
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let logs = server.logs.lock().unwrap().clone();
+    let access_lines = |route: &str| {
+        logs.iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["message"] == "request" && event["route"] == route)
+            .count()
+    };
+    assert_eq!(access_lines("/health"), 3, "one in three of 7 reads");
+    assert_eq!(access_lines("/api/access/me"), 2, "every error");
+    assert_eq!(access_lines("/api/access/password-reset"), 1, "every write");
 }

@@ -8,6 +8,8 @@ both!(
     refresh_rotates_the_pair,
     a_repeat_inside_the_grace_window_gets_the_same_pair,
     concurrent_refreshes_with_one_token_all_get_the_same_pair,
+    concurrent_es256_refreshes_get_the_very_same_pair,
+    concurrent_hs256_refreshes_get_the_very_same_pair,
     a_repeat_after_the_window_revokes_the_session,
     a_token_two_exchanges_old_is_reuse,
     missing_invalid_or_wrong_type_refresh_tokens_are_401,
@@ -69,7 +71,32 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_pair(backend: Backend) {
 }
 
 async fn concurrent_refreshes_with_one_token_all_get_the_same_pair(backend: Backend) {
-    let app = spawn_app(backend).await;
+    concurrent_refreshes_get_one_pair(spawn_app(backend).await).await;
+}
+
+// The repeats re-sign the successor: each algorithm must sign one message one way (ECDSA
+// draws a fresh nonce per signature unless it is RFC 6979's).
+async fn concurrent_es256_refreshes_get_the_very_same_pair(backend: Backend) {
+    let app = spawn_with(backend, |settings| {
+        settings.jwt_algorithm = authd_crypto::Algorithm::ES256;
+        // A key of that algorithm, made for this server.
+        settings.jwt_key_files.clear();
+    })
+    .await;
+    concurrent_refreshes_get_one_pair(app).await;
+}
+
+async fn concurrent_hs256_refreshes_get_the_very_same_pair(backend: Backend) {
+    let app = spawn_with(backend, |settings| {
+        settings.jwt_algorithm = authd_crypto::Algorithm::HS256;
+        // A key of that algorithm, made for this server.
+        settings.jwt_key_files.clear();
+    })
+    .await;
+    concurrent_refreshes_get_one_pair(app).await;
+}
+
+async fn concurrent_refreshes_get_one_pair(app: crate::helpers::TestApp) {
     let (browser, _) = app.logged_in().await;
     let token = browser.cookie("refresh_token").unwrap();
     let tabs: Vec<Browser> = (0..6).map(|_| app.browser()).collect();

@@ -166,6 +166,7 @@ impl Application {
                 allowed_origins: settings.allowed_origins.clone(),
             },
             password_policy: auth.password_policy,
+            access_log_sample: settings.access_log_sample,
         });
 
         let port = listener.local_addr()?.port();

@@ -243,6 +243,15 @@ pub struct Args {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Log one successful GET or HEAD request in this many (1 logs every request); other
+    /// methods and every answer of 400 or more are always logged.
+    #[arg(
+        long,
+        env = "AUTHD_ACCESS_LOG_SAMPLE",
+        default_value_t = 1,
+        global = true
+    )]
+    pub access_log_sample: u32,
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(
         long,
@@ -383,6 +392,7 @@ pub struct Settings {
     pub hash_queue_max: usize,
     pub body_limit: usize,
     pub log_format: LogFormat,
+    pub access_log_sample: std::num::NonZeroU32,
     pub shutdown_timeout: Duration,
     pub admin_email: Option<String>,
     pub admin_password: Option<Secret>,
@@ -528,6 +538,8 @@ impl TryFrom<Args> for Settings {
             hash_queue_max: args.hash_queue_max,
             body_limit: args.body_limit_bytes,
             log_format: args.log_format,
+            access_log_sample: std::num::NonZeroU32::new(args.access_log_sample)
+                .context("AUTHD_ACCESS_LOG_SAMPLE must be greater than 0")?,
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
             admin_email: args.admin_email,
             admin_password: args.admin_password.map(Secret::new),

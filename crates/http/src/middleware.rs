@@ -1,10 +1,12 @@
 //! Request id, the one log line per request, and `Cache-Control` under `/api/`.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
@@ -81,10 +83,11 @@ pub(crate) async fn log_request(
         .as_ref()
         .and_then(|id| id.to_str().ok())
         .unwrap_or("-");
-    let client_ip = request
-        .app_data::<Data<AppState>>()
+    let state = request.app_data::<Data<AppState>>();
+    let client_ip = state
         .and_then(|state| state.settings.trusted_proxies.client_ip(request.request()))
         .map(|ip| ip.to_string());
+    let sample = state.map_or(1, |state| state.settings.access_log_sample.get());
     // Every event of the request (failed logins, reuse detections, revocations, admin
     // changes) carries its request id and client IP through this span.
     let span = tracing::info_span!(
@@ -96,6 +99,10 @@ pub(crate) async fn log_request(
     let latency = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     crate::metrics::request(&route, method.as_str(), status, latency);
+    let read = method == Method::GET || method == Method::HEAD;
+    if read && status < 400 && !SUCCESSFUL_READS.with(|reads| reads.logs_next(sample)) {
+        return Ok(response);
+    }
     let user_id = response
         .request()
         .extensions()
@@ -114,6 +121,50 @@ pub(crate) async fn log_request(
         "request"
     );
     Ok(response)
+}
+
+thread_local! {
+    /// Successful reads seen by this worker, for the access log's sampling. Per thread: no
+    /// worker waits on another for it.
+    static SUCCESSFUL_READS: Sampler = const { Sampler::new() };
+}
+
+/// Counts events and picks one in `n` of them: the first, the `n + 1`th, and so on.
+struct Sampler {
+    seen: Cell<u32>,
+}
+
+impl Sampler {
+    const fn new() -> Self {
+        Self { seen: Cell::new(0) }
+    }
+
+    /// Counts one event; whether it is picked.
+    fn logs_next(&self, one_in: u32) -> bool {
+        let seen = self.seen.get();
+        self.seen.set((seen + 1) % one_in.max(1));
+        seen == 0
+    }
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    use super::Sampler;
+
+    #[test]
+    fn a_sampler_picks_the_first_of_every_n() {
+        let sampler = Sampler::new();
+        let picked: Vec<bool> = (0..7).map(|_| sampler.logs_next(3)).collect();
+        assert_eq!(
+            picked,
+            [true, false, false, true, false, false, true],
+            "one in three"
+        );
+        let every = Sampler::new();
+        assert!((0..5).all(|_| every.logs_next(1)), "one in one is all");
+        // A sample size of 0 cannot come from the settings; it would mean every one too.
+        assert!((0..3).all(|_| every.logs_next(0)));
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct HttpSettings {
     pub metrics: Option<crate::RenderMetrics>,
     /// The server's own origin and the allowed ones: the Origin check and CORS.
     pub browsers: crate::BrowserPolicy,
+    /// One successful `GET`/`HEAD` in this many gets its access-log line; every other request
+    /// always does.
+    pub access_log_sample: std::num::NonZeroU32,
     /// The rules for new passwords: configuration the edge parses passwords with (the same
     /// as the use cases' `AuthSettings::password_policy`).
     pub password_policy: authd_domain::PasswordPolicy,

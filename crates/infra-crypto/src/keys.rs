@@ -9,9 +9,7 @@ use josekit::jwk::alg::ec::EcCurve;
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jws::{JwsSigner, JwsVerifier};
 
-use crate::signers::{
-    DalekEd25519Signer, HmacSha256Signer, OpensslEs256Signer, Prepared, Primitive,
-};
+use crate::signers::{DalekEd25519Signer, Es256Signer, HmacSha256Signer, Prepared, Primitive};
 
 /// A signing algorithm authd supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +104,7 @@ impl SigningKey {
                 check_shape(&jwk, "EC", Some("P-256"))?;
                 let d = decoded(&jwk, "d")?;
                 let (x, y) = (decoded(&jwk, "x")?, decoded(&jwk, "y")?);
-                let key = OpensslEs256Signer::new(kid.clone(), &d, &x, &y)?;
+                let key = Es256Signer::new(kid.clone(), &d, &x, &y)?;
                 (both(key), Some(jwk.to_public_key()?), d)
             }
             Algorithm::HS256 => {

@@ -178,14 +178,25 @@ impl Primitive for hmac::Hmac<sha2::Sha256> {
     }
 }
 
-/// ES256 with OpenSSL's ECDSA on an EC key built once (josekit's goes through a new EVP context
-/// per call); signatures are JOSE's `r || s`, 32 bytes each.
-pub(crate) type OpensslEs256Signer = Prepared<EcKey<Private>>;
+/// ES256. It signs with RFC 6979's deterministic nonces and a low `s` (the `p256` crate), so one
+/// message always gets one signature: a refresh repeated inside the grace window gets the very
+/// same two tokens, as API.md says, and no one can make a second valid string of a token by
+/// negating its `s`. It verifies with OpenSSL's ECDSA on an EC key built once (josekit's goes
+/// through a new EVP context per call), and accepts either `s`: tokens signed before signing
+/// was deterministic have random ones. Signatures are JOSE's `r || s`, 32 bytes each.
+pub(crate) type Es256Signer = Prepared<Es256Key>;
+
+/// An ES256 key, ready for each of its two uses.
+#[derive(Clone)]
+pub(crate) struct Es256Key {
+    signing: p256::ecdsa::SigningKey,
+    verifying: EcKey<Private>,
+}
 
 /// Half an ES256 signature: the byte length of `r`, of `s`, and of a P-256 coordinate.
 const ES256_HALF: usize = 32;
 
-impl OpensslEs256Signer {
+impl Es256Signer {
     /// The key of a JWK's private `d` and public point (`x`, `y`), which must match.
     pub(crate) fn new(kid: String, d: &[u8], x: &[u8], y: &[u8]) -> anyhow::Result<Self> {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
@@ -201,12 +212,20 @@ impl OpensslEs256Signer {
         key.check_key().map_err(|error| {
             anyhow!("the key's \"x\" and \"y\" are not the public key of its \"d\": {error}")
         })?;
-        Ok(Self { kid, key })
+        let signing = p256::ecdsa::SigningKey::from_slice(&d.to_vec_padded(ES256_HALF as i32)?)
+            .map_err(|error| anyhow!("the key's \"d\" is not a P-256 scalar: {error}"))?;
+        Ok(Self {
+            kid,
+            key: Es256Key {
+                signing,
+                verifying: key,
+            },
+        })
     }
 }
 
-impl Primitive for EcKey<Private> {
-    const NAME: &'static str = "OpensslEs256Signer";
+impl Primitive for Es256Key {
+    const NAME: &'static str = "Es256Signer";
     const SIGNATURE_LEN: usize = 2 * ES256_HALF;
 
     fn algorithm() -> &'static dyn JwsAlgorithm {
@@ -214,11 +233,10 @@ impl Primitive for EcKey<Private> {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, JoseError> {
-        let half = ES256_HALF as i32;
-        let signature = EcdsaSig::sign(&sha256(message), self).map_err(invalid)?;
-        let mut jose = signature.r().to_vec_padded(half).map_err(invalid)?;
-        jose.extend(signature.s().to_vec_padded(half).map_err(invalid)?);
-        Ok(jose)
+        use p256::ecdsa::signature::Signer as _;
+        let signature: p256::ecdsa::Signature = self.signing.try_sign(message).map_err(invalid)?;
+        let low = signature.normalize_s().unwrap_or(signature);
+        Ok(low.to_bytes().to_vec())
     }
 
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), JoseError> {
@@ -235,7 +253,10 @@ impl Primitive for EcKey<Private> {
             BigNum::from_slice(s).map_err(invalid)?,
         )
         .map_err(invalid)?;
-        if signature.verify(&sha256(message), self).map_err(invalid)? {
+        if signature
+            .verify(&sha256(message), &self.verifying)
+            .map_err(invalid)?
+        {
             return Ok(());
         }
         // OpenSSL may leave the reason (`r` or `s` out of range) on this thread's error queue,
@@ -278,8 +299,8 @@ mod tests {
         HmacSha256Signer::new(kid(jwk), &parameter(jwk, "k")).unwrap()
     }
 
-    fn es256(jwk: &Jwk) -> OpensslEs256Signer {
-        OpensslEs256Signer::new(
+    fn es256(jwk: &Jwk) -> Es256Signer {
+        Es256Signer::new(
             kid(jwk),
             &parameter(jwk, "d"),
             &parameter(jwk, "x"),
@@ -450,8 +471,41 @@ mod tests {
         );
         assert_interoperates(&ours, (&signer, &verifier), &kid(&jwk));
         assert_eq!(ours.signature_len(), 64);
-        // ECDSA draws a fresh nonce: two signatures of one message differ, both verify.
-        assert_ne!(ours.sign(MESSAGE).unwrap(), ours.sign(MESSAGE).unwrap());
+    }
+
+    /// P-256's group order `n`, big-endian.
+    const P256_ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+
+    #[test]
+    fn es256_signs_one_message_one_way_with_a_low_s() {
+        let jwk = generated(Algorithm::ES256);
+        let ours = es256(&jwk);
+        let theirs = ES256.verifier_from_jwk(&jwk).unwrap();
+        let order = BigNum::from_slice(&P256_ORDER).unwrap();
+        let mut half = BigNum::new().unwrap();
+        half.rshift1(&order).unwrap();
+        for round in 0u32..64 {
+            let message = round.to_be_bytes();
+            let signature = ours.sign(&message).unwrap();
+            // RFC 6979: the nonce comes from the key and the message, so the signature too.
+            assert_eq!(ours.sign(&message).unwrap(), signature);
+            let s = BigNum::from_slice(&signature[ES256_HALF..]).unwrap();
+            assert!(s <= half, "round {round}: a high s");
+            // Its twin with `n - s` is as valid to OpenSSL (and to tokens signed before
+            // signing was deterministic), so it still verifies; ours never makes it.
+            let mut twin_s = BigNum::new().unwrap();
+            twin_s.checked_sub(&order, &s).unwrap();
+            let mut twin = signature[..ES256_HALF].to_vec();
+            twin.extend(twin_s.to_vec_padded(ES256_HALF as i32).unwrap());
+            assert_ne!(twin, signature);
+            JwsVerifier::verify(&ours, &message, &twin).unwrap();
+            theirs.verify(&message, &signature).unwrap();
+        }
+        assert_ne!(ours.sign(b"one").unwrap(), ours.sign(b"two").unwrap());
     }
 
     #[test]
@@ -506,7 +560,7 @@ mod tests {
     fn es256_keys_whose_point_is_not_their_d_fail_to_load() {
         let (jwk, other) = (generated(Algorithm::ES256), generated(Algorithm::ES256));
         let load = |d: &Jwk, x: &Jwk, y: &Jwk| {
-            OpensslEs256Signer::new(
+            Es256Signer::new(
                 kid(&jwk),
                 &parameter(d, "d"),
                 &parameter(x, "x"),
@@ -536,7 +590,7 @@ mod tests {
         );
         assert_eq!(
             format!("{:?}", es256(&es)),
-            format!("OpensslEs256Signer {{ kid: {:?}, key: \"***\" }}", kid(&es))
+            format!("Es256Signer {{ kid: {:?}, key: \"***\" }}", kid(&es))
         );
     }
 }
