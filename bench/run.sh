@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 pg_admin_url="${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}"
 redis_url="${BENCH_REDIS_URL:-${TEST_REDIS_URL:-redis://127.0.0.1:6379}}"
 port="${BENCH_PORT:-18080}"
+# The load generator takes the servers' emails here (`recovery` reads the reset links).
+smtp_port="${BENCH_SMTP_PORT:-$((port + 2))}"
 server_core="${BENCH_SERVER_CORE:-0}"
 client_core="${BENCH_CLIENT_CORE:-1}"
 
@@ -71,9 +73,14 @@ algorithm="${BENCH_JWT_ALGORITHM:-EdDSA}"
 "$authd_bin" keys generate --algorithm "$algorithm" --out "$work/signing.jwk" >/dev/null
 
 # Production defaults, but for plain-http cookies, a private Redis prefix and JSON logs
-# written to a file, as a deployment would ship them. Listens on port $1, logs to $2.
+# written to a file, as a deployment would ship them; emails go to the load generator, the
+# outbox is polled every 100 ms rather than every second (a reset would otherwise wait for the
+# poll more than for anything else), and the per-network cap, which counts reset requests too,
+# is out of reach (every client is 127.0.0.1). Listens on port $1, logs to $2.
 start_authd() {
   env DATABASE_URL="$database_url" REDIS_URL="$redis_url" AUTHD_REDIS_PREFIX="bench-$$" \
+      AUTHD_SMTP_URL="smtp://127.0.0.1:$smtp_port" AUTHD_OUTBOX_POLL_MS=100 \
+      AUTHD_LOGIN_IP_MAX_FAILURES=4000000000 \
       AUTHD_LISTEN="127.0.0.1:$1" AUTHD_JWT_ALGORITHM="$algorithm" AUTHD_JWT_KEY_FILES="$work/signing.jwk" \
       AUTHD_COOKIE_SECURE=false AUTHD_LOG_FORMAT="${BENCH_LOG_FORMAT:-json}" RUST_LOG="${BENCH_RUST_LOG:-info}" \
       taskset -c "$server_core" "$authd_bin" serve >"$2" 2>&1 &
@@ -109,7 +116,7 @@ sleep 1 # let start-up allocations settle before reading the idle RSS
 mkdir -p bench/results
 set +e
 taskset -c "$client_core" target/release/loadgen --address "127.0.0.1:$port" \
-    --server-pid "$server_pid" "${second_args[@]}" --markdown bench/results/latest.md "$@"
+    --server-pid "$server_pid" "${second_args[@]}" --smtp-listen "127.0.0.1:$smtp_port" --markdown bench/results/latest.md "$@"
 status=$?
 set -e
 if [[ -n "$commit_rate" ]]; then

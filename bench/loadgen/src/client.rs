@@ -42,9 +42,17 @@ impl Connection {
     }
 
     /// Sends one complete request and reads its response. An I/O error drops the connection;
-    /// the next request opens a new one.
+    /// the next request opens a new one. A kept-alive connection the server closed while it
+    /// was idle (actix closes them after 5 s: `recovery`'s clients wait that long for their
+    /// turn) fails before any byte of an answer: the request is sent again on a new one, once.
     pub async fn send(&mut self, request: &[u8]) -> io::Result<Response> {
-        let outcome = self.exchange(request).await;
+        let reused = self.stream.is_some();
+        let mut outcome = self.exchange(request).await;
+        if reused && outcome.as_ref().is_err_and(closed_before_answering) && self.buffer.is_empty()
+        {
+            self.stream = None;
+            outcome = self.exchange(request).await;
+        }
         if outcome.is_err() {
             self.stream = None;
         }
@@ -82,6 +90,16 @@ impl Connection {
         }
         Ok(Response { body, ..response })
     }
+}
+
+fn closed_before_answering(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
 }
 
 async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> io::Result<()> {
@@ -159,6 +177,39 @@ pub fn post(host: &str, path: &str, headers: &str, content_type: &str, body: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers one request per connection and then closes it without saying so,
+    /// as a server closing an idle kept-alive connection does.
+    async fn one_answer_per_connection() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buffer = Vec::new();
+                while find(&buffer, b"\r\n\r\n").is_none() {
+                    read_more(&mut stream, &mut buffer).await.unwrap();
+                }
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await
+                    .unwrap();
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_by_the_server_is_opened_again() {
+        let address = one_answer_per_connection().await;
+        let mut connection = Connection::new(&address);
+        for _ in 0..3 {
+            let response = connection.send(&get(&address, "/", "")).await.unwrap();
+            assert_eq!(response.status, 200);
+            // Let the close arrive before the next request.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 
     #[test]
     fn the_head_gives_status_cookies_length_and_close() {

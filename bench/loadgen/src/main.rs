@@ -7,6 +7,7 @@ mod client;
 mod report;
 mod scenario;
 mod server;
+mod smtp;
 mod stats;
 
 use std::process::ExitCode;
@@ -49,6 +50,13 @@ struct Cli {
     /// server, and a new login (one Argon2 hash: keep it rare).
     #[arg(long, default_value_t = LOGOUT_EVERY)]
     logout_every: u64,
+    /// host:port to take the server's emails on (its `AUTHD_SMTP_URL`), for `recovery`.
+    #[arg(long)]
+    smtp_listen: Option<String>,
+    /// Accounts each client signs up beforehand for `recovery`: one per reset. The run ends
+    /// with an error if they run out (about 60 resets a second fit one core).
+    #[arg(long, default_value_t = 16)]
+    recovery_accounts: usize,
     /// Argon2id memory cost of the server, for the one-core hash-rate baseline.
     #[arg(long, env = "AUTHD_ARGON2_MEMORY_KIB", default_value_t = 19456)]
     argon2_memory_kib: u32,
@@ -97,6 +105,16 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         "two-instances needs a second server: pass --second-address (bench/run.sh starts one), \
          or leave the scenario out with --scenarios"
     );
+    anyhow::ensure!(
+        !scenarios.contains(&Scenario::Recovery) || cli.smtp_listen.is_some(),
+        "recovery reads the reset emails: pass --smtp-listen with the server's AUTHD_SMTP_URL \
+         address (bench/run.sh does), or leave the scenario out with --scenarios"
+    );
+    // Up before any sign-up, so no email waits for a retry.
+    let mailbox = match &cli.smtp_listen {
+        Some(address) => Some(smtp::start(address).await?),
+        None => None,
+    };
     let mut report = Report::new(cli.clients, cli.warmup, cli.duration);
     report.idle_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
 
@@ -117,6 +135,25 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         clients.push(client);
     }
     report.enrolled_rss = cli.server_pid.and_then(server::memory).map(|(rss, _)| rss);
+    if let (true, Some(mailbox)) = (scenarios.contains(&Scenario::Recovery), &mailbox) {
+        eprintln!(
+            "enrolling {} spare accounts per client for recovery",
+            cli.recovery_accounts
+        );
+        let enrolments: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                let (count, mailbox) = (cli.recovery_accounts, mailbox.clone());
+                tokio::spawn(
+                    async move { client.enrol_spares(count, mailbox).await.map(|()| client) },
+                )
+            })
+            .collect();
+        clients = Vec::with_capacity(enrolments.len());
+        for enrolment in enrolments {
+            clients.push(enrolment.await??);
+        }
+    }
 
     for scenario in scenarios {
         if scenario == Scenario::Login {
@@ -131,6 +168,14 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         eprintln!("running {}", scenario.name());
         let (back, row) = measure(scenario, clients, &cli).await?;
         clients = back;
+        if let (Scenario::Recovery, Some((median, longest, count))) = (
+            scenario,
+            mailbox.as_ref().and_then(|mailbox| mailbox.waits()),
+        ) {
+            eprintln!(
+                "recovery: {count} reset emails arrived {median:.1?} (median) to {longest:.1?} after their requests were answered"
+            );
+        }
         report.rows.push(row);
     }
 

@@ -1,10 +1,15 @@
 //! The simulated clients and what each scenario asks of them.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{Connection, Response, get, post};
+use crate::smtp::Mailbox;
 use crate::stats::{NO_RESPONSE, Recorder};
+
+/// The longest `recovery` waits for a reset email: well past the outbox's poll.
+const MAIL_WAIT: Duration = Duration::from_secs(30);
 
 /// In `two-instances`, one step in this many (by default) is a logout and its check rather
 /// than a `me`. Each check costs a login afterwards: one Argon2 hash, about 25 ms of the one
@@ -23,11 +28,15 @@ pub enum Request {
     Login,
     Signup,
     Logout,
+    AskReset,
+    ConfirmReset,
 }
 
 /// A scenario: one kind of request, or the mix (90 % me, 9 % refresh, 1 % login), or
 /// `two-instances`: `me` alternating between two servers on one Postgres and one Redis, with
-/// now and then a logout on one and a check that the other refuses the token at once. Without
+/// now and then a logout on one and a check that the other refuses the token at once; or
+/// `recovery`: a password reset asked for, its email read from the SMTP server, and confirmed,
+/// each time on a fresh account (authd sends one reset email per account per minute). Without
 /// `--scenarios`, all run in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -39,6 +48,7 @@ pub enum Scenario {
     TwoInstances,
     Login,
     Signup,
+    Recovery,
 }
 
 /// The mix's parts in percent: me, refresh, login (as drawn by `Scenario::pick`).
@@ -59,6 +69,7 @@ impl Scenario {
             Scenario::TwoInstances => "two-instances",
             Scenario::Login => "login",
             Scenario::Signup => "signup",
+            Scenario::Recovery => "recovery",
         }
     }
 
@@ -70,6 +81,8 @@ impl Scenario {
             Scenario::Refresh => Request::Refresh,
             Scenario::Login => Request::Login,
             Scenario::Signup => Request::Signup,
+            // `Client::recover` runs the exchange; this is its first step.
+            Scenario::Recovery => Request::AskReset,
             Scenario::Mixed => match client.next_random() % 100 {
                 0 => Request::Login,
                 1..=9 => Request::Refresh,
@@ -119,6 +132,13 @@ pub struct Client {
     refresh_token: String,
     random: u64,
     signups: u64,
+    /// Accounts of this client's that no reset was asked for yet (`recovery`).
+    spares: Vec<String>,
+    /// The account of the reset in progress, and its token once emailed.
+    recovery_email: String,
+    reset_token: String,
+    /// Where the reset emails arrive (`recovery` only).
+    mailbox: Option<Arc<Mailbox>>,
 }
 
 impl Client {
@@ -133,6 +153,10 @@ impl Client {
             refresh_token: String::new(),
             random: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1),
             signups: 0,
+            spares: Vec::new(),
+            recovery_email: String::new(),
+            reset_token: String::new(),
+            mailbox: None,
         };
         let body = format!(
             r#"{{"email":"{}","password":"{}"}}"#,
@@ -150,6 +174,28 @@ impl Client {
         let status = client.send(Request::Login).await?;
         anyhow::ensure!(status == 204, "login of {} answered {status}", client.email);
         Ok(client)
+    }
+
+    /// Signs up `count` more accounts of this client's for `recovery`, whose resets arrive in
+    /// `mailbox`.
+    pub async fn enrol_spares(
+        &mut self,
+        count: usize,
+        mailbox: Arc<Mailbox>,
+    ) -> anyhow::Result<()> {
+        for spare in 0..count {
+            let email = self.email.replace('@', &format!("-spare{spare}@"));
+            let request = self.signup(&self.instances[0].host, &email);
+            let response = self.instances[0].connection.send(&request).await?;
+            anyhow::ensure!(
+                response.status == 201,
+                "signup of {email} answered {}",
+                response.status
+            );
+            self.spares.push(email);
+        }
+        self.mailbox = Some(mailbox);
+        Ok(())
     }
 
     /// Adds a second server (`two-instances`): the account and session are the same, and the
@@ -172,6 +218,8 @@ impl Client {
                 && self.next_random() % logout_every.max(1) == 0
             {
                 self.log_out_and_check(window, &mut recorder).await
+            } else if scenario == Scenario::Recovery {
+                self.recover(window, &mut recorder).await
             } else {
                 let request = scenario.pick(&mut self);
                 let at = self.instance_for(scenario);
@@ -214,6 +262,39 @@ impl Client {
         }
         let at = self.next_turn();
         self.timed(at, Request::Login, window, recorder).await
+    }
+
+    /// One password reset on a spare account: asked for (`202`), its token read from the
+    /// email, confirmed (`204`). Both requests are recorded; the wait for the email is not, as
+    /// it is mostly the outbox's poll. At most 8 clients are between a request and its email
+    /// (see `smtp::Mailbox::resets`). An email that never comes is recorded as an error, and
+    /// so is running out of spare accounts, which ends the client's run.
+    async fn recover(&mut self, window: Window, recorder: &mut Recorder) -> (u16, Instant) {
+        let (Some(email), Some(mailbox)) = (self.spares.pop(), self.mailbox.clone()) else {
+            recorder.record_on(0, NO_RESPONSE, Duration::ZERO);
+            return (NO_RESPONSE, window.end);
+        };
+        // Only closed with the mailbox, which outlives every client.
+        let Ok(permit) = mailbox.resets.acquire().await else {
+            return (NO_RESPONSE, window.end);
+        };
+        let delivered = mailbox.expect(&email);
+        self.recovery_email = email;
+        let (asked, finished) = self.timed(0, Request::AskReset, window, recorder).await;
+        if asked != 202 {
+            return (asked, finished);
+        }
+        let Ok(Ok(token)) = tokio::time::timeout(MAIL_WAIT, delivered).await else {
+            let now = Instant::now();
+            if window.holds(now) {
+                recorder.record_on(0, NO_RESPONSE, now - finished);
+            }
+            return (NO_RESPONSE, now);
+        };
+        drop(permit);
+        mailbox.waited(finished.elapsed());
+        self.reset_token = token;
+        self.timed(0, Request::ConfirmReset, window, recorder).await
     }
 
     /// Sends one request to instance `at` and records it when it completes inside the
@@ -310,6 +391,23 @@ impl Client {
             Request::Signup => self.signup(
                 host,
                 &self.email.replace('@', &format!("-{}@", self.signups)),
+            ),
+            Request::AskReset => post(
+                host,
+                "/api/access/password-reset",
+                "",
+                "application/json",
+                &format!(r#"{{"email":"{}"}}"#, self.recovery_email),
+            ),
+            Request::ConfirmReset => post(
+                host,
+                "/api/access/password-reset/confirm",
+                "",
+                "application/json",
+                &format!(
+                    r#"{{"token":"{}","new_password":"{}-reset"}}"#,
+                    self.reset_token, self.password
+                ),
             ),
         }
     }
@@ -429,6 +527,10 @@ mod tests {
             refresh_token: String::new(),
             random: 1,
             signups: 0,
+            spares: Vec::new(),
+            recovery_email: String::new(),
+            reset_token: String::new(),
+            mailbox: None,
         };
         client.add_instance(&second);
         assert_eq!(client.send(Request::Login).await.unwrap(), 204);
@@ -493,6 +595,10 @@ mod tests {
             refresh_token: String::new(),
             random: 1,
             signups: 0,
+            spares: Vec::new(),
+            recovery_email: String::new(),
+            reset_token: String::new(),
+            mailbox: None,
         };
         let turns: Vec<_> = (0..4)
             .map(|_| client.instance_for(Scenario::TwoInstances))
