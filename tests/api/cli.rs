@@ -609,13 +609,9 @@ async fn no_secret_reaches_the_logs() {
 #[actix_web::test]
 async fn the_access_log_samples_successful_reads_and_keeps_every_other_line() {
     use crate::helpers::{Body, Browser};
-    // One worker: the sampling counts per worker, so the lines kept are exactly known.
-    let mut server = Process::start(&[
-        ("AUTHD_WORKERS", "1".into()),
-        ("AUTHD_ACCESS_LOG_SAMPLE", "3".into()),
-    ]);
+    let mut server = Process::start(&[("AUTHD_ACCESS_LOG_SAMPLE", "3".into())]);
     let browser = Browser::new(&server.base);
-    for _ in 0..7 {
+    for _ in 0..60 {
         assert_eq!(
             browser
                 .send("GET", "/health", &[], Body::Empty)
@@ -648,7 +644,9 @@ async fn the_access_log_samples_successful_reads_and_keeps_every_other_line() {
             .filter(|event| event["message"] == "request" && event["route"] == route)
             .count()
     };
-    assert_eq!(access_lines("/health"), 3, "one in three of 7 reads");
+    // About 20 of the 60, at random: none or all would happen once in 10^10 runs.
+    let reads = access_lines("/health");
+    assert!((1..60).contains(&reads), "{reads} lines of 60 reads");
     assert_eq!(access_lines("/api/access/me"), 2, "every error");
     assert_eq!(access_lines("/api/access/password-reset"), 1, "every write");
 }

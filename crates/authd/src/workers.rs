@@ -88,11 +88,19 @@ fn cache_ports(client: &authd_redis::RedisClient, redis: &Redis) -> CachePorts {
 /// The worker's app data that says [`open`] ran (actix builds it before the worker serves).
 pub(crate) struct Opened;
 
-/// Connects the worker's Redis client on the worker's runtime; the worker serves once this
-/// is done (or Redis did not answer within the connect timeout, as at start-up).
+/// The longest a worker waits for its Redis connection before it serves. actix starts the
+/// workers one after another and blocks the main thread meanwhile, so with Redis silent the
+/// start would otherwise take the 2 s connect timeout per worker. Past it, the connection goes
+/// on in the background, and the worker's requests fail fast with 503 until it is up.
+const WORKER_REDIS_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Connects the worker's Redis client on the worker's runtime; the worker serves once it is
+/// up, or after [`WORKER_REDIS_WAIT`].
 pub(crate) async fn open(redis: Option<(authd_redis::RedisClient, authd_redis::RedisSettings)>) {
     if let Some((client, settings)) = redis {
-        authd_redis::open(&client, &settings).await;
+        // The background client has already said in the log whether Redis answers.
+        let _ =
+            tokio::time::timeout(WORKER_REDIS_WAIT, authd_redis::open(&client, &settings)).await;
     }
 }
 
@@ -140,9 +148,10 @@ impl PoolRegistry {
     }
 }
 
-/// Each worker's share of the request connections: `total` split evenly, at least one each.
+/// Each worker's share of `total` connections, once the background jobs' are taken out: the
+/// process stays within `total`, unless that is fewer than one per worker plus theirs.
 pub(crate) fn per_worker(total: usize, workers: usize) -> usize {
-    (total / workers.max(1)).max(1)
+    (total.saturating_sub(BACKGROUND_DB_CONNECTIONS) / workers.max(1)).max(1)
 }
 
 #[cfg(test)]
@@ -151,10 +160,14 @@ mod tests {
 
     #[test]
     fn the_pool_size_is_split_among_the_workers_and_never_exceeded() {
-        assert_eq!(per_worker(16, 1), 16);
-        assert_eq!(per_worker(16, 2), 8);
-        assert_eq!(per_worker(16, 3), 5);
-        assert_eq!(per_worker(2, 4), 1);
-        assert_eq!(per_worker(16, 0), 16);
+        // With the background jobs' 2: 16 in all.
+        assert_eq!(per_worker(16, 1), 14);
+        assert_eq!(per_worker(16, 2), 7);
+        // 2 + 3 × 4 = 14: the remainder is not handed out.
+        assert_eq!(per_worker(16, 3), 4);
+        // Fewer than one each: one each anyway.
+        assert_eq!(per_worker(4, 4), 1);
+        assert_eq!(per_worker(1, 1), 1);
+        assert_eq!(per_worker(16, 0), 14);
     }
 }

@@ -124,26 +124,38 @@ pub(crate) async fn log_request(
 }
 
 thread_local! {
-    /// Successful reads seen by this worker, for the access log's sampling. Per thread: no
-    /// worker waits on another for it.
-    static SUCCESSFUL_READS: Sampler = const { Sampler::new() };
+    /// This worker's draws for the access log's sampling: per thread, so no worker waits on
+    /// another, and seeded at random, so no client can tell which of its reads get a line.
+    static SUCCESSFUL_READS: Sampler = Sampler::new(random_seed());
 }
 
-/// Counts events and picks one in `n` of them: the first, the `n + 1`th, and so on.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::thread::current().id())
+}
+
+/// Picks about one event in `n`, at random (xorshift64*: cheap, and unpredictable enough that
+/// a client cannot line its reads up with the unlogged ones).
 struct Sampler {
-    seen: Cell<u32>,
+    state: Cell<u64>,
 }
 
 impl Sampler {
-    const fn new() -> Self {
-        Self { seen: Cell::new(0) }
+    fn new(seed: u64) -> Self {
+        // xorshift never leaves 0.
+        Self {
+            state: Cell::new(seed | 1),
+        }
     }
 
-    /// Counts one event; whether it is picked.
+    /// Draws for one event; whether it is picked.
     fn logs_next(&self, one_in: u32) -> bool {
-        let seen = self.seen.get();
-        self.seen.set((seen + 1) % one_in.max(1));
-        seen == 0
+        let mut x = self.state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % u64::from(one_in.max(1)) == 0
     }
 }
 
@@ -152,18 +164,24 @@ mod sampler_tests {
     use super::Sampler;
 
     #[test]
-    fn a_sampler_picks_the_first_of_every_n() {
-        let sampler = Sampler::new();
-        let picked: Vec<bool> = (0..7).map(|_| sampler.logs_next(3)).collect();
-        assert_eq!(
-            picked,
-            [true, false, false, true, false, false, true],
-            "one in three"
-        );
-        let every = Sampler::new();
-        assert!((0..5).all(|_| every.logs_next(1)), "one in one is all");
+    fn a_sampler_picks_about_one_in_n_and_not_in_a_pattern() {
+        let sampler = Sampler::new(42);
+        let picks: Vec<bool> = (0..30_000).map(|_| sampler.logs_next(3)).collect();
+        let picked = picks.iter().filter(|&&picked| picked).count();
+        assert!((9_000..11_000).contains(&picked), "{picked} of 30000");
+        // Not every third: the gaps between picks vary.
+        let positions: Vec<usize> = (0..picks.len()).filter(|&at| picks[at]).collect();
+        let gaps: std::collections::BTreeSet<usize> =
+            positions.windows(2).map(|pair| pair[1] - pair[0]).collect();
+        assert!(gaps.len() > 5, "gaps {gaps:?}");
+        // Two seeds draw differently.
+        let other = Sampler::new(7);
+        let others: Vec<bool> = (0..64).map(|_| other.logs_next(3)).collect();
+        assert_ne!(others, picks[..64]);
+        let every = Sampler::new(1);
+        assert!((0..100).all(|_| every.logs_next(1)), "one in one is all");
         // A sample size of 0 cannot come from the settings; it would mean every one too.
-        assert!((0..3).all(|_| every.logs_next(0)));
+        assert!((0..100).all(|_| every.logs_next(0)));
     }
 }
 

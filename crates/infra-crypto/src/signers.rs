@@ -180,10 +180,12 @@ impl Primitive for hmac::Hmac<sha2::Sha256> {
 
 /// ES256. It signs with RFC 6979's deterministic nonces and a low `s` (the `p256` crate), so one
 /// message always gets one signature: a refresh repeated inside the grace window gets the very
-/// same two tokens, as API.md says, and no one can make a second valid string of a token by
-/// negating its `s`. It verifies with OpenSSL's ECDSA on an EC key built once (josekit's goes
-/// through a new EVP context per call), and accepts either `s`: tokens signed before signing
-/// was deterministic have random ones. Signatures are JOSE's `r || s`, 32 bytes each.
+/// same two tokens, as API.md says. It verifies with OpenSSL's ECDSA on an EC key built once
+/// (josekit's goes through a new EVP context per call), and accepts either `s`, because tokens
+/// signed before signing was deterministic have random ones: a token with its `s` negated
+/// still verifies (refresh counts such a twin as reuse). Once the longest session life has
+/// passed since every instance signs low-`s`, verifying could refuse a high `s`.
+/// Signatures are JOSE's `r || s`, 32 bytes each.
 pub(crate) type Es256Signer = Prepared<Es256Key>;
 
 /// An ES256 key, ready for each of its two uses.
