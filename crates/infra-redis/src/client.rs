@@ -39,7 +39,7 @@ pub struct RedisSettings {
     /// for the first connection before returning anyway. Default 2 s.
     pub connect_timeout: Duration,
     /// Connections of the pool (at least one). Default 4. Each connection's I/O task runs on
-    /// the runtime that called [`connect`] or [`start`]: a pool made for one single-threaded
+    /// the runtime that called [`connect`] or [`open`]: a pool made for one single-threaded
     /// runtime needs only one.
     pub connections: usize,
 }
