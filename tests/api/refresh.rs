@@ -77,23 +77,25 @@ async fn concurrent_refreshes_with_one_token_all_get_the_same_pair(backend: Back
 // The repeats re-sign the successor: each algorithm must sign one message one way (ECDSA
 // draws a fresh nonce per signature unless it is RFC 6979's).
 async fn concurrent_es256_refreshes_get_the_very_same_pair(backend: Backend) {
-    let app = spawn_with(backend, |settings| {
-        settings.jwt_algorithm = authd_crypto::Algorithm::ES256;
-        // A key of that algorithm, made for this server.
-        settings.jwt_key_files.clear();
-    })
-    .await;
-    concurrent_refreshes_get_one_pair(app).await;
+    concurrent_refreshes_get_one_pair(signing_with(backend, authd_crypto::Algorithm::ES256).await)
+        .await;
 }
 
 async fn concurrent_hs256_refreshes_get_the_very_same_pair(backend: Backend) {
-    let app = spawn_with(backend, |settings| {
-        settings.jwt_algorithm = authd_crypto::Algorithm::HS256;
-        // A key of that algorithm, made for this server.
+    concurrent_refreshes_get_one_pair(signing_with(backend, authd_crypto::Algorithm::HS256).await)
+        .await;
+}
+
+/// A server that signs with a key of `algorithm`, made for it.
+async fn signing_with(
+    backend: Backend,
+    algorithm: authd_crypto::Algorithm,
+) -> crate::helpers::TestApp {
+    spawn_with(backend, |settings| {
+        settings.jwt_algorithm = algorithm;
         settings.jwt_key_files.clear();
     })
-    .await;
-    concurrent_refreshes_get_one_pair(app).await;
+    .await
 }
 
 async fn concurrent_refreshes_get_one_pair(app: crate::helpers::TestApp) {

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 keep-alive client: one connection per simulated client, no pooling, no
-//! redirects, no retries. It does exactly what the benchmark needs and costs the load
-//! generator's core as little as possible, so the server, not the client, is what is measured.
+//! redirects, and no retries but one (a kept-alive connection the server closed while idle).
+//! It does exactly what the benchmark needs and costs the load generator's core as little as
+//! possible, so the server, not the client, is what is measured.
 
 use std::io;
 

@@ -414,19 +414,16 @@ async fn store(
     }
     let pool = authd_postgres::connect(
         url.expose(),
-        authd_postgres::PoolSettings {
-            max_size: workers::BACKGROUND_DB_CONNECTIONS,
-            ..pool_settings(settings)
-        },
+        pool_settings(settings, workers::BACKGROUND_DB_CONNECTIONS),
     )
     .context("DATABASE_URL")?;
     registry.add(&pool);
     Ok((authd_postgres::store_ports(&pool), Some(pool)))
 }
 
-fn pool_settings(settings: &Settings) -> authd_postgres::PoolSettings {
+fn pool_settings(settings: &Settings, max_size: usize) -> authd_postgres::PoolSettings {
     authd_postgres::PoolSettings {
-        max_size: workers::per_worker(settings.db_pool_size, settings.workers),
+        max_size,
         statement_timeout: settings.db_statement_timeout,
         ..authd_postgres::PoolSettings::default()
     }
@@ -440,26 +437,40 @@ fn worker_connections(
     workers::WorkerConnections {
         postgres: settings.database_url.as_ref().map(|url| workers::Postgres {
             url: url.expose().to_owned(),
-            pool: pool_settings(settings),
+            pool: pool_settings(
+                settings,
+                workers::per_worker(settings.db_pool_size, settings.workers),
+            ),
             registry: registry.clone(),
         }),
-        redis: settings.redis_url.as_ref().map(|url| workers::Redis {
-            settings: authd_redis::RedisSettings {
-                connections: 1,
-                ..redis_settings(settings, url)
-            },
-            backoff: LoginBackoff::new(settings.login_max_failures),
-            ip_cap: IpCap::new(settings.login_ip_max_failures, IP_WINDOW),
+        redis: settings.redis_url.as_ref().map(|url| {
+            let (backoff, ip_cap) = throttle_rules(settings);
+            workers::Redis {
+                settings: redis_settings(settings, url),
+                backoff,
+                ip_cap,
+            }
         }),
     }
 }
 
+/// One connection per client: each client is driven by one thread (a worker's, or the main
+/// one's for start-up and the background jobs).
 fn redis_settings(settings: &Settings, url: &Secret) -> authd_redis::RedisSettings {
     authd_redis::RedisSettings {
         url: url.expose().to_owned(),
         prefix: settings.redis_prefix.clone(),
+        connections: 1,
         ..authd_redis::RedisSettings::default()
     }
+}
+
+/// The login throttle's rules, from the settings.
+fn throttle_rules(settings: &Settings) -> (LoginBackoff, IpCap) {
+    (
+        LoginBackoff::new(settings.login_max_failures),
+        IpCap::new(settings.login_ip_max_failures, IP_WINDOW),
+    )
 }
 
 /// The cache's ports: Redis when `REDIS_URL` is set, memory (this process alone) otherwise.
@@ -467,8 +478,7 @@ fn redis_settings(settings: &Settings, url: &Secret) -> authd_redis::RedisSettin
 async fn cache(
     settings: &Settings,
 ) -> anyhow::Result<(CachePorts, Option<authd_redis::RedisClient>)> {
-    let backoff = LoginBackoff::new(settings.login_max_failures);
-    let ip_cap = IpCap::new(settings.login_ip_max_failures, IP_WINDOW);
+    let (backoff, ip_cap) = throttle_rules(settings);
     let Some(url) = &settings.redis_url else {
         if settings.database_url.is_some() {
             tracing::warn!(

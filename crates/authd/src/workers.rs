@@ -34,7 +34,6 @@ pub(crate) struct Postgres {
 
 #[derive(Clone)]
 pub(crate) struct Redis {
-    /// One connection: a worker is one thread.
     pub settings: authd_redis::RedisSettings,
     pub backoff: LoginBackoff,
     pub ip_cap: IpCap,
@@ -111,7 +110,7 @@ pub(crate) struct PoolRegistry {
 }
 
 /// The sum of the registered pools' statuses.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Default)]
 pub(crate) struct PoolsStatus {
     pub size: usize,
     pub max_size: usize,
@@ -130,16 +129,19 @@ impl PoolRegistry {
         if pools.is_empty() {
             return None;
         }
-        // A worker that stopped dropped its pool: forget it.
-        pools.retain(|pool| pool.upgrade().is_some());
         let mut total = PoolsStatus::default();
-        for pool in pools.iter().filter_map(authd_postgres::WeakPgPool::upgrade) {
+        // A worker that stopped dropped its pool: forget it.
+        pools.retain(|pool| {
+            let Some(pool) = pool.upgrade() else {
+                return false;
+            };
             let status = pool.status();
             total.size += status.size;
             total.max_size += status.max_size;
             total.in_use += status.size.saturating_sub(status.available);
             total.waiting += status.waiting;
-        }
+            true
+        });
         Some(total)
     }
 
@@ -159,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pool_size_is_split_among_the_workers_and_never_exceeded() {
+    fn the_pool_size_is_split_among_the_workers_once_the_background_has_its_share() {
         // With the background jobs' 2: 16 in all.
         assert_eq!(per_worker(16, 1), 14);
         assert_eq!(per_worker(16, 2), 7);
@@ -169,5 +171,12 @@ mod tests {
         assert_eq!(per_worker(4, 4), 1);
         assert_eq!(per_worker(1, 1), 1);
         assert_eq!(per_worker(16, 0), 14);
+        // Whenever every worker can have one, the process stays within the total.
+        for total in 3..64 {
+            for workers in 1..=total - BACKGROUND_DB_CONNECTIONS {
+                let opened = per_worker(total, workers) * workers + BACKGROUND_DB_CONNECTIONS;
+                assert!(opened <= total, "{total} over {workers} workers: {opened}");
+            }
+        }
     }
 }

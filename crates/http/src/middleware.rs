@@ -1,6 +1,7 @@
 //! Request id, the one log line per request, and `Cache-Control` under `/api/`.
 
 use std::cell::Cell;
+use std::num::NonZeroU32;
 use std::time::Instant;
 
 use actix_web::HttpMessage;
@@ -87,7 +88,7 @@ pub(crate) async fn log_request(
     let client_ip = state
         .and_then(|state| state.settings.trusted_proxies.client_ip(request.request()))
         .map(|ip| ip.to_string());
-    let sample = state.map_or(1, |state| state.settings.access_log_sample.get());
+    let sample = state.map_or(NonZeroU32::MIN, |state| state.settings.access_log_sample);
     // Every event of the request (failed logins, reuse detections, revocations, admin
     // changes) carries its request id and client IP through this span.
     let span = tracing::info_span!(
@@ -149,39 +150,47 @@ impl Sampler {
     }
 
     /// Draws for one event; whether it is picked.
-    fn logs_next(&self, one_in: u32) -> bool {
+    fn logs_next(&self, one_in: NonZeroU32) -> bool {
+        if one_in == NonZeroU32::MIN {
+            return true;
+        }
         let mut x = self.state.get();
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         self.state.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % u64::from(one_in.max(1)) == 0
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % u64::from(one_in.get()) == 0
     }
 }
 
 #[cfg(test)]
 mod sampler_tests {
+    use std::num::NonZeroU32;
+
     use super::Sampler;
 
     #[test]
     fn a_sampler_picks_about_one_in_n_and_not_in_a_pattern() {
+        let three = NonZeroU32::new(3).unwrap();
         let sampler = Sampler::new(42);
-        let picks: Vec<bool> = (0..30_000).map(|_| sampler.logs_next(3)).collect();
+        let picks: Vec<bool> = (0..30_000).map(|_| sampler.logs_next(three)).collect();
         let picked = picks.iter().filter(|&&picked| picked).count();
-        assert!((9_000..11_000).contains(&picked), "{picked} of 30000");
+        assert!((9_700..10_300).contains(&picked), "{picked} of 30000");
         // Not every third: the gaps between picks vary.
         let positions: Vec<usize> = (0..picks.len()).filter(|&at| picks[at]).collect();
         let gaps: std::collections::BTreeSet<usize> =
             positions.windows(2).map(|pair| pair[1] - pair[0]).collect();
         assert!(gaps.len() > 5, "gaps {gaps:?}");
-        // Two seeds draw differently.
+        // Two seeds draw differently, and each thread's seed is drawn at random.
         let other = Sampler::new(7);
-        let others: Vec<bool> = (0..64).map(|_| other.logs_next(3)).collect();
+        let others: Vec<bool> = (0..64).map(|_| other.logs_next(three)).collect();
         assert_ne!(others, picks[..64]);
+        assert_ne!(super::random_seed(), super::random_seed());
         let every = Sampler::new(1);
-        assert!((0..100).all(|_| every.logs_next(1)), "one in one is all");
-        // A sample size of 0 cannot come from the settings; it would mean every one too.
-        assert!((0..100).all(|_| every.logs_next(0)));
+        assert!(
+            (0..100).all(|_| every.logs_next(NonZeroU32::MIN)),
+            "one in one is all"
+        );
     }
 }
 

@@ -215,6 +215,30 @@ mod tests {
             self
         }
 
+        /// Reuse: `session` is revoked now, once, between the cache's forgetting it and its
+        /// revoked mark (the cache mark goes first, then the store decides).
+        fn ending_the_session(mut self, session: Session) -> Self {
+            let mut order = Sequence::new();
+            self.cache
+                .expect_forget_sessions()
+                .times(1)
+                .in_sequence(&mut order)
+                .returning(|_| Ok(()));
+            let session_id = session.id;
+            self.sessions
+                .expect_revoke()
+                .withf(move |id, at| *id == session_id && *at == now())
+                .times(1)
+                .in_sequence(&mut order)
+                .returning(move |_, _| Ok(Some(session.clone())));
+            self.cache
+                .expect_mark_revoked()
+                .times(1)
+                .in_sequence(&mut order)
+                .returning(|_| Ok(()));
+            self
+        }
+
         /// An issuer that signs `ids`' tokens as "access-<access jti>" and
         /// "refresh-<refresh jti>", checking the claims `user` and the expiries give them.
         fn signing(mut self, user: &User, refresh_expires_at: DateTime<Utc>) -> Self {
@@ -440,16 +464,17 @@ mod tests {
             TimeDelta::zero(),
         );
         let (session_id, revoked) = (record.session.id, record.session.clone());
-        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record);
-        mocks.issuer.expect_unseal().returning(|_, _, _| None);
-        mocks.cache.expect_forget_sessions().returning(|_| Ok(()));
+        let mut mocks = Mocks::presenting(old, &record.session)
+            .not_rotating(record)
+            .ending_the_session(revoked);
         mocks
-            .sessions
-            .expect_revoke()
-            .withf(move |id, at| *id == session_id && *at == now())
+            .issuer
+            .expect_unseal()
+            .withf(move |sealed, token, session| {
+                sealed == "sealed" && token == "refresh-old" && *session == session_id
+            })
             .times(1)
-            .returning(move |_, _| Ok(Some(revoked.clone())));
-        mocks.cache.expect_mark_revoked().returning(|_| Ok(()));
+            .returning(|_, _, _| None);
         mocks.users.expect_find_by_id().never();
         let error = mocks.build().execute("refresh-old").await.unwrap_err();
         assert!(matches!(error, RefreshError::Reused), "{error:?}");
@@ -465,30 +490,10 @@ mod tests {
             old,
             TimeDelta::seconds(11),
         );
-        let session_id = record.session.id;
         let revoked = record.session.clone();
-        let mut mocks = Mocks::presenting(old, &record.session).not_rotating(record);
-        // Order matters: the cache mark goes first, then the store decides.
-        let mut order = Sequence::new();
-        mocks
-            .cache
-            .expect_forget_sessions()
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_| Ok(()));
-        mocks
-            .sessions
-            .expect_revoke()
-            .withf(move |id, at| *id == session_id && *at == now())
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(move |_, _| Ok(Some(revoked.clone())));
-        mocks
-            .cache
-            .expect_mark_revoked()
-            .times(1)
-            .in_sequence(&mut order)
-            .returning(|_| Ok(()));
+        let mocks = Mocks::presenting(old, &record.session)
+            .not_rotating(record)
+            .ending_the_session(revoked);
         let error = mocks.build().execute("refresh-old").await.unwrap_err();
         assert!(matches!(error, RefreshError::Reused), "{error:?}");
     }
