@@ -2,11 +2,16 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use serde_json::json;
+
 use crate::helpers::{Backend, Body, Browser, both, spawn_app, spawn_with};
+use crate::login::decode_claims;
+use crate::roles::spawn_with_admin;
 
 both!(
     refresh_rotates_the_pair,
     a_repeat_inside_the_grace_window_gets_the_same_pair,
+    a_repeat_after_the_user_changed_still_gets_the_same_pair,
     concurrent_refreshes_with_one_token_all_get_the_same_pair,
     concurrent_es256_refreshes_get_the_very_same_pair,
     concurrent_hs256_refreshes_get_the_very_same_pair,
@@ -68,6 +73,56 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_pair(backend: Backend) {
     // And the session lives on with the successor.
     assert_eq!(browser.refresh().await.status, 204);
     assert_eq!(browser.me().await.status, 200);
+}
+
+/// The repeat signs what the rotation signed: a promotion and a new role between the two do
+/// not change the repeated access token; the next rotation carries them.
+async fn a_repeat_after_the_user_changed_still_gets_the_same_pair(backend: Backend) {
+    let (app, admin) = spawn_with_admin(backend).await;
+    let editors = json!({"slug": "editors", "name": "Editors"});
+    let created = admin
+        .send("POST", "/api/roles", &[], Body::Json(editors))
+        .await;
+    assert_eq!(created.status, 201);
+    let (browser, _) = app.logged_in().await;
+    let id = browser.me().await.json()["id"].as_str().unwrap().to_owned();
+    let old_refresh = browser.cookie("refresh_token").unwrap();
+    assert_eq!(browser.refresh().await.status, 204);
+    let first = (
+        browser.cookie("access_token").unwrap(),
+        browser.cookie("refresh_token").unwrap(),
+    );
+
+    let promotion = json!({"role": "editors", "is_superuser": true});
+    let patched = admin
+        .send(
+            "PATCH",
+            &format!("/api/users/{id}"),
+            &[],
+            Body::Json(promotion),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    let tab = app.browser();
+    tab.set_cookie("refresh_token", &old_refresh);
+    assert_eq!(tab.refresh().await.status, 204);
+    let second = (
+        tab.cookie("access_token").unwrap(),
+        tab.cookie("refresh_token").unwrap(),
+    );
+    assert_eq!(first, second);
+    let claims = decode_claims(&second.0);
+    assert_eq!(
+        (&claims["role"], &claims["su"]),
+        (&json!("application-access"), &json!(false))
+    );
+
+    assert_eq!(browser.refresh().await.status, 204);
+    let claims = decode_claims(&browser.cookie("access_token").unwrap());
+    assert_eq!(
+        (&claims["role"], &claims["su"]),
+        (&json!("editors"), &json!(true))
+    );
 }
 
 async fn concurrent_refreshes_with_one_token_all_get_the_same_pair(backend: Backend) {

@@ -19,4 +19,4 @@ pub mod use_cases;
 
 pub use config::AuthSettings;
 pub use errors::{Dependency, PortError};
-pub use tokens::{AccessClaims, DeviceClaims, PairIds, RefreshClaims, TokenPair};
+pub use tokens::{AccessClaims, AccessProfile, DeviceClaims, PairIds, RefreshClaims, TokenPair};

@@ -14,7 +14,7 @@ use authd_domain::{
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::PortError;
-use crate::tokens::{AccessClaims, DeviceClaims, PairIds, RefreshClaims};
+use crate::tokens::{AccessClaims, AccessProfile, DeviceClaims, PairIds, RefreshClaims};
 
 #[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
@@ -264,6 +264,9 @@ pub struct SessionRecord {
     /// The pair issued by the last rotation, sealed with the refresh token it replaced; cleared
     /// once the grace window is over (by the purge) or the session is revoked.
     pub sealed_successor: Option<String>,
+    /// The user's fields the last rotation signed into its access token, stored and cleared
+    /// with `sealed_successor`. `None` too for a rotation stored before authd kept them.
+    pub signed_profile: Option<AccessProfile>,
 }
 
 /// One rotation: exchange `presented` for `successor`, only if `presented` is still current.
@@ -330,18 +333,20 @@ pub trait SessionRepository: Send + Sync {
     /// Exchanges the refresh token as one atomic compare-and-set, in one round trip to the
     /// store: applies `rotation` only when the session is live at `rotation.now`, belongs to
     /// `rotation.user_id`, has `rotation.presented` as its current token, and its user is
-    /// active; then returns the session's new expiry and its user. Otherwise it changes nothing
+    /// active; stores the user's [`AccessProfile`] as read by the same step as the record's
+    /// `signed_profile`; then returns the session's new expiry and its user. Otherwise it changes nothing
     /// and returns `None`: a concurrent exchange won, the session ended, or its user is
     /// inactive or gone ([`find`](Self::find) tells which).
     async fn rotate(&self, rotation: &Rotation) -> Result<Option<Rotated>, PortError>;
 
     /// Revokes the session, returning it when it was live at `now` (`None` otherwise). Its
-    /// sealed successor pair is cleared with it.
+    /// sealed successor pair and signed profile are cleared with it.
     async fn revoke(&self, id: SessionId, now: DateTime<Utc>)
     -> Result<Option<Session>, PortError>;
 
     /// Bumps the user's credentials version and revokes every live session of the user, in one
-    /// transaction, returning those it revoked (their sealed successor pairs cleared).
+    /// transaction, returning those it revoked (their sealed successor pairs and signed
+    /// profiles cleared).
     async fn revoke_all(&self, user: UserId, now: DateTime<Utc>)
     -> Result<Vec<Session>, PortError>;
 
@@ -358,9 +363,9 @@ pub trait SessionRepository: Send + Sync {
         batch: u32,
     ) -> Result<u64, PortError>;
 
-    /// Clears the sealed successor pair of at most `batch` sessions rotated before
-    /// `rotated_before` (the grace window is over for them: no refresh unseals it again), and
-    /// returns how many it cleared. Concurrent calls clear disjoint rows without waiting on each
+    /// Clears the sealed successor pair (and its signed profile) of at most `batch` sessions
+    /// rotated before `rotated_before` (the grace window is over for them: no refresh unseals
+    /// it again), and returns how many it cleared. Concurrent calls clear disjoint rows without waiting on each
     /// other, and skip a session a request is writing.
     async fn clear_sealed_successors(
         &self,

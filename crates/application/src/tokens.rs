@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use authd_domain::{SessionId, TokenId, UserId};
+use authd_domain::{SessionId, TokenId, User, UserId};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 /// The claims of an access token beyond `iss`, `aud` and `typ`, which the codec adds and checks.
@@ -26,6 +26,29 @@ pub struct AccessClaims {
     pub role: String,
     /// `su`: superuser at issue time.
     pub is_superuser: bool,
+}
+
+/// The user's fields an access token carries (`email`, `role`, `su`), as they were when it
+/// was signed. A rotation stores them with the session, so that a repeat inside the grace
+/// window signs the very same access token even when the user changed in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessProfile {
+    /// `email`
+    pub email: String,
+    /// `role`: the role's slug.
+    pub role: String,
+    /// `su`
+    pub is_superuser: bool,
+}
+
+impl From<&User> for AccessProfile {
+    fn from(user: &User) -> Self {
+        Self {
+            email: user.email.as_str().to_owned(),
+            role: user.role.slug.as_str().to_owned(),
+            is_superuser: user.is_superuser,
+        }
+    }
 }
 
 /// The claims of a refresh token beyond `iss`, `aud` and `typ`.

@@ -384,14 +384,16 @@ impl Store<'_> {
         session.id
     }
 
-    /// The session's sealed successor pair, as stored.
+    /// The session's sealed successor pair, as stored; the profile it was signed for is there
+    /// exactly when the pair is.
     pub(crate) async fn sealed(&self, session: SessionId) -> Option<String> {
-        self.sessions
-            .find(session)
-            .await
-            .unwrap()
-            .unwrap()
-            .sealed_successor
+        let record = self.sessions.find(session).await.unwrap().unwrap();
+        assert_eq!(
+            record.signed_profile.is_some(),
+            record.sealed_successor.is_some(),
+            "{record:?}"
+        );
+        record.sealed_successor
     }
 
     /// The ids of the user's live sessions at `t0`, newest first.

@@ -128,6 +128,7 @@ macro_rules! store_suite {
                 sessions_a_rotation_stops_at_the_sessions_end_in_whole_seconds,
                 sessions_a_rotation_needs_the_sessions_own_active_user,
                 sessions_a_rotation_returns_its_user_as_stored,
+                sessions_a_rotation_keeps_the_profile_it_read,
                 sessions_of_concurrent_rotations_exactly_one_wins,
                 sessions_revoked_or_expired_cannot_rotate,
                 sessions_purge_deletes_expired_and_long_revoked_only,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use authd_application::AccessProfile;
 use authd_application::ports::{Rotation, SessionRecord, UserChanges};
 use authd_domain::{PasswordHash, RotationState, Session, SessionId, TokenId, UserId};
 use chrono::TimeDelta;
@@ -9,7 +10,7 @@ use futures_util::future::join_all;
 
 use crate::Store;
 use crate::fixtures::MixedSessions;
-use crate::fixtures::{at, new_session, rotation, session_ids, sorted, t0};
+use crate::fixtures::{at, email, new_session, rotation, session_ids, sorted, t0};
 
 /// The grace of revoked sessions in the purge tests: 16 minutes.
 const GRACE: Duration = Duration::from_secs(960);
@@ -38,6 +39,7 @@ pub async fn sessions_create_and_find_with_the_rotation_state(store: Store<'_>) 
                 rotated_at: None,
             },
             sealed_successor: None,
+            signed_profile: None,
         }
     );
     let record = store.sessions.find(full.id).await.unwrap().unwrap();
@@ -371,6 +373,7 @@ pub async fn sessions_rotate_is_a_compare_and_set(store: Store<'_>) {
                 rotated_at: Some(now),
             },
             sealed_successor: Some(exchange.sealed_successor.clone()),
+            signed_profile: Some(AccessProfile::from(&user)),
         }
     );
 
@@ -456,6 +459,54 @@ pub async fn sessions_a_rotation_returns_its_user_as_stored(store: Store<'_>) {
             store.users.find_by_id(user.id).await.unwrap()
         );
     }
+}
+
+/// A rotation keeps the user's fields it signed (email, role, superuser) as they were when it
+/// read them: a change to the user afterwards leaves them, and the next rotation keeps the new
+/// ones.
+pub async fn sessions_a_rotation_keeps_the_profile_it_read(store: Store<'_>) {
+    let user = store.user("ada@example.com").await;
+    let (session, first) = store
+        .session(&user, TimeDelta::zero(), TimeDelta::days(1))
+        .await;
+    let exchange = rotation(&session, first, at(1));
+    let rotated = store.sessions.rotate(&exchange).await.unwrap().unwrap();
+    let before = AccessProfile::from(&rotated.user);
+    assert_eq!(
+        before,
+        AccessProfile {
+            email: "ada@example.com".into(),
+            role: "members".into(),
+            is_superuser: false,
+        }
+    );
+
+    let admins = store.role("admins", at(2)).await;
+    let changes = UserChanges {
+        email: Some(email("ada@new.example")),
+        role: Some(admins.id),
+        is_superuser: Some(true),
+        ..UserChanges::default()
+    };
+    store
+        .users
+        .update(user.id, &changes, false, at(3))
+        .await
+        .unwrap()
+        .unwrap();
+    let record = store.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(record.signed_profile, Some(before));
+
+    let next = rotation(&session, exchange.successor, at(4));
+    let rotated = store.sessions.rotate(&next).await.unwrap().unwrap();
+    let after = AccessProfile {
+        email: "ada@new.example".into(),
+        role: "admins".into(),
+        is_superuser: true,
+    };
+    assert_eq!(AccessProfile::from(&rotated.user), after);
+    let record = store.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(record.signed_profile, Some(after));
 }
 
 /// Only the session's own user rotates it, and only while active: a token naming another user

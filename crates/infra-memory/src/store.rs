@@ -3,13 +3,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use authd_application::PortError;
 use authd_application::ports::{
     CreateRoleError, CreateUserError, Credentials, IssuedLink, LinkRequest, LinkTokenRepository,
     Outbox, OutboxEmail, OutboxStats, RoleChanges, RoleDeletion, RoleRepository, Rotated, Rotation,
     SessionRecord, SessionRepository, TokenDigest, UserChanges, UserPage, UserQuery,
     UserRepository,
 };
+use authd_application::{AccessProfile, PortError};
 use authd_domain::{
     Email, EmailId, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role, RoleId, RoleName,
     RoleSlug, RotationState, Session, SessionId, TokenId, User, UserId,
@@ -281,6 +281,7 @@ impl Data {
                 record.session.revoked_at = Some(now);
                 // A revoked session never replays its pair: keep no ciphertext of a token.
                 record.sealed_successor = None;
+                record.signed_profile = None;
                 record.session.clone()
             })
             .collect();
@@ -647,6 +648,7 @@ impl SessionRepository for InMemoryStore {
                 rotated_at: None,
             },
             sealed_successor: None,
+            signed_profile: None,
         };
         data.sessions.insert(session.id, record);
         Ok(true)
@@ -685,6 +687,7 @@ impl SessionRepository for InMemoryStore {
         record.session.last_used_at = rotation.now;
         record.session.expires_at = expires_at;
         record.sealed_successor = Some(rotation.sealed_successor.clone());
+        record.signed_profile = Some(AccessProfile::from(&user));
         Ok(Some(Rotated { expires_at, user }))
     }
 
@@ -754,6 +757,7 @@ impl SessionRepository for InMemoryStore {
                 .rotated_at
                 .is_some_and(|at| at < rotated_before);
             if past_window && record.sealed_successor.take().is_some() {
+                record.signed_profile = None;
                 cleared += 1;
             }
         }

@@ -43,6 +43,9 @@ diesel::table! {
         previous_refresh_jti -> Nullable<Uuid>,
         rotated_at -> Nullable<Timestamptz>,
         sealed_successor -> Nullable<Text>,
+        signed_email -> Nullable<Text>,
+        signed_role -> Nullable<Text>,
+        signed_superuser -> Nullable<Bool>,
     }
 }
 

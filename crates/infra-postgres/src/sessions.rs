@@ -1,8 +1,8 @@
 //! Sessions and their refresh-token rotation state.
 
 use async_trait::async_trait;
-use authd_application::PortError;
 use authd_application::ports::{Rotated, Rotation, SessionRecord, SessionRepository};
+use authd_application::{AccessProfile, PortError};
 use authd_domain::{RotationState, Session, SessionId, TokenId, UserId};
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::Pg;
@@ -56,6 +56,21 @@ struct RotationRow {
     previous_refresh_jti: Option<Uuid>,
     rotated_at: Option<DateTime<Utc>>,
     sealed_successor: Option<String>,
+    signed_email: Option<String>,
+    signed_role: Option<String>,
+    signed_superuser: Option<bool>,
+}
+
+impl RotationRow {
+    /// The profile the last rotation signed, when it stored one (a check constraint keeps the
+    /// three columns null or set together).
+    fn signed_profile(&self) -> Option<AccessProfile> {
+        Some(AccessProfile {
+            email: self.signed_email.clone()?,
+            role: self.signed_role.clone()?,
+            is_superuser: self.signed_superuser?,
+        })
+    }
 }
 
 #[derive(Insertable)]
@@ -142,6 +157,7 @@ impl SessionRepository for PgSessionRepository {
             .optional()
             .map_err(|error| DbError::from_query(error, &mut conn))?;
         Ok(row.map(|(session, rotation)| SessionRecord {
+            signed_profile: rotation.signed_profile(),
             session: session.into(),
             rotation: RotationState {
                 current: TokenId::from_uuid(rotation.current_refresh_jti),
@@ -276,11 +292,25 @@ fn revoked_at(
     now: DateTime<Utc>,
 ) -> (
     diesel::dsl::Eq<sessions::revoked_at, DateTime<Utc>>,
-    diesel::dsl::Eq<sessions::sealed_successor, Option<String>>,
+    NoSuccessor,
 ) {
+    (sessions::revoked_at.eq(now), no_successor())
+}
+
+type NoSuccessor = (
+    diesel::dsl::Eq<sessions::sealed_successor, Option<String>>,
+    diesel::dsl::Eq<sessions::signed_email, Option<String>>,
+    diesel::dsl::Eq<sessions::signed_role, Option<String>>,
+    diesel::dsl::Eq<sessions::signed_superuser, Option<bool>>,
+);
+
+/// Clears the sealed successor pair and the profile it was signed for, together.
+fn no_successor() -> NoSuccessor {
     (
-        sessions::revoked_at.eq(now),
         sessions::sealed_successor.eq(None::<String>),
+        sessions::signed_email.eq(None::<String>),
+        sessions::signed_role.eq(None::<String>),
+        sessions::signed_superuser.eq(None::<bool>),
     )
 }
 
@@ -322,9 +352,9 @@ fn purge_ended_of(
     diesel::delete(sessions::table.filter(sessions::id.eq_any(ids)))
 }
 
-/// One statement clearing the sealed successor pair of at most `batch` sessions rotated before
-/// `rotated_before` (see [`SessionRepository::clear_sealed_successors`]): `UPDATE sessions SET
-/// sealed_successor = NULL WHERE id IN (SELECT id … LIMIT $batch FOR UPDATE SKIP LOCKED) AND
+/// One statement clearing the sealed successor pair (and its signed profile) of at most `batch`
+/// sessions rotated before `rotated_before` (see [`SessionRepository::clear_sealed_successors`]):
+/// `UPDATE sessions SET sealed_successor = NULL, signed_… = NULL WHERE id IN (SELECT id … LIMIT $batch FOR UPDATE SKIP LOCKED) AND
 /// rotated_at < $before`, the same shape as [`purge_ended_of`]. A rotation racing it either
 /// holds the row (skipped) or committed first (its new `rotated_at` fails the condition, which
 /// the outer `WHERE` checks again on the row it updates). The partial index of the
@@ -352,13 +382,14 @@ fn clear_sealed_of(
             .filter(sessions::id.eq_any(ids))
             .filter(sessions::rotated_at.assume_not_null().lt(rotated_before)),
     )
-    .set(sessions::sealed_successor.eq(None::<String>))
+    .set(no_successor())
 }
 
 /// The exchange of a refresh token as one statement: the compare-and-set on the session row
 /// (`current_refresh_jti` is the presented token, the session live and the token's user's),
 /// joined with the user and its role, so that the same round trip checks the user is active and
-/// returns what the successor pair is signed with. When two exchanges of one token race, the
+/// returns what the successor pair is signed with, and keeps the signed fields in the row for a
+/// repeat inside the grace window. When two exchanges of one token race, the
 /// second waits on the row lock, Postgres re-checks its `WHERE` against the committed row, and it
 /// matches nothing because the current token has moved on.
 ///
@@ -416,7 +447,9 @@ impl QueryFragment<Pg> for RotateStatement<'_> {
         out.push_sql(")), sealed_successor = ");
         out.push_bind_param::<Text, _>(self.sealed_successor)?;
         out.push_sql(
-            " FROM users JOIN roles ON roles.id = users.role_id \
+            ", signed_email = users.email, signed_role = roles.slug, \
+             signed_superuser = users.is_superuser \
+             FROM users JOIN roles ON roles.id = users.role_id \
              WHERE users.id = sessions.user_id AND users.is_active AND sessions.id = ",
         );
         out.push_bind_param::<SqlUuid, _>(&self.session)?;
@@ -462,11 +495,12 @@ mod purge_tests {
         let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
         assert_eq!(
             sql,
-            "UPDATE \"sessions\" SET \"sealed_successor\" = $1 WHERE ((\"sessions\".\"id\" = \
+            "UPDATE \"sessions\" SET \"sealed_successor\" = $1, \"signed_email\" = $2, \
+             \"signed_role\" = $3, \"signed_superuser\" = $4 WHERE ((\"sessions\".\"id\" = \
              ANY(SELECT \"sealed\".\"id\" FROM \"sessions\" AS \"sealed\" WHERE \
-             ((\"sealed\".\"sealed_successor\" IS NOT NULL) AND (\"sealed\".\"rotated_at\" < $2)) \
-             LIMIT $3 FOR UPDATE SKIP LOCKED)) AND (\"sessions\".\"rotated_at\" < $4)) \
-             -- binds: [None, 1970-01-01T00:00:00Z, 500, 1970-01-01T00:00:00Z]"
+             ((\"sealed\".\"sealed_successor\" IS NOT NULL) AND (\"sealed\".\"rotated_at\" < $5)) \
+             LIMIT $6 FOR UPDATE SKIP LOCKED)) AND (\"sessions\".\"rotated_at\" < $7)) \
+             -- binds: [None, None, None, None, 1970-01-01T00:00:00Z, 500, 1970-01-01T00:00:00Z]"
         );
     }
 }

@@ -108,6 +108,7 @@ pub fn record(session: Session) -> SessionRecord {
             rotated_at: None,
         },
         sealed_successor: None,
+        signed_profile: None,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ports::{
     ThrottleKey, ThrottleVerdict, TokenIssuer, TokenVerifier, UserRepository,
 };
 use crate::revocation::remaining;
-use crate::tokens::{PairIds, TokenPair};
+use crate::tokens::{AccessProfile, PairIds, TokenPair};
 use crate::{AuthSettings, PortError};
 
 /// The longest user agent kept with a session.
@@ -203,7 +203,8 @@ impl LogIn {
         let ids = PairIds::generate(now);
         let pair = mint_pair(
             self.issuer.as_ref(),
-            user,
+            user.id,
+            &AccessProfile::from(user),
             id,
             &ids,
             self.settings.access_ttl,

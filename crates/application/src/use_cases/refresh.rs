@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use authd_domain::{RefreshVerdict, User};
+use authd_domain::RefreshVerdict;
 use chrono::{DateTime, Utc};
 
 use crate::minting::mint_pair;
@@ -9,7 +9,7 @@ use crate::ports::{
     UserRepository,
 };
 use crate::revocation::Revocation;
-use crate::tokens::{PairIds, RefreshClaims, TokenPair};
+use crate::tokens::{AccessProfile, PairIds, RefreshClaims, TokenPair};
 use crate::{AuthSettings, PortError};
 
 /// Why a refresh failed. All but `Port` are a 401 to the client.
@@ -69,7 +69,8 @@ impl Refresh {
             now,
         };
         if let Some(rotated) = self.sessions.rotate(&rotation).await? {
-            return Ok(self.mint(&rotated.user, &claims, &successor, rotated.expires_at)?);
+            let profile = AccessProfile::from(&rotated.user);
+            return Ok(self.mint(&profile, &claims, &successor, rotated.expires_at)?);
         }
 
         let record = self
@@ -87,37 +88,43 @@ impl Refresh {
         match verdict {
             // Current yet not rotated: the session's user is inactive or gone.
             RefreshVerdict::Rotate | RefreshVerdict::Dead => Err(RefreshError::Revoked),
-            RefreshVerdict::Replay => match record.sealed_successor.as_deref() {
-                // Cleared by the purge of an instance whose clock runs ahead: too late.
-                None => Err(RefreshError::Revoked),
-                Some(sealed) => {
-                    match self.issuer.unseal(sealed, refresh_token, claims.session_id) {
-                        Some(successor) => self.repeat(&record, &claims, &successor).await,
-                        // The exchanged `jti` in another string than the one exchanged (an ES256
-                        // signature with its `s` negated verifies too): not its holder's repeat.
-                        None => self.end_reused(&claims, now).await,
-                    }
-                }
-            },
+            RefreshVerdict::Replay => self.repeat(&record, &claims, refresh_token, now).await,
             RefreshVerdict::Reuse => self.end_reused(&claims, now).await,
         }
     }
 
     /// The pair the last rotation issued, signed again from its ids, the session's expiry and
-    /// the user as stored.
+    /// the user's fields as that rotation signed them: the same two tokens, byte for byte.
     async fn repeat(
         &self,
         record: &SessionRecord,
         claims: &RefreshClaims,
-        successor: &PairIds,
+        refresh_token: &str,
+        now: DateTime<Utc>,
     ) -> Result<TokenPair, RefreshError> {
+        // Cleared by the purge of an instance whose clock runs ahead: too late.
+        let sealed = record
+            .sealed_successor
+            .as_deref()
+            .ok_or(RefreshError::Revoked)?;
+        // The exchanged `jti` in another string than the one exchanged (an ES256 signature with
+        // its `s` negated verifies too): not its holder's repeat.
+        let Some(successor) = self.issuer.unseal(sealed, refresh_token, claims.session_id) else {
+            return self.end_reused(claims, now).await;
+        };
         let user = self
             .users
             .find_by_id(claims.user_id)
             .await?
             .filter(|user| user.is_active)
             .ok_or(RefreshError::Revoked)?;
-        Ok(self.mint(&user, claims, successor, record.session.expires_at)?)
+        // A rotation stored before authd kept the profile: the user as stored now is the best
+        // guess, and the same one while the user is unchanged.
+        let profile = record
+            .signed_profile
+            .clone()
+            .unwrap_or_else(|| AccessProfile::from(&user));
+        Ok(self.mint(&profile, claims, &successor, record.session.expires_at)?)
     }
 
     /// Theft: the whole session ends.
@@ -139,14 +146,15 @@ impl Refresh {
 
     fn mint(
         &self,
-        user: &User,
+        profile: &AccessProfile,
         claims: &RefreshClaims,
         successor: &PairIds,
         expires_at: DateTime<Utc>,
     ) -> Result<TokenPair, PortError> {
         mint_pair(
             self.issuer.as_ref(),
-            user,
+            claims.user_id,
+            profile,
             claims.session_id,
             successor,
             self.settings.access_ttl,
@@ -166,7 +174,7 @@ mod tests {
         MockUserRepository, Rotated, TokenRejected,
     };
     use crate::use_cases::fixtures::*;
-    use authd_domain::{RotationState, Session, SessionId, TokenId, UserId};
+    use authd_domain::{Email, RotationState, Session, SessionId, TokenId, User, UserId};
     use chrono::TimeDelta;
     use mockall::Sequence;
 
@@ -240,17 +248,22 @@ mod tests {
         }
 
         /// An issuer that signs `ids`' tokens as "access-<access jti>" and
-        /// "refresh-<refresh jti>", checking the claims `user` and the expiries give them.
-        fn signing(mut self, user: &User, refresh_expires_at: DateTime<Utc>) -> Self {
-            let (id, email) = (user.id, user.email.as_str().to_owned());
+        /// "refresh-<refresh jti>", checking the claims `user`, its `profile` and the expiries
+        /// give them.
+        fn signing(
+            mut self,
+            user: UserId,
+            profile: AccessProfile,
+            refresh_expires_at: DateTime<Utc>,
+        ) -> Self {
             let access_expires_at = (now() + settings().access_ttl).min(refresh_expires_at);
             self.issuer
                 .expect_sign_access()
                 .withf(move |claims| {
-                    claims.user_id == id
-                        && claims.email == email
-                        && claims.role == "application-access"
-                        && !claims.is_superuser
+                    claims.user_id == user
+                        && claims.email == profile.email
+                        && claims.role == profile.role
+                        && claims.is_superuser == profile.is_superuser
                         && claims.issued_at == now()
                         && claims.expires_at == access_expires_at
                 })
@@ -259,7 +272,7 @@ mod tests {
             self.issuer
                 .expect_sign_refresh()
                 .withf(move |claims| {
-                    claims.user_id == id
+                    claims.user_id == user
                         && claims.issued_at == now()
                         && claims.expires_at == refresh_expires_at
                 })
@@ -281,8 +294,17 @@ mod tests {
         }
     }
 
+    /// The access token's fields of the fixtures' [`user`], spelled out.
+    fn ada() -> AccessProfile {
+        AccessProfile {
+            email: "ada@example.com".into(),
+            role: "application-access".into(),
+            is_superuser: false,
+        }
+    }
+
     /// `session` after an exchange of `previous` for `current`, `ago` before now, its
-    /// successor's ids sealed as "sealed".
+    /// successor's ids sealed as "sealed" and signed for [`ada`].
     fn rotated(
         session: Session,
         current: TokenId,
@@ -297,6 +319,7 @@ mod tests {
                 rotated_at: Some(now() - ago),
             },
             sealed_successor: Some("sealed".into()),
+            signed_profile: Some(ada()),
         }
     }
 
@@ -309,7 +332,7 @@ mod tests {
         let mut mocks = Mocks::presenting(presented, &session);
         // This test's issuer records the ids it seals.
         mocks.issuer = MockTokenIssuer::new();
-        mocks = mocks.signing(&user, expires_at);
+        mocks = mocks.signing(user.id, ada(), expires_at);
         let sealed_ids = Arc::new(Mutex::new(None));
         let seen = Arc::clone(&sealed_ids);
         mocks
@@ -380,15 +403,53 @@ mod tests {
         );
     }
 
+    /// The repeat's tokens are the rotation's, byte for byte: its ids, and the user's fields
+    /// the rotation signed, not those the user has since.
     #[tokio::test]
-    async fn a_repeat_inside_the_window_signs_the_sealed_ids_again() {
+    async fn a_repeat_inside_the_window_signs_the_sealed_ids_and_the_signed_profile_again() {
+        let mut changed = user();
+        changed.email = Email::parse("ada@new.example").unwrap();
+        changed.is_superuser = true;
+        let record = rotated(
+            live_session(&changed),
+            TokenId::generate(),
+            TokenId::generate(),
+            TimeDelta::seconds(3),
+        );
+        repeating(record, changed).await;
+    }
+
+    /// A rotation stored before authd kept the profile: the repeat signs for the user as
+    /// stored now.
+    #[tokio::test]
+    async fn a_repeat_of_a_rotation_without_a_profile_signs_for_the_user_as_stored() {
         let user = user();
-        let (old, current) = (TokenId::generate(), TokenId::generate());
-        let record = rotated(live_session(&user), current, old, TimeDelta::seconds(3));
+        let record = SessionRecord {
+            signed_profile: None,
+            ..rotated(
+                live_session(&user),
+                TokenId::generate(),
+                TokenId::generate(),
+                TimeDelta::seconds(3),
+            )
+        };
+        repeating(record, user).await;
+    }
+
+    /// A repeat of `record`'s previous token while the store holds `stored` as its user: the
+    /// ids sealed with the token come back, signed for `record`'s profile if it has one, for
+    /// `stored` otherwise (the issuer mock checks which).
+    async fn repeating(record: SessionRecord, stored: User) {
+        let old = record.rotation.previous.unwrap();
+        let current = record.rotation.current;
         let (session_id, expires_at) = (record.session.id, record.session.expires_at);
+        let profile = record
+            .signed_profile
+            .clone()
+            .unwrap_or_else(|| AccessProfile::from(&stored));
         let mut mocks = Mocks::presenting(old, &record.session)
             .not_rotating(record)
-            .signing(&user, expires_at);
+            .signing(stored.id, profile, expires_at);
         let ids = PairIds {
             access: TokenId::generate(),
             refresh: current,
@@ -402,7 +463,7 @@ mod tests {
             })
             .times(1)
             .returning(move |_, _, _| Some(ids));
-        let (user_id, stored) = (user.id, user.clone());
+        let user_id = stored.id;
         mocks
             .users
             .expect_find_by_id()
