@@ -89,8 +89,31 @@ fn redacted(url: &str) -> String {
 /// configuration error (a bad URL). Call [`disconnect`] at shutdown.
 pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
     let pool = build(settings)?;
-    open(&pool, settings).await;
+    let target = redacted(&settings.url);
+    match open(&pool, settings).await {
+        Opened::Connected => tracing::info!(redis = %target, "connected to Redis"),
+        Opened::Refused(error) => tracing::warn!(
+            redis = %target,
+            error = ?error,
+            "Redis is unreachable; starting anyway and reconnecting in the background"
+        ),
+        Opened::TimedOut => tracing::warn!(
+            redis = %target,
+            "Redis did not answer in time; starting anyway and reconnecting in the background"
+        ),
+    }
     Ok(pool)
+}
+
+/// How [`open`] left a client: it keeps reconnecting in the background unless connected.
+#[derive(Debug)]
+pub enum Opened {
+    /// Every connection is up.
+    Connected,
+    /// The first attempt failed.
+    Refused(fred::error::Error),
+    /// Nothing answered within `connect_timeout`.
+    TimedOut,
 }
 
 /// The first half of [`connect`]: the client, not connected yet. Fails only on a bad URL.
@@ -138,10 +161,10 @@ pub fn build(settings: &RedisSettings) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
-/// The second half of [`connect`]: starts the connections of `pool` (from [`build`] with these
-/// settings) on the current runtime, whose thread then does all their I/O, and waits as
-/// [`connect`] does.
-pub async fn open(pool: &Pool, settings: &RedisSettings) {
+/// The second half of [`connect`], which says in the log how it went: starts the connections
+/// of `pool` (from [`build`] with these settings) on the current runtime, whose thread then
+/// does all their I/O, and waits as [`connect`] does.
+pub async fn open(pool: &Pool, settings: &RedisSettings) -> Opened {
     // Subscribed before connecting, so the first failure cannot be missed.
     let mut errors = pool.clients().first().map(EventInterface::error_rx);
     // The routing tasks run detached for the life of the pool; the handle is not needed.
@@ -152,31 +175,21 @@ pub async fn open(pool: &Pool, settings: &RedisSettings) {
         }
     };
     let first_error = async {
-        match errors.as_mut() {
-            Some(errors) => errors.recv().await.ok().map(|(error, _)| error),
-            None => std::future::pending().await,
+        if let Some(errors) = errors.as_mut()
+            && let Ok((error, _)) = errors.recv().await
+        {
+            return error;
         }
+        std::future::pending().await
     };
-    let target = redacted(&settings.url);
     let outcome = tokio::time::timeout(settings.connect_timeout, async {
         tokio::select! {
-            () = all_connected => None,
-            error = first_error => Some(error),
+            () = all_connected => Opened::Connected,
+            error = first_error => Opened::Refused(error),
         }
     })
     .await;
-    match outcome {
-        Ok(None) => tracing::info!(redis = %target, "connected to Redis"),
-        Ok(Some(error)) => tracing::warn!(
-            redis = %target,
-            error = ?error,
-            "Redis is unreachable; starting anyway and reconnecting in the background"
-        ),
-        Err(_) => tracing::warn!(
-            redis = %target,
-            "Redis did not answer in time; starting anyway and reconnecting in the background"
-        ),
-    }
+    outcome.unwrap_or(Opened::TimedOut)
 }
 
 /// One `PING`: `Ok` when Redis answers, `Unavailable(Cache)` when it cannot be reached (for the

@@ -43,7 +43,7 @@ mod errors;
 mod throttle;
 
 pub use cache::RedisAuthCache;
-pub use client::{RedisProbe, RedisSettings, build, connect, disconnect, open, ping};
+pub use client::{Opened, RedisProbe, RedisSettings, build, connect, disconnect, open, ping};
 pub use throttle::RedisLoginThrottle;
 
 /// The client handle every adapter here takes: a small pool of multiplexed connections, cheap to
