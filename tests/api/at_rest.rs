@@ -9,7 +9,9 @@ use authd_domain::SessionId;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Backend, Body, Browser, PASSWORD, TestApp, spawn_with};
+use crate::helpers::{
+    Backend, Body, Browser, PASSWORD, TestApp, base64url_decode, base64url_encode, spawn_with,
+};
 use crate::login::decode_claims;
 
 /// Every row of every table of the app's database, each as `(table, row as a JSON object)`.
@@ -49,43 +51,6 @@ fn values(row: &Value) -> Vec<String> {
             other => other.to_string(),
         })
         .collect()
-}
-
-fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let (mut bits, mut count, mut out) = (0u32, 0, Vec::new());
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | u32::from(value);
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
-}
-
-fn base64url_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// The JOSE headers of everything in `text` shaped like a compact JWS or JWE: a base64url

@@ -1,4 +1,4 @@
-use crate::helpers::{Backend, Body, Browser, both, spawn_app};
+use crate::helpers::{Backend, Body, Browser, base64url_encode, both, spawn_app};
 use crate::login::decode_claims;
 
 both!(
@@ -88,19 +88,4 @@ async fn forged_tokens_are_refused(backend: Backend) {
     Browser::me_with_bearer(&app.base, &other.cookie("access_token").unwrap())
         .await
         .problem(401);
-}
-
-fn base64url_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }

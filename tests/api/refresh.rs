@@ -4,7 +4,9 @@ use futures_util::future::join_all;
 
 use serde_json::json;
 
-use crate::helpers::{Backend, Body, Browser, both, spawn_app, spawn_with};
+use crate::helpers::{
+    Backend, Body, Browser, base64url_decode, base64url_encode, both, spawn_app, spawn_with,
+};
 use crate::login::decode_claims;
 use crate::roles::spawn_with_admin;
 
@@ -15,6 +17,7 @@ both!(
     concurrent_refreshes_with_one_token_all_get_the_same_pair,
     concurrent_es256_refreshes_get_the_very_same_pair,
     concurrent_hs256_refreshes_get_the_very_same_pair,
+    an_es256_token_with_its_s_negated_is_reuse,
     a_repeat_after_the_window_revokes_the_session,
     a_token_two_exchanges_old_is_reuse,
     missing_invalid_or_wrong_type_refresh_tokens_are_401,
@@ -139,6 +142,45 @@ async fn concurrent_es256_refreshes_get_the_very_same_pair(backend: Backend) {
 async fn concurrent_hs256_refreshes_get_the_very_same_pair(backend: Backend) {
     concurrent_refreshes_get_one_pair(signing_with(backend, authd_crypto::Algorithm::HS256).await)
         .await;
+}
+
+/// The exchanged token with its ECDSA `s` negated verifies too (a token signed before signing
+/// was deterministic may have either `s`, so the verifier accepts both), but it is not the
+/// string the successor's ids were sealed with: inside the grace window it is no repeat but
+/// reuse, and the session ends.
+async fn an_es256_token_with_its_s_negated_is_reuse(backend: Backend) {
+    let app = signing_with(backend, authd_crypto::Algorithm::ES256).await;
+    let (browser, _) = app.logged_in().await;
+    let exchanged = browser.cookie("refresh_token").unwrap();
+    assert_eq!(browser.refresh().await.status, 204);
+    let twin = app.browser();
+    twin.set_cookie("refresh_token", &with_s_negated(&exchanged));
+    let reuse = twin.refresh().await;
+    reuse.problem(401);
+    reuse.assert_clears_session_cookies();
+    browser.me().await.problem(401);
+}
+
+/// `token` (an ES256 JWS) with the `s` of its signature replaced by `n - s`, `n` being the
+/// order of P-256: the other valid signature of the same message.
+fn with_s_negated(token: &str) -> String {
+    const P256_ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = base64url_decode(signature).unwrap();
+    assert_eq!(signature.len(), 64);
+    let mut borrow = 0;
+    for (byte, n) in signature[32..].iter_mut().zip(P256_ORDER).rev() {
+        let difference = i16::from(n) - i16::from(*byte) - borrow;
+        borrow = i16::from(difference < 0);
+        *byte = u8::try_from(difference + 256 * borrow).unwrap();
+    }
+    let twin = format!("{signed}.{}", base64url_encode(&signature));
+    assert_ne!(twin, token);
+    twin
 }
 
 /// A server that signs with a key of `algorithm`, made for it.
