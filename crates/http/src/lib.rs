@@ -48,10 +48,10 @@ pub fn app(
     >,
 > {
     let allowed_origins = state.settings.browsers.allowed_origins.clone();
-    let document = openapi::served(&state.settings.password_policy);
+    let document = routes::ops::Document::new(state.settings.password_policy);
     actix_web::App::new()
         .app_data(web::Data::new(state))
-        .app_data(web::Data::new(routes::ops::Document(document)))
+        .app_data(web::Data::new(document))
         .configure(routes::configure)
         .default_service(web::to(fallback::not_found))
         .wrap(browsers::Cors::new(allowed_origins))

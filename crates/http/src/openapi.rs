@@ -86,18 +86,18 @@ impl Modify for OptionalPatchBodies {
     }
 }
 
-/// The document, built once: what `/openapi.json` serves, but for the password minimum
-/// ([`served`]).
-pub(crate) fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
-    &DOCUMENT
+/// The document: what `/openapi.json` serves, but for the password minimum ([`served`]). Built
+/// anew on each call, and kept by no one: its tree takes more memory than its JSON, and more
+/// than the rest of an idle worker.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
 /// The document as served by an app whose new passwords follow `policy`: [`document`], its
 /// new-password schemas saying the configured minimum length (`AUTHD_PASSWORD_MIN_LENGTH`).
 pub(crate) fn served(policy: &authd_domain::PasswordPolicy) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::{RefOr, schema::Schema};
-    let mut document = document().clone();
+    let mut document = document();
     let schemas = document
         .components
         .iter_mut()
@@ -154,7 +154,8 @@ mod tests {
     use super::*;
 
     fn statuses(path: &str) -> Vec<String> {
-        let operation = document().paths.paths[path].post.as_ref().unwrap();
+        let document = document();
+        let operation = document.paths.paths[path].post.as_ref().unwrap();
         operation.responses.responses.keys().cloned().collect()
     }
 

@@ -1,6 +1,7 @@
 //! Delivery over SMTP, with lettre.
 
 use std::error::Error as _;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -25,13 +26,17 @@ const FROM_SETTING: &str = "AUTHD_EMAIL_FROM";
 ///   clear).
 /// - `smtps://[user:pass@]host[:port]` (port 465 by default): TLS from the first byte.
 ///
-/// The certificate is checked against the system's roots and the host name. The timeout is
+/// The certificate is checked against the system's roots and the host name. The transport,
+/// with its TLS set-up, is built on the first send, not at start: loading the system's root
+/// certificates costs an instance about 2.5 MB of memory, which one that sends no email need
+/// not hold (a TLS set-up that fails, which OpenSSL does not, fails that send). The timeout is
 /// given to lettre, whose async transport (0.11) applies it to the TCP connect only, so every
 /// send is also cut off after twice the timeout: a server that accepts and then stalls (or
 /// answers too slowly) cannot hold a send longer than that.
 #[derive(Debug, Clone)]
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    server: Server,
+    transport: Arc<OnceLock<AsyncSmtpTransport<Tokio1Executor>>>,
     from: Mailbox,
     deadline: Duration,
     url_for_log: String,
@@ -84,33 +89,20 @@ impl SmtpMailer {
             bail!("the SMTP timeout must be more than zero");
         }
 
-        let tls_parameters = TlsParameters::new(host.clone())
-            .map_err(|err| anyhow!("{URL_SETTING}: cannot set up TLS ({err})"))?;
-        // lettre sends AUTH whether or not STARTTLS happened, so with credentials an on-path
-        // attacker who strips the STARTTLS offer would read them (and every link in clear):
-        // credentials require TLS.
-        let tls = if implicit_tls {
-            Tls::Wrapper(tls_parameters)
-        } else if credentials.is_some() {
-            Tls::Required(tls_parameters)
-        } else {
-            Tls::Opportunistic(tls_parameters)
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .tls(tls)
-            .timeout(Some(timeout));
-        if let Some(credentials) = credentials {
-            builder = builder.credentials(credentials);
-        }
-
         let user_for_log = match parsed.username() {
             "" => String::new(),
             user => format!("{user}@"),
         };
         let host_for_log = parsed.host_str().unwrap_or_default();
         Ok(Self {
-            transport: builder.build(),
+            server: Server {
+                host,
+                port,
+                implicit_tls,
+                credentials,
+                timeout,
+            },
+            transport: Arc::default(),
             from,
             deadline: timeout.saturating_mul(2),
             url_for_log: format!("{}://{user_for_log}{host_for_log}:{port}", parsed.scheme()),
@@ -120,6 +112,21 @@ impl SmtpMailer {
     /// The server's URL, without the password (with the port, even a default one).
     pub fn url_for_log(&self) -> String {
         self.url_for_log.clone()
+    }
+
+    /// The transport, built on the first call.
+    fn transport(&self) -> Result<&AsyncSmtpTransport<Tokio1Executor>, MailError> {
+        if let Some(transport) = self.transport.get() {
+            return Ok(transport);
+        }
+        let built = self.server.transport().map_err(|err| {
+            MailError(format!(
+                "SMTP {}: cannot set up TLS: {}",
+                self.url_for_log,
+                reason(&err)
+            ))
+        })?;
+        Ok(self.transport.get_or_init(|| built))
     }
 
     /// `message` as a MIME email from the configured sender.
@@ -143,7 +150,8 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
         let email = self.email(message)?;
-        match tokio::time::timeout(self.deadline, self.transport.send(email)).await {
+        let transport = self.transport()?;
+        match tokio::time::timeout(self.deadline, transport.send(email)).await {
             Ok(Ok(_response)) => Ok(()),
             Ok(Err(err)) => Err(MailError(format!(
                 "SMTP {}: {}",
@@ -156,6 +164,42 @@ impl Mailer for SmtpMailer {
                 self.deadline.as_millis()
             ))),
         }
+    }
+}
+
+/// The server a [`SmtpMailer`] sends to, as its URL says.
+#[derive(Debug, Clone)]
+struct Server {
+    host: String,
+    port: u16,
+    implicit_tls: bool,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+}
+
+impl Server {
+    fn transport(
+        &self,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
+        let tls_parameters = TlsParameters::new(self.host.clone())?;
+        // lettre sends AUTH whether or not STARTTLS happened, so with credentials an on-path
+        // attacker who strips the STARTTLS offer would read them (and every link in clear):
+        // credentials require TLS.
+        let tls = if self.implicit_tls {
+            Tls::Wrapper(tls_parameters)
+        } else if self.credentials.is_some() {
+            Tls::Required(tls_parameters)
+        } else {
+            Tls::Opportunistic(tls_parameters)
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host)
+            .port(self.port)
+            .tls(tls)
+            .timeout(Some(self.timeout));
+        if let Some(credentials) = &self.credentials {
+            builder = builder.credentials(credentials.clone());
+        }
+        Ok(builder.build())
     }
 }
 

@@ -30,12 +30,36 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
 pub(crate) async fn openapi(document: web::Data<Document>) -> HttpResponse {
-    HttpResponse::Ok().json(&document.0)
+    let body = document.json.get_or_init(|| {
+        serde_json::to_vec(&crate::openapi::served(&document.policy)).map(web::Bytes::from)
+    });
+    match body {
+        Ok(body) => HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(body.clone()),
+        Err(error) => {
+            tracing::error!(error = %error, "the OpenAPI document could not be serialised");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }
 
-/// The OpenAPI document this handler serves, given by [`crate::app`] (it is built from the
-/// routes, so the routes do not build it), saying the app's password policy.
-pub(crate) struct Document(pub utoipa::openapi::OpenApi);
+/// The OpenAPI document this handler serves, saying the app's password policy: given by
+/// [`crate::app`] (it is built from the routes, so the routes do not build it), and serialised
+/// on the first request, so an idle worker holds neither the document nor its JSON.
+pub(crate) struct Document {
+    policy: authd_domain::PasswordPolicy,
+    json: std::sync::OnceLock<Result<web::Bytes, serde_json::Error>>,
+}
+
+impl Document {
+    pub(crate) fn new(policy: authd_domain::PasswordPolicy) -> Self {
+        Self {
+            policy,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+}
 
 /// Prometheus text, when this listener serves it (`AUTHD_METRICS_LISTEN` unset).
 #[utoipa::path(
