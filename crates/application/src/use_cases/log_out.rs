@@ -1,7 +1,5 @@
 use std::sync::Arc;
 
-use authd_domain::SessionId;
-
 use crate::PortError;
 use crate::ports::{AuthCache, Clock, SessionRepository, TokenVerifier};
 use crate::revocation::Revocation;
@@ -36,23 +34,20 @@ impl LogOut {
     ) -> Result<(), LogoutError> {
         let now = self.clock.now();
         let revocation = Revocation::new(&*self.sessions, &*self.cache);
-        // Lazily, so that the refresh token's signature is checked only when the access token
-        // was missing, unusable (expired, say) or named a session that is no longer live.
-        let from_access = || {
-            access_token
-                .and_then(|token| self.verifier.verify_access(token, now).ok())
-                .map(|claims| claims.session_id)
-        };
-        let from_refresh = || {
-            refresh_token
-                .and_then(|token| self.verifier.verify_refresh(token, now).ok())
-                .map(|claims| claims.session_id)
-        };
-        let named: [&dyn Fn() -> Option<SessionId>; 2] = [&from_access, &from_refresh];
-        for session in named.into_iter().filter_map(|named| named()) {
-            if revocation.revoke(session, now).await?.is_some() {
-                return Ok(());
-            }
+        let by_access = access_token.and_then(|token| self.verifier.verify_access(token, now).ok());
+        if let Some(claims) = by_access
+            && revocation.revoke(claims.session_id, now).await?.is_some()
+        {
+            return Ok(());
+        }
+        // Only now, so that the refresh token's signature is checked only when the access
+        // token was missing, unusable (expired, say) or named a session no longer live.
+        let by_refresh =
+            refresh_token.and_then(|token| self.verifier.verify_refresh(token, now).ok());
+        if let Some(claims) = by_refresh
+            && revocation.revoke(claims.session_id, now).await?.is_some()
+        {
+            return Ok(());
         }
         Err(LogoutError::NoSession)
     }
