@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod logging;
 mod outbox;
+mod periodic;
 mod purge;
 pub mod settings;
 mod workers;

@@ -7,7 +7,8 @@ use authd_application::use_cases::{DeliverEmails, DeliveryReport};
 use authd_domain::EmailKind;
 use chrono::Utc;
 
-use crate::purge::{PURGE_BATCH, PURGE_EVERY, periodically};
+use crate::periodic::periodically;
+use crate::purge::{PURGE_BATCH, PURGE_EVERY};
 
 /// Sent and dead emails, and link tokens past their use, are kept this long (for an operator
 /// who asks "did it go out?"), then purged.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use authd_application::use_cases::PurgeSessions;
 
+use crate::periodic::periodically;
+
 /// How often the purge runs.
 pub(crate) const PURGE_EVERY: Duration = Duration::from_secs(60);
 
@@ -19,27 +21,6 @@ pub(crate) fn spawn(purge: PurgeSessions, every: Duration) -> actix_web::rt::tas
     periodically(every, move || {
         let purge = Rc::clone(&purge);
         async move { run_once(&purge).await }
-    })
-}
-
-/// Runs `run` now and then every `period`, on the current (actix) runtime, until the returned
-/// handle is aborted: the loop of every periodic task of the server.
-pub(crate) fn periodically<F, Run>(
-    period: Duration,
-    mut run: F,
-) -> actix_web::rt::task::JoinHandle<()>
-where
-    F: FnMut() -> Run + 'static,
-    Run: Future<Output = ()> + 'static,
-{
-    actix_web::rt::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        // After a slow run, wait a whole period rather than catching up in a burst.
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            run().await;
-        }
     })
 }
 
