@@ -102,19 +102,22 @@ fn session_of(browser: &Browser) -> SessionId {
     SessionId::from_uuid(sid)
 }
 
-/// The session's sealed successor pair as stored, if any.
+/// The session's sealed successor pair as stored, if any; the profile it was signed for is
+/// stored exactly when it is.
 async fn sealed(app: &TestApp, session: SessionId) -> Option<String> {
-    let sql = format!(
-        "SELECT sealed_successor AS value FROM sessions WHERE id = '{}'",
-        session.as_uuid()
+    let database = app.database.as_ref().unwrap();
+    let id = session.as_uuid();
+    let unpaired = format!(
+        "SELECT id::text AS value FROM sessions WHERE id = '{id}' \
+         AND (signed_for IS NULL) <> (sealed_successor IS NULL)"
     );
-    app.database
-        .as_ref()
-        .unwrap()
-        .texts(&sql)
-        .await
-        .unwrap()
-        .pop()
+    assert_eq!(
+        database.texts(&unpaired).await.unwrap(),
+        Vec::<String>::new(),
+        "the signed profile is stored and cleared with the pair"
+    );
+    let pair = format!("SELECT sealed_successor AS value FROM sessions WHERE id = '{id}'");
+    database.texts(&pair).await.unwrap().pop()
 }
 
 /// Logins, rotations, a repeat inside the grace window, a logout and a password change on the

@@ -5,7 +5,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, Body, Browser, base64url_decode, base64url_encode, both, spawn_app, spawn_with,
+    Backend, Body, Browser, TestApp, base64url_decode, base64url_encode, both, spawn_app,
+    spawn_with,
 };
 use crate::login::decode_claims;
 use crate::roles::spawn_with_admin;
@@ -15,6 +16,7 @@ both!(
     a_repeat_inside_the_grace_window_gets_the_same_pair,
     a_repeat_after_the_user_changed_still_gets_the_same_pair,
     concurrent_refreshes_with_one_token_all_get_the_same_pair,
+    concurrent_refreshes_racing_a_demotion_all_get_the_same_pair,
     concurrent_es256_refreshes_get_the_very_same_pair,
     concurrent_hs256_refreshes_get_the_very_same_pair,
     an_es256_token_with_its_s_negated_is_reuse,
@@ -129,18 +131,18 @@ async fn a_repeat_after_the_user_changed_still_gets_the_same_pair(backend: Backe
 }
 
 async fn concurrent_refreshes_with_one_token_all_get_the_same_pair(backend: Backend) {
-    concurrent_refreshes_get_one_pair(spawn_app(backend).await).await;
+    concurrent_refreshes_from_a_login(spawn_app(backend).await).await;
 }
 
 // The repeats re-sign the successor: each algorithm must sign one message one way (ECDSA
 // draws a fresh nonce per signature unless it is RFC 6979's).
 async fn concurrent_es256_refreshes_get_the_very_same_pair(backend: Backend) {
-    concurrent_refreshes_get_one_pair(signing_with(backend, authd_crypto::Algorithm::ES256).await)
+    concurrent_refreshes_from_a_login(signing_with(backend, authd_crypto::Algorithm::ES256).await)
         .await;
 }
 
 async fn concurrent_hs256_refreshes_get_the_very_same_pair(backend: Backend) {
-    concurrent_refreshes_get_one_pair(signing_with(backend, authd_crypto::Algorithm::HS256).await)
+    concurrent_refreshes_from_a_login(signing_with(backend, authd_crypto::Algorithm::HS256).await)
         .await;
 }
 
@@ -183,11 +185,13 @@ fn with_s_negated(token: &str) -> String {
     twin
 }
 
+async fn concurrent_refreshes_from_a_login(app: TestApp) {
+    let (browser, _) = app.logged_in().await;
+    concurrent_refreshes_get_one_pair(&app, &browser, 6, std::future::ready(())).await;
+}
+
 /// A server that signs with a key of `algorithm`, made for it.
-async fn signing_with(
-    backend: Backend,
-    algorithm: authd_crypto::Algorithm,
-) -> crate::helpers::TestApp {
+async fn signing_with(backend: Backend, algorithm: authd_crypto::Algorithm) -> TestApp {
     spawn_with(backend, |settings| {
         settings.jwt_algorithm = algorithm;
         settings.jwt_key_files.clear();
@@ -195,14 +199,21 @@ async fn signing_with(
     .await
 }
 
-async fn concurrent_refreshes_get_one_pair(app: crate::helpers::TestApp) {
-    let (browser, _) = app.logged_in().await;
+/// `tabs` browsers refresh with one token at once, while `alongside` runs: every one gets the
+/// very same new pair, which it returns.
+async fn concurrent_refreshes_get_one_pair(
+    app: &TestApp,
+    browser: &Browser,
+    tabs: usize,
+    alongside: impl Future<Output = ()>,
+) -> (String, String) {
     let token = browser.cookie("refresh_token").unwrap();
-    let tabs: Vec<Browser> = (0..6).map(|_| app.browser()).collect();
+    let tabs: Vec<Browser> = (0..tabs).map(|_| app.browser()).collect();
     for tab in &tabs {
         tab.set_cookie("refresh_token", &token);
     }
-    let responses = join_all(tabs.iter().map(|tab| tab.refresh())).await;
+    let (responses, ()) =
+        futures_util::join!(join_all(tabs.iter().map(Browser::refresh)), alongside);
     assert!(responses.iter().all(|response| response.status == 204));
     let pairs: Vec<(String, String)> = tabs
         .iter()
@@ -218,6 +229,32 @@ async fn concurrent_refreshes_get_one_pair(app: crate::helpers::TestApp) {
         "tabs got different pairs"
     );
     assert_ne!(pairs[0].1, token);
+    pairs[0].clone()
+}
+
+/// Thirty tabs refresh with one token while an admin demotes the user: one rotates, the others
+/// repeat it, and all get the very same pair, on whichever side of the demotion the rotation
+/// fell. The next rotation carries the demotion.
+async fn concurrent_refreshes_racing_a_demotion_all_get_the_same_pair(backend: Backend) {
+    let (app, admin) = spawn_with_admin(backend).await;
+    let (browser, _) = app.logged_in().await;
+    let id = browser.me().await.json()["id"].as_str().unwrap().to_owned();
+    let patch = async |body: serde_json::Value| {
+        let path = format!("/api/users/{id}");
+        let response = admin.send("PATCH", &path, &[], Body::Json(body)).await;
+        assert_eq!(response.status, 200);
+    };
+    patch(json!({"is_superuser": true})).await;
+
+    let demotion = patch(json!({"is_superuser": false}));
+    let (access, refresh) = concurrent_refreshes_get_one_pair(&app, &browser, 30, demotion).await;
+    let su = &decode_claims(&access)["su"];
+    assert!(su.is_boolean(), "{su}");
+
+    browser.set_cookie("refresh_token", &refresh);
+    assert_eq!(browser.refresh().await.status, 204);
+    let claims = decode_claims(&browser.cookie("access_token").unwrap());
+    assert_eq!(claims["su"], false);
 }
 
 async fn a_repeat_after_the_window_revokes_the_session(backend: Backend) {

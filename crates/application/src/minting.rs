@@ -7,10 +7,11 @@ use crate::PortError;
 use crate::ports::TokenIssuer;
 use crate::tokens::{AccessClaims, AccessProfile, PairIds, RefreshClaims, TokenPair};
 
-/// Signs the pair `ids` names for `user`, whose access token carries `profile`, in `session`. The refresh token expires at
-/// `refresh_expires_at` (in whole seconds, as JWT times are); the access token `access_ttl`
-/// after issue, but never after the refresh token (nor, so, the session). The same arguments
-/// give the same claims, so a repeat inside the grace window signs the same pair again.
+/// Signs the pair `ids` names for `user`, whose access token carries `profile`, in `session`.
+/// The refresh token expires at `refresh_expires_at` (in whole seconds, as JWT times are); the
+/// access token `access_ttl` after issue, but never after the refresh token (nor, so, the
+/// session). The same arguments give the same claims, so a repeat inside the grace window
+/// signs the same pair again.
 pub(crate) fn mint_pair(
     issuer: &dyn TokenIssuer,
     user: UserId,

@@ -265,7 +265,8 @@ pub struct SessionRecord {
     /// once the grace window is over (by the purge) or the session is revoked.
     pub sealed_successor: Option<String>,
     /// The user's fields the last rotation signed into its access token, stored and cleared
-    /// with `sealed_successor`. `None` too for a rotation stored before authd kept them.
+    /// with `sealed_successor`. `None` too for a rotation stored without them: before authd
+    /// kept them, or by an older authd during a rolling deploy.
     pub signed_profile: Option<AccessProfile>,
 }
 
@@ -334,9 +335,9 @@ pub trait SessionRepository: Send + Sync {
     /// store: applies `rotation` only when the session is live at `rotation.now`, belongs to
     /// `rotation.user_id`, has `rotation.presented` as its current token, and its user is
     /// active; stores the user's [`AccessProfile`] as read by the same step as the record's
-    /// `signed_profile`; then returns the session's new expiry and its user. Otherwise it changes nothing
-    /// and returns `None`: a concurrent exchange won, the session ended, or its user is
-    /// inactive or gone ([`find`](Self::find) tells which).
+    /// `signed_profile`; then returns the session's new expiry and its user. Otherwise it
+    /// changes nothing and returns `None`: a concurrent exchange won, the session ended, or its
+    /// user is inactive or gone ([`find`](Self::find) tells which).
     async fn rotate(&self, rotation: &Rotation) -> Result<Option<Rotated>, PortError>;
 
     /// Revokes the session, returning it when it was live at `now` (`None` otherwise). Its
@@ -365,8 +366,8 @@ pub trait SessionRepository: Send + Sync {
 
     /// Clears the sealed successor pair (and its signed profile) of at most `batch` sessions
     /// rotated before `rotated_before` (the grace window is over for them: no refresh unseals
-    /// it again), and returns how many it cleared. Concurrent calls clear disjoint rows without waiting on each
-    /// other, and skip a session a request is writing.
+    /// it again), and returns how many it cleared. Concurrent calls clear disjoint rows without
+    /// waiting on each other, and skip a session a request is writing.
     async fn clear_sealed_successors(
         &self,
         rotated_before: DateTime<Utc>,

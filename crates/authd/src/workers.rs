@@ -97,9 +97,16 @@ const WORKER_REDIS_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// up, or after [`WORKER_REDIS_WAIT`].
 pub(crate) async fn open(redis: Option<(authd_redis::RedisClient, authd_redis::RedisSettings)>) {
     if let Some((client, settings)) = redis {
-        // The background client has already said in the log whether Redis answers.
-        let _ =
+        // Silent when Redis does not answer in time: the start-up client has said so already.
+        // A refusal of this worker's connection alone (`maxclients`, say) is news.
+        let opened =
             tokio::time::timeout(WORKER_REDIS_WAIT, authd_redis::open(&client, &settings)).await;
+        if let Ok(authd_redis::Opened::Refused(error)) = opened {
+            tracing::warn!(
+                error = %error,
+                "a worker's Redis connection was refused; it keeps trying in the background"
+            );
+        }
     }
 }
 

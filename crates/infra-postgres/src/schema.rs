@@ -43,6 +43,7 @@ diesel::table! {
         previous_refresh_jti -> Nullable<Uuid>,
         rotated_at -> Nullable<Timestamptz>,
         sealed_successor -> Nullable<Text>,
+        signed_for -> Nullable<Uuid>,
         signed_email -> Nullable<Text>,
         signed_role -> Nullable<Text>,
         signed_superuser -> Nullable<Bool>,

@@ -56,15 +56,20 @@ struct RotationRow {
     previous_refresh_jti: Option<Uuid>,
     rotated_at: Option<DateTime<Utc>>,
     sealed_successor: Option<String>,
+    signed_for: Option<Uuid>,
     signed_email: Option<String>,
     signed_role: Option<String>,
     signed_superuser: Option<bool>,
 }
 
 impl RotationRow {
-    /// The profile the last rotation signed, when it stored one (a check constraint keeps the
-    /// three columns null or set together).
+    /// The profile the last rotation signed, when it stored one: one stored for the refresh
+    /// token that is current now (an older authd's rotation moves the token on without
+    /// storing one). A check constraint keeps the columns null or set together.
     fn signed_profile(&self) -> Option<AccessProfile> {
+        if self.signed_for != Some(self.current_refresh_jti) {
+            return None;
+        }
         Some(AccessProfile {
             email: self.signed_email.clone()?,
             role: self.signed_role.clone()?,
@@ -299,6 +304,7 @@ fn revoked_at(
 
 type NoSuccessor = (
     diesel::dsl::Eq<sessions::sealed_successor, Option<String>>,
+    diesel::dsl::Eq<sessions::signed_for, Option<Uuid>>,
     diesel::dsl::Eq<sessions::signed_email, Option<String>>,
     diesel::dsl::Eq<sessions::signed_role, Option<String>>,
     diesel::dsl::Eq<sessions::signed_superuser, Option<bool>>,
@@ -308,6 +314,7 @@ type NoSuccessor = (
 fn no_successor() -> NoSuccessor {
     (
         sessions::sealed_successor.eq(None::<String>),
+        sessions::signed_for.eq(None::<Uuid>),
         sessions::signed_email.eq(None::<String>),
         sessions::signed_role.eq(None::<String>),
         sessions::signed_superuser.eq(None::<bool>),
@@ -353,8 +360,9 @@ fn purge_ended_of(
 }
 
 /// One statement clearing the sealed successor pair (and its signed profile) of at most `batch`
-/// sessions rotated before `rotated_before` (see [`SessionRepository::clear_sealed_successors`]):
-/// `UPDATE sessions SET sealed_successor = NULL, signed_… = NULL WHERE id IN (SELECT id … LIMIT $batch FOR UPDATE SKIP LOCKED) AND
+/// sessions rotated before `rotated_before` (see
+/// [`SessionRepository::clear_sealed_successors`]): `UPDATE sessions SET sealed_successor =
+/// NULL, signed_… = NULL WHERE id IN (SELECT id … LIMIT $batch FOR UPDATE SKIP LOCKED) AND
 /// rotated_at < $before`, the same shape as [`purge_ended_of`]. A rotation racing it either
 /// holds the row (skipped) or committed first (its new `rotated_at` fails the condition, which
 /// the outer `WHERE` checks again on the row it updates). The partial index of the
@@ -446,6 +454,8 @@ impl QueryFragment<Pg> for RotateStatement<'_> {
         out.push_bind_param::<Interval, _>(&self.max_age)?;
         out.push_sql(")), sealed_successor = ");
         out.push_bind_param::<Text, _>(self.sealed_successor)?;
+        out.push_sql(", signed_for = ");
+        out.push_bind_param::<SqlUuid, _>(&self.successor)?;
         out.push_sql(
             ", signed_email = users.email, signed_role = roles.slug, \
              signed_superuser = users.is_superuser \
@@ -495,12 +505,14 @@ mod purge_tests {
         let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
         assert_eq!(
             sql,
-            "UPDATE \"sessions\" SET \"sealed_successor\" = $1, \"signed_email\" = $2, \
-             \"signed_role\" = $3, \"signed_superuser\" = $4 WHERE ((\"sessions\".\"id\" = \
-             ANY(SELECT \"sealed\".\"id\" FROM \"sessions\" AS \"sealed\" WHERE \
-             ((\"sealed\".\"sealed_successor\" IS NOT NULL) AND (\"sealed\".\"rotated_at\" < $5)) \
-             LIMIT $6 FOR UPDATE SKIP LOCKED)) AND (\"sessions\".\"rotated_at\" < $7)) \
-             -- binds: [None, None, None, None, 1970-01-01T00:00:00Z, 500, 1970-01-01T00:00:00Z]"
+            "UPDATE \"sessions\" SET \"sealed_successor\" = $1, \"signed_for\" = $2, \
+             \"signed_email\" = $3, \"signed_role\" = $4, \"signed_superuser\" = $5 WHERE \
+             ((\"sessions\".\"id\" = ANY(SELECT \"sealed\".\"id\" FROM \"sessions\" AS \
+             \"sealed\" WHERE ((\"sealed\".\"sealed_successor\" IS NOT NULL) AND \
+             (\"sealed\".\"rotated_at\" < $6)) LIMIT $7 FOR UPDATE SKIP LOCKED)) AND \
+             (\"sessions\".\"rotated_at\" < $8)) \
+             -- binds: [None, None, None, None, None, 1970-01-01T00:00:00Z, 500, \
+             1970-01-01T00:00:00Z]"
         );
     }
 }

@@ -12,7 +12,7 @@ use authd_application::ports::{
     RoleRepository, Rotation, SessionRepository, TokenDigest, UserChanges, UserQuery,
     UserRepository,
 };
-use authd_application::{Dependency, PortError};
+use authd_application::{AccessProfile, Dependency, PortError};
 use authd_domain::{
     DisplayName, Email, EmailKind, EmailRateLimit, LinkPurpose, PasswordHash, Role, RoleName,
     RoleSlug, Session, SessionId, SessionLifetime, TokenId, User, UserId,
@@ -760,6 +760,40 @@ async fn sealed(f: &Fixture, session: SessionId) -> Option<String> {
         .unwrap()
         .unwrap()
         .sealed_successor
+}
+
+/// An older authd rotates without writing the signed profile (a rolling deploy): the profile
+/// the rotation before stored is for a token no longer current, and does not count.
+#[tokio::test]
+async fn a_profile_stored_for_an_earlier_rotation_does_not_count() {
+    let f = fixture().await;
+    let user = f.user("ada@example.com").await;
+    let (session, first) = f
+        .session(&user, -TimeDelta::hours(1), TimeDelta::days(1))
+        .await;
+    let rotated = f.sessions.rotate(&rotation(&session, first, t0())).await;
+    assert!(rotated.unwrap().is_some());
+    let signed = f.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(signed.signed_profile, Some(AccessProfile::from(&user)));
+
+    // What an older authd's rotation statement writes.
+    let older = TokenId::generate();
+    let sql = format!(
+        "UPDATE sessions SET previous_refresh_jti = current_refresh_jti, \
+         current_refresh_jti = '{older}', sealed_successor = 'sealed-older' WHERE id = '{}'",
+        session.id
+    );
+    assert_eq!(f._db.execute(&sql).await.unwrap(), 1);
+    let record = f.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(record.rotation.current, older);
+    assert_eq!(record.sealed_successor.as_deref(), Some("sealed-older"));
+    assert_eq!(record.signed_profile, None);
+
+    // The next rotation of this authd stores its own.
+    let next = rotation(&session, older, t0() + TimeDelta::seconds(1));
+    assert!(f.sessions.rotate(&next).await.unwrap().is_some());
+    let record = f.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(record.signed_profile, signed.signed_profile);
 }
 
 #[tokio::test]

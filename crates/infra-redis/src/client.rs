@@ -11,6 +11,7 @@ use fred::prelude::{
     TcpConfig,
 };
 use fred::types::config::UnresponsiveConfig;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::errors::port_error;
 
@@ -94,7 +95,7 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
         Opened::Connected => tracing::info!(redis = %target, "connected to Redis"),
         Opened::Refused(error) => tracing::warn!(
             redis = %target,
-            error = ?error,
+            error = %error,
             "Redis is unreachable; starting anyway and reconnecting in the background"
         ),
         Opened::TimedOut => tracing::warn!(
@@ -110,8 +111,8 @@ pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Pool> {
 pub enum Opened {
     /// Every connection is up.
     Connected,
-    /// The first attempt failed.
-    Refused(fred::error::Error),
+    /// The first attempt failed, for this reason.
+    Refused(String),
     /// Nothing answered within `connect_timeout`.
     TimedOut,
 }
@@ -175,10 +176,14 @@ pub async fn open(pool: &Pool, settings: &RedisSettings) -> Opened {
         }
     };
     let first_error = async {
-        if let Some(errors) = errors.as_mut()
-            && let Ok((error, _)) = errors.recv().await
-        {
-            return error;
+        if let Some(errors) = errors.as_mut() {
+            loop {
+                match errors.recv().await {
+                    Ok((error, _)) => return error.to_string(),
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
         }
         std::future::pending().await
     };

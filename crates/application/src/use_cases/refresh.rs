@@ -416,40 +416,42 @@ mod tests {
             TokenId::generate(),
             TimeDelta::seconds(3),
         );
-        repeating(record, changed).await;
+        repeating(record, changed, ada()).await;
     }
 
-    /// A rotation stored before authd kept the profile: the repeat signs for the user as
-    /// stored now.
+    /// A rotation stored without the profile (before authd kept it, or by an older authd): the
+    /// repeat signs for the user as stored now.
     #[tokio::test]
     async fn a_repeat_of_a_rotation_without_a_profile_signs_for_the_user_as_stored() {
-        let user = user();
+        let mut changed = user();
+        changed.email = Email::parse("ada@new.example").unwrap();
+        changed.is_superuser = true;
         let record = SessionRecord {
             signed_profile: None,
             ..rotated(
-                live_session(&user),
+                live_session(&changed),
                 TokenId::generate(),
                 TokenId::generate(),
                 TimeDelta::seconds(3),
             )
         };
-        repeating(record, user).await;
+        let now_stored = AccessProfile {
+            email: "ada@new.example".into(),
+            role: "application-access".into(),
+            is_superuser: true,
+        };
+        repeating(record, changed, now_stored).await;
     }
 
     /// A repeat of `record`'s previous token while the store holds `stored` as its user: the
-    /// ids sealed with the token come back, signed for `record`'s profile if it has one, for
-    /// `stored` otherwise (the issuer mock checks which).
-    async fn repeating(record: SessionRecord, stored: User) {
+    /// ids sealed with the token come back, signed for `expected` (the issuer mock checks).
+    async fn repeating(record: SessionRecord, stored: User, expected: AccessProfile) {
         let old = record.rotation.previous.unwrap();
         let current = record.rotation.current;
         let (session_id, expires_at) = (record.session.id, record.session.expires_at);
-        let profile = record
-            .signed_profile
-            .clone()
-            .unwrap_or_else(|| AccessProfile::from(&stored));
         let mut mocks = Mocks::presenting(old, &record.session)
             .not_rotating(record)
-            .signing(stored.id, profile, expires_at);
+            .signing(stored.id, expected, expires_at);
         let ids = PairIds {
             access: TokenId::generate(),
             refresh: current,

@@ -29,19 +29,20 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
     get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document", content_type = "application/json"))
 )]
-pub(crate) async fn openapi(document: web::Data<Document>) -> HttpResponse {
-    let body = document.json.get_or_init(|| {
-        serde_json::to_vec(&crate::openapi::served(&document.policy)).map(web::Bytes::from)
-    });
-    match body {
-        Ok(body) => HttpResponse::Ok()
-            .content_type(ContentType::json())
-            .body(body.clone()),
-        Err(error) => {
-            tracing::error!(error = %error, "the OpenAPI document could not be serialised");
-            HttpResponse::InternalServerError().finish()
+pub(crate) async fn openapi(
+    document: web::Data<Document>,
+) -> Result<HttpResponse, crate::ApiError> {
+    let body = match document.json.get() {
+        Some(body) => body.clone(),
+        None => {
+            let json = serde_json::to_vec(&crate::openapi::served(&document.policy))
+                .map_err(|error| crate::ApiError::Internal(error.into()))?;
+            document.json.get_or_init(|| json.into()).clone()
         }
-    }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// The OpenAPI document this handler serves, saying the app's password policy: given by
@@ -49,7 +50,7 @@ pub(crate) async fn openapi(document: web::Data<Document>) -> HttpResponse {
 /// on the first request, so an idle worker holds neither the document nor its JSON.
 pub(crate) struct Document {
     policy: authd_domain::PasswordPolicy,
-    json: std::sync::OnceLock<Result<web::Bytes, serde_json::Error>>,
+    json: std::sync::OnceLock<web::Bytes>,
 }
 
 impl Document {
