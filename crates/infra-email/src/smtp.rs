@@ -28,7 +28,7 @@ const FROM_SETTING: &str = "AUTHD_EMAIL_FROM";
 ///
 /// The certificate is checked against the system's roots and the host name. The transport,
 /// with its TLS set-up, is built on the first send, not at start: loading the system's root
-/// certificates costs an instance about 2.5 MB of memory, which one that sends no email need
+/// certificates costs an instance about 2.2 MB of memory, which one that sends no email need
 /// not hold (a TLS set-up that fails, which OpenSSL does not, fails that send). The timeout is
 /// given to lettre, whose async transport (0.11) applies it to the TCP connect only, so every
 /// send is also cut off after twice the timeout: a server that accepts and then stalls (or
