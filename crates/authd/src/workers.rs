@@ -97,12 +97,13 @@ const WORKER_REDIS_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// up, or after [`WORKER_REDIS_WAIT`].
 pub(crate) async fn open(redis: Option<(authd_redis::RedisClient, authd_redis::RedisSettings)>) {
     if let Some((client, settings)) = redis {
-        // Silent when Redis does not answer in time: the start-up client has said so already.
-        // A refusal of this worker's connection alone (`maxclients`, say) is news.
+        // The start-up client has already said whether Redis answers; this worker's own
+        // refusal (`maxclients`, say) is only worth a debug line, since a Redis that is down
+        // refuses every worker too.
         let opened =
             tokio::time::timeout(WORKER_REDIS_WAIT, authd_redis::open(&client, &settings)).await;
         if let Ok(authd_redis::Opened::Refused(error)) = opened {
-            tracing::warn!(
+            tracing::debug!(
                 error = %error,
                 "a worker's Redis connection was refused; it keeps trying in the background"
             );

@@ -162,7 +162,7 @@ pub fn build(settings: &RedisSettings) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
-/// The second half of [`connect`], which says in the log how it went: starts the connections
+/// The second half of [`connect`], which logs what this returns: starts the connections
 /// of `pool` (from [`build`] with these settings) on the current runtime, whose thread then
 /// does all their I/O, and waits as [`connect`] does.
 pub async fn open(pool: &Pool, settings: &RedisSettings) -> Opened {

@@ -35,8 +35,12 @@ pub(crate) async fn openapi(
     let body = match document.json.get() {
         Some(body) => body.clone(),
         None => {
-            let json = serde_json::to_vec(&crate::openapi::served(&document.policy))
-                .map_err(|error| crate::ApiError::Internal(error.into()))?;
+            let json =
+                serde_json::to_vec(&crate::openapi::served(&document.policy)).map_err(|error| {
+                    crate::ApiError::Internal(
+                        anyhow::Error::new(error).context("serialising the OpenAPI document"),
+                    )
+                })?;
             document.json.get_or_init(|| json.into()).clone()
         }
     };
