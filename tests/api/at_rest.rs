@@ -150,10 +150,7 @@ async fn a_database_dump_yields_no_token() {
     assert_eq!(tab.refresh().await.status, 204);
     assert_eq!(tab.cookie("refresh_token"), ada.cookie("refresh_token"));
     let ada_session = session_of(&ada);
-    let ada_pair = (
-        ada.cookie("access_token").unwrap(),
-        ada.cookie("refresh_token").unwrap(),
-    );
+    let ada_pair = ada.tokens();
 
     // Bob rotates, then logs out: revocation clears his pair at once.
     let (bob, _) = app.logged_in().await;

@@ -340,6 +340,14 @@ impl Browser {
         self.jar.borrow().get(name).cloned()
     }
 
+    /// The session's two tokens as the jar holds them: (access, refresh).
+    pub fn tokens(&self) -> (String, String) {
+        (
+            self.cookie("access_token").unwrap(),
+            self.cookie("refresh_token").unwrap(),
+        )
+    }
+
     pub fn set_cookie(&self, name: &str, value: &str) {
         self.jar
             .borrow_mut()

@@ -10,10 +10,7 @@ both!(
 async fn logout_revokes_the_session_on_the_next_request(backend: Backend) {
     let app = spawn_app(backend).await;
     let (browser, _) = app.logged_in().await;
-    let (access, refresh) = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let (access, refresh) = browser.tokens();
     let response = browser.logout().await;
     assert_eq!(response.status, 204);
     response.assert_clears_session_cookies();
@@ -44,10 +41,7 @@ async fn logout_without_a_live_session_is_401_and_clears_cookies(backend: Backen
     anonymous.problem(401);
     anonymous.assert_clears_session_cookies();
     let (browser, _) = app.logged_in().await;
-    let (access, refresh) = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let (access, refresh) = browser.tokens();
     assert_eq!(browser.logout().await.status, 204);
     let again = app.browser();
     again.set_cookie("access_token", &access);

@@ -28,10 +28,7 @@ both!(
 async fn refresh_rotates_the_pair(backend: Backend) {
     let app = spawn_app(backend).await;
     let (browser, _) = app.logged_in().await;
-    let (old_access, old_refresh) = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let (old_access, old_refresh) = browser.tokens();
     let response = browser.refresh().await;
     assert_eq!(response.status, 204);
     assert!(
@@ -46,10 +43,7 @@ async fn refresh_rotates_the_pair(backend: Backend) {
             .unwrap()
             .contains("Path=/api/access")
     );
-    let (new_access, new_refresh) = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let (new_access, new_refresh) = browser.tokens();
     assert_ne!(new_access, old_access);
     assert_ne!(new_refresh, old_refresh);
     assert_eq!(browser.me().await.status, 200);
@@ -62,18 +56,9 @@ async fn a_repeat_inside_the_grace_window_gets_the_same_pair(backend: Backend) {
     let (browser, _) = app.logged_in().await;
     let old_refresh = browser.cookie("refresh_token").unwrap();
     assert_eq!(browser.refresh().await.status, 204);
-    let first = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let first = browser.tokens();
     // Another tab still holds the old refresh token.
-    let tab = app.browser();
-    tab.set_cookie("refresh_token", &old_refresh);
-    assert_eq!(tab.refresh().await.status, 204);
-    let second = (
-        tab.cookie("access_token").unwrap(),
-        tab.cookie("refresh_token").unwrap(),
-    );
+    let second = repeated(&app, &old_refresh).await;
     assert_eq!(first, second);
     // And the session lives on with the successor.
     assert_eq!(browser.refresh().await.status, 204);
@@ -93,28 +78,15 @@ async fn a_repeat_after_the_user_changed_still_gets_the_same_pair(backend: Backe
     let id = browser.me().await.json()["id"].as_str().unwrap().to_owned();
     let old_refresh = browser.cookie("refresh_token").unwrap();
     assert_eq!(browser.refresh().await.status, 204);
-    let first = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let first = browser.tokens();
 
-    let promotion = json!({"role": "editors", "is_superuser": true});
-    let patched = admin
-        .send(
-            "PATCH",
-            &format!("/api/users/{id}"),
-            &[],
-            Body::Json(promotion),
-        )
-        .await;
-    assert_eq!(patched.status, 200);
-    let tab = app.browser();
-    tab.set_cookie("refresh_token", &old_refresh);
-    assert_eq!(tab.refresh().await.status, 204);
-    let second = (
-        tab.cookie("access_token").unwrap(),
-        tab.cookie("refresh_token").unwrap(),
-    );
+    patch_user(
+        &admin,
+        &id,
+        json!({"role": "editors", "is_superuser": true}),
+    )
+    .await;
+    let second = repeated(&app, &old_refresh).await;
     assert_eq!(first, second);
     let claims = decode_claims(&second.0);
     assert_eq!(
@@ -215,15 +187,7 @@ async fn concurrent_refreshes_get_one_pair(
     let (responses, ()) =
         futures_util::join!(join_all(tabs.iter().map(Browser::refresh)), alongside);
     assert!(responses.iter().all(|response| response.status == 204));
-    let pairs: Vec<(String, String)> = tabs
-        .iter()
-        .map(|tab| {
-            (
-                tab.cookie("access_token").unwrap(),
-                tab.cookie("refresh_token").unwrap(),
-            )
-        })
-        .collect();
+    let pairs: Vec<(String, String)> = tabs.iter().map(Browser::tokens).collect();
     assert!(
         pairs.windows(2).all(|w| w[0] == w[1]),
         "tabs got different pairs"
@@ -240,26 +204,33 @@ async fn concurrent_refreshes_racing_a_demotion_all_get_the_same_pair(backend: B
     let (app, admin) = spawn_with_admin(backend).await;
     let (browser, _) = app.logged_in().await;
     let id = browser.me().await.json()["id"].as_str().unwrap().to_owned();
-    let patch = async |body: serde_json::Value| {
-        let path = format!("/api/users/{id}");
-        let response = admin.send("PATCH", &path, &[], Body::Json(body)).await;
-        assert_eq!(response.status, 200);
-    };
-    patch(json!({"is_superuser": true})).await;
+    patch_user(&admin, &id, json!({"is_superuser": true})).await;
 
-    let demotion = patch(json!({"is_superuser": false}));
+    let demotion = patch_user(&admin, &id, json!({"is_superuser": false}));
     let pair = concurrent_refreshes_get_one_pair(&app, &browser, 30, demotion).await;
     // The browser still holds the token the tabs exchanged.
     assert_eq!(browser.refresh().await.status, 204);
-    let late = (
-        browser.cookie("access_token").unwrap(),
-        browser.cookie("refresh_token").unwrap(),
-    );
+    let late = browser.tokens();
     assert_eq!(late, pair);
 
     assert_eq!(browser.refresh().await.status, 204);
     let claims = decode_claims(&browser.cookie("access_token").unwrap());
     assert_eq!(claims["su"], false);
+}
+
+/// An admin's change to the user `id`, which must succeed.
+async fn patch_user(admin: &Browser, id: &str, changes: serde_json::Value) {
+    let path = format!("/api/users/{id}");
+    let response = admin.send("PATCH", &path, &[], Body::Json(changes)).await;
+    assert_eq!(response.status, 200);
+}
+
+/// The pair another tab gets by presenting `refresh_token`, which must succeed.
+async fn repeated(app: &TestApp, refresh_token: &str) -> (String, String) {
+    let tab = app.browser();
+    tab.set_cookie("refresh_token", refresh_token);
+    assert_eq!(tab.refresh().await.status, 204);
+    tab.tokens()
 }
 
 async fn a_repeat_after_the_window_revokes_the_session(backend: Backend) {

@@ -67,15 +67,7 @@ async fn instances_sharing_postgres_and_redis_agree_on_rotation_revocation_and_t
         "{:?}",
         responses.iter().map(|r| r.status).collect::<Vec<_>>()
     );
-    let pairs: Vec<_> = tabs
-        .iter()
-        .map(|t| {
-            (
-                t.cookie("access_token").unwrap(),
-                t.cookie("refresh_token").unwrap(),
-            )
-        })
-        .collect();
+    let pairs: Vec<_> = tabs.iter().map(|t| t.tokens()).collect();
     assert!(
         pairs.windows(2).all(|w| w[0] == w[1]),
         "instances minted different pairs"

@@ -86,18 +86,13 @@ impl Modify for OptionalPatchBodies {
     }
 }
 
-/// The document: what `/openapi.json` serves, but for the password minimum ([`served`]). Built
-/// anew on each call, and kept by no one: its tree takes more memory than its JSON, and more
-/// than the rest of an idle worker.
-pub(crate) fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-/// The document as served by an app whose new passwords follow `policy`: [`document`], its
+/// The document as served by an app whose new passwords follow `policy`: the generated one, its
 /// new-password schemas saying the configured minimum length (`AUTHD_PASSWORD_MIN_LENGTH`).
+/// Built anew on each call and kept by no one: its tree takes more memory than its JSON, and
+/// more than the rest of an idle worker.
 pub(crate) fn served(policy: &authd_domain::PasswordPolicy) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::{RefOr, schema::Schema};
-    let mut document = document();
+    let mut document = ApiDoc::openapi();
     let schemas = document
         .components
         .iter_mut()
@@ -122,7 +117,7 @@ pub(crate) fn served(policy: &authd_domain::PasswordPolicy) -> utoipa::openapi::
 /// exactly the methods the server routes.
 pub(crate) fn path_methods(template: &str) -> &'static [Method] {
     static METHODS: LazyLock<BTreeMap<String, Vec<Method>>> = LazyLock::new(|| {
-        document()
+        ApiDoc::openapi()
             .paths
             .paths
             .iter()
@@ -154,7 +149,7 @@ mod tests {
     use super::*;
 
     fn statuses(path: &str) -> Vec<String> {
-        let document = document();
+        let document = ApiDoc::openapi();
         let operation = document.paths.paths[path].post.as_ref().unwrap();
         operation.responses.responses.keys().cloned().collect()
     }

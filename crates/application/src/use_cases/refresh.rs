@@ -403,13 +403,19 @@ mod tests {
         );
     }
 
+    /// The fixtures' [`user`] after a change of email and a promotion.
+    fn changed_since() -> User {
+        let mut changed = user();
+        changed.email = Email::parse("ada@new.example").unwrap();
+        changed.is_superuser = true;
+        changed
+    }
+
     /// The repeat's tokens are the rotation's, byte for byte: its ids, and the user's fields
     /// the rotation signed, not those the user has since.
     #[tokio::test]
     async fn a_repeat_inside_the_window_signs_the_sealed_ids_and_the_signed_profile_again() {
-        let mut changed = user();
-        changed.email = Email::parse("ada@new.example").unwrap();
-        changed.is_superuser = true;
+        let changed = changed_since();
         let record = rotated(
             live_session(&changed),
             TokenId::generate(),
@@ -423,9 +429,7 @@ mod tests {
     /// repeat signs for the user as stored now.
     #[tokio::test]
     async fn a_repeat_of_a_rotation_without_a_profile_signs_for_the_user_as_stored() {
-        let mut changed = user();
-        changed.email = Email::parse("ada@new.example").unwrap();
-        changed.is_superuser = true;
+        let changed = changed_since();
         let record = SessionRecord {
             signed_profile: None,
             ..rotated(
